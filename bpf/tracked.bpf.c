@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The tracked-process map: user space registers the root, the kernel adds every process
+ * a tracked process forks (before the child first runs), and records each tracked
+ * process's CPU time as its threads exit, so work of children that exit between two
+ * samples, or after being orphaned, is never lost. */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "tracked.h"
+
+#define E2BIG 7 /* errno values are not in vmlinux.h */
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, DN_TRACKED_MAX);
+    __type(key, __u32);
+    __type(value, struct dn_tracked);
+} tracked SEC(".maps");
+
+/* Forks not followed because the map was full. */
+__u64 fork_dropped = 0;
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(dn_fork, struct task_struct *parent, struct task_struct *child)
+{
+    __u32 ptgid = parent->tgid;
+    __u32 ctgid = child->tgid;
+
+    if (ptgid == ctgid) /* a new thread, not a new process */
+        return 0;
+    if (!bpf_map_lookup_elem(&tracked, &ptgid))
+        return 0;
+    struct dn_tracked v = {.parent_tgid = ptgid};
+    if (bpf_map_update_elem(&tracked, &ctgid, &v, BPF_NOEXIST) == -E2BIG)
+        __sync_fetch_and_add(&fork_dropped, 1);
+    return 0;
+}
+
+/* Runs in the context of every exiting thread. The argument list changed across kernels
+ * (6.x added group_dead), so only the task is read and group death is taken from
+ * signal->live, which do_exit() decrements before this tracepoint. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(dn_exit, struct task_struct *p)
+{
+    __u32 tgid = p->tgid;
+    struct dn_tracked *v = bpf_map_lookup_elem(&tracked, &tgid);
+    if (!v)
+        return 0;
+    __sync_fetch_and_add(&v->exited_cpu_ns, p->se.sum_exec_runtime);
+    if (BPF_CORE_READ(p, signal, live.counter) == 0)
+        v->exit_ns = bpf_ktime_get_ns();
+    return 0;
+}

@@ -1,0 +1,21 @@
+/* Shared by tracked.bpf.c and csrc/tracker.c: the set of monitored processes (tgids).
+ * Other collectors reuse this map to filter events in the kernel. */
+#ifndef DENET_BPF_TRACKED_H
+#define DENET_BPF_TRACKED_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* Processes followed at once: a tree larger than this is reported through
+ * fork_dropped rather than silently truncated. */
+#define DN_TRACKED_MAX 32768
+
+struct dn_tracked {
+    __u64 exited_cpu_ns;  /* final runtime of this process's threads that exited while tracked */
+    __u64 exit_ns;        /* bpf_ktime_get_ns() when its last thread exited; 0 while alive */
+    __u32 parent_tgid;    /* who forked it (0 when registered from user space) */
+    __u32 pad;
+};
+
+#endif

@@ -1,0 +1,593 @@
+#include "collector.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "procfs.h"
+#include "tracker.h"
+
+/* An exited tracked process is removed from the BPF map only after this long, so the
+ * exit of a thread that was still on its way out is not missed. */
+#define DN_EXIT_SETTLE_NS (100 * 1000000LL)
+
+struct dn_proc {
+    struct dn_procfs fs;
+    const char *command;
+    unsigned gen;              /* last collection that read it */
+    bool have_prev;
+    uint64_t prev_cpu_ns;
+    int64_t prev_mono_ns;
+    struct dn_proc_raw base;   /* baseline of the relative counters */
+    struct dn_metrics last;    /* last metrics read, relative */
+    uint64_t last_cpu_ns;
+};
+
+/* Exited tracked processes whose CPU time was counted but whose map entry is kept a
+ * little longer (see DN_EXIT_SETTLE_NS). */
+struct dn_exited {
+    uint32_t tgid;
+    uint64_t counted_ns;
+};
+
+struct dn_collector {
+    struct dn_collector_opts o;
+    unsigned gen;
+
+    struct dn_proc **procs; /* sorted by pid */
+    size_t nprocs, procs_cap;
+
+    pid_t *queue;
+    size_t queue_len, queue_cap;
+
+    int net_fd;
+    uint64_t net_rx_base, net_tx_base;
+    bool net_have_base;
+
+    /* string pool */
+    char **pool;
+    size_t pool_cap, pool_len;
+
+    /* tracker state */
+    struct dn_tracked_entry *snap;
+    size_t snap_len, snap_cap;
+    struct dn_exited *exited;
+    size_t exited_len, exited_cap;
+    uint64_t exited_cpu_ns;
+
+    /* running summary */
+    int64_t first_ts_ms, last_ts_ms;
+    uint64_t sample_count, max_processes, max_threads, peak_mem_rss_kb;
+    double cpu_usage_sum;
+    uint64_t net_rx_max, net_tx_max;
+    uint64_t departed_disk_read, departed_disk_write, departed_sys_read, departed_sys_write;
+    uint64_t total_cpu_ns;     /* held at its maximum: never dips when a child is reaped */
+    uint64_t peak_process_rss_kb;
+    uint64_t processes_seen;
+};
+
+/* ---- string pool ------------------------------------------------------------------- */
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    return h;
+}
+
+const char *dn_collector_intern(struct dn_collector *c, const char *s)
+{
+    if (c->pool_len * 2 >= c->pool_cap) {
+        size_t ncap = c->pool_cap ? c->pool_cap * 2 : 256;
+        char **np = calloc(ncap, sizeof *np);
+        if (!np)
+            return NULL;
+        for (size_t i = 0; i < c->pool_cap; i++) {
+            if (!c->pool[i])
+                continue;
+            size_t j = hash_str(c->pool[i]) & (ncap - 1);
+            while (np[j])
+                j = (j + 1) & (ncap - 1);
+            np[j] = c->pool[i];
+        }
+        free(c->pool);
+        c->pool = np;
+        c->pool_cap = ncap;
+    }
+    size_t j = hash_str(s) & (c->pool_cap - 1);
+    while (c->pool[j]) {
+        if (strcmp(c->pool[j], s) == 0)
+            return c->pool[j];
+        j = (j + 1) & (c->pool_cap - 1);
+    }
+    c->pool[j] = strdup(s);
+    if (!c->pool[j])
+        return NULL;
+    c->pool_len++;
+    return c->pool[j];
+}
+
+/* ---- process table ----------------------------------------------------------------- */
+
+static size_t proc_index(const struct dn_collector *c, pid_t pid, bool *found)
+{
+    size_t lo = 0, hi = c->nprocs;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        pid_t p = c->procs[mid]->fs.pid;
+        if (p == pid) {
+            *found = true;
+            return mid;
+        }
+        if (p < pid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+static struct dn_proc *proc_find(const struct dn_collector *c, pid_t pid)
+{
+    bool found;
+    size_t i = proc_index(c, pid, &found);
+    return found ? c->procs[i] : NULL;
+}
+
+/* Opens pid and reads its first counters. Returns NULL when it cannot be read. */
+static struct dn_proc *proc_open(struct dn_collector *c, pid_t pid, int *err)
+{
+    bool found;
+    size_t at = proc_index(c, pid, &found);
+    if (found)
+        return c->procs[at];
+    if (c->nprocs == c->procs_cap) {
+        size_t ncap = c->procs_cap ? c->procs_cap * 2 : 32;
+        struct dn_proc **np = realloc(c->procs, ncap * sizeof *np);
+        if (!np) {
+            *err = -ENOMEM;
+            return NULL;
+        }
+        c->procs = np;
+        c->procs_cap = ncap;
+    }
+    struct dn_proc *p = calloc(1, sizeof *p);
+    if (!p) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    int rc = dn_procfs_open(&p->fs, pid);
+    if (rc) {
+        free(p);
+        *err = rc;
+        return NULL;
+    }
+    char cmd[1024];
+    if (dn_procfs_command(pid, cmd, sizeof cmd) != 0)
+        cmd[0] = '\0';
+    p->command = dn_collector_intern(c, cmd);
+    if (!p->command) {
+        dn_procfs_close(&p->fs);
+        free(p);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    memmove(&c->procs[at + 1], &c->procs[at], (c->nprocs - at) * sizeof *c->procs);
+    c->procs[at] = p;
+    c->nprocs++;
+    c->processes_seen++;
+    *err = 0;
+    return p;
+}
+
+static void proc_free(struct dn_proc *p)
+{
+    dn_procfs_close(&p->fs);
+    free(p);
+}
+
+static inline uint64_t sub_sat(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
+
+/* Turns one raw read into relative Metrics and updates the process's history. */
+static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct dn_proc_raw *r,
+                        int64_t mono_ns, int64_t now_ms, double boot_secs, bool first)
+{
+    if (first) {
+        /* A process that started after monitoring began is counted from zero: all of its
+         * work happened under observation. */
+        double start_secs = (double)r->start_ticks / (double)dn_clk_tck();
+        bool started_before = start_secs + 1.0 / (double)dn_clk_tck() < c->o.t0_boot;
+        if (!c->o.since_process_start && started_before)
+            p->base = *r;
+        else
+            memset(&p->base, 0, sizeof p->base);
+    }
+    struct dn_metrics *m = &p->last;
+    double uptime = boot_secs - (double)r->start_ticks / (double)dn_clk_tck();
+    if (uptime < 0)
+        uptime = 0;
+    m->ts_ms = now_ms;
+    if (p->have_prev && mono_ns > p->prev_mono_ns) {
+        uint64_t dcpu = sub_sat(r->cpu_ns, p->prev_cpu_ns);
+        m->cpu_usage = (double)dcpu * 100.0 / (double)(mono_ns - p->prev_mono_ns);
+    } else {
+        /* First read: the average since the process started. */
+        m->cpu_usage = uptime > 0.001 ? (double)r->cpu_ns / 1e9 / uptime * 100.0 : 0.0;
+    }
+    m->cpu_usage = (double)(int64_t)(m->cpu_usage * 1000.0 + 0.5) / 1000.0;
+    m->mem_rss_kb = r->rss_pages * (uint64_t)dn_page_kb();
+    m->mem_vms_kb = r->vsize_bytes / 1024;
+    m->disk_read_bytes = sub_sat(r->read_bytes, p->base.read_bytes);
+    m->disk_write_bytes = sub_sat(r->write_bytes, p->base.write_bytes);
+    m->syscall_read_bytes = sub_sat(r->rchar, p->base.rchar);
+    m->syscall_write_bytes = sub_sat(r->wchar, p->base.wchar);
+    m->page_faults_cached = sub_sat(r->minflt, p->base.minflt);
+    m->page_faults_disk = sub_sat(r->majflt, p->base.majflt);
+    m->thread_count = r->num_threads;
+    m->uptime_secs = (uint64_t)uptime;
+    m->cpu_core = r->processor;
+    p->prev_cpu_ns = r->cpu_ns;
+    p->prev_mono_ns = mono_ns;
+    p->have_prev = true;
+    p->last_cpu_ns = r->cpu_ns;
+    uint64_t peak = r->hwm_kb ? r->hwm_kb : m->mem_rss_kb;
+    if (peak > c->peak_process_rss_kb)
+        c->peak_process_rss_kb = peak;
+}
+
+/* ---- construction ------------------------------------------------------------------ */
+
+struct dn_collector *dn_collector_new(const struct dn_collector_opts *o, int *err)
+{
+    struct dn_collector *c = calloc(1, sizeof *c);
+    if (!c) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    c->o = *o;
+    c->net_fd = -1;
+    c->first_ts_ms = -1;
+    int rc = 0;
+    struct dn_proc *root = proc_open(c, o->root, &rc);
+    if (!root) {
+        *err = rc;
+        dn_collector_free(c);
+        return NULL;
+    }
+    int nfd = dn_netdev_open(o->root);
+    c->net_fd = nfd >= 0 ? nfd : -1;
+    *err = 0;
+    return c;
+}
+
+void dn_collector_free(struct dn_collector *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->nprocs; i++)
+        proc_free(c->procs[i]);
+    free(c->procs);
+    free(c->queue);
+    if (c->net_fd >= 0)
+        close(c->net_fd);
+    for (size_t i = 0; i < c->pool_cap; i++)
+        free(c->pool[i]);
+    free(c->pool);
+    free(c->snap);
+    free(c->exited);
+    free(c);
+}
+
+/* ---- collection -------------------------------------------------------------------- */
+
+static int queue_push(struct dn_collector *c, pid_t pid)
+{
+    if (c->queue_len == c->queue_cap) {
+        size_t ncap = c->queue_cap ? c->queue_cap * 2 : 64;
+        pid_t *nq = realloc(c->queue, ncap * sizeof *nq);
+        if (!nq)
+            return -ENOMEM;
+        c->queue = nq;
+        c->queue_cap = ncap;
+    }
+    c->queue[c->queue_len++] = pid;
+    return 0;
+}
+
+static struct dn_exited *exited_find(struct dn_collector *c, uint32_t tgid)
+{
+    for (size_t i = 0; i < c->exited_len; i++)
+        if (c->exited[i].tgid == tgid)
+            return &c->exited[i];
+    return NULL;
+}
+
+/* Reads the BPF map: live tracked processes go to the queue; the CPU time of exited ones
+ * is added to the total once (and again if a late thread adds to it). Returns the CPU
+ * time of exited processes counted so far. */
+static int tracker_pass(struct dn_collector *c, int64_t mono_ns)
+{
+    int rc = dn_tracker_snapshot(c->o.tracker, &c->snap, &c->snap_len, &c->snap_cap);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < c->snap_len; i++) {
+        const struct dn_tracked_entry *e = &c->snap[i];
+        if (!e->val.exit_ns) {
+            if ((pid_t)e->tgid != c->o.root && (rc = queue_push(c, (pid_t)e->tgid)))
+                return rc;
+            continue;
+        }
+        struct dn_exited *x = exited_find(c, e->tgid);
+        if (!x) {
+            if (c->exited_len == c->exited_cap) {
+                size_t ncap = c->exited_cap ? c->exited_cap * 2 : 32;
+                struct dn_exited *nx = realloc(c->exited, ncap * sizeof *nx);
+                if (!nx)
+                    return -ENOMEM;
+                c->exited = nx;
+                c->exited_cap = ncap;
+            }
+            x = &c->exited[c->exited_len++];
+            x->tgid = e->tgid;
+            x->counted_ns = 0;
+        }
+        /* Threads that exited before the process was tracked are only in our last read
+         * of its clock; the larger of the two is the better lower bound. */
+        uint64_t final_ns = e->val.exited_cpu_ns;
+        struct dn_proc *p = proc_find(c, (pid_t)e->tgid);
+        if (p && p->last_cpu_ns > final_ns)
+            final_ns = p->last_cpu_ns;
+        if (final_ns > x->counted_ns) {
+            c->exited_cpu_ns += final_ns - x->counted_ns;
+            x->counted_ns = final_ns;
+        }
+        if (mono_ns - (int64_t)e->val.exit_ns > DN_EXIT_SETTLE_NS) {
+            dn_tracker_forget(c->o.tracker, (pid_t)e->tgid);
+            *x = c->exited[--c->exited_len];
+        }
+    }
+    return 0;
+}
+
+static bool tracked_exited(const struct dn_collector *c, pid_t pid)
+{
+    for (size_t i = 0; i < c->exited_len; i++)
+        if ((pid_t)c->exited[i].tgid == pid)
+            return true;
+    return false;
+}
+
+static void add_metrics(struct dn_metrics *sum, const struct dn_metrics *m)
+{
+    sum->cpu_usage += m->cpu_usage;
+    sum->mem_rss_kb += m->mem_rss_kb;
+    sum->mem_vms_kb += m->mem_vms_kb;
+    sum->disk_read_bytes += m->disk_read_bytes;
+    sum->disk_write_bytes += m->disk_write_bytes;
+    sum->syscall_read_bytes += m->syscall_read_bytes;
+    sum->syscall_write_bytes += m->syscall_write_bytes;
+    sum->page_faults_cached += m->page_faults_cached;
+    sum->page_faults_disk += m->page_faults_disk;
+    sum->thread_count += m->thread_count;
+}
+
+/* Processes not read in this collection have exited: keep what they did. */
+static void sweep_departed(struct dn_collector *c)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < c->nprocs; i++) {
+        struct dn_proc *p = c->procs[i];
+        if (p->gen == c->gen) {
+            c->procs[w++] = p;
+            continue;
+        }
+        c->departed_disk_read += p->last.disk_read_bytes;
+        c->departed_disk_write += p->last.disk_write_bytes;
+        c->departed_sys_read += p->last.syscall_read_bytes;
+        c->departed_sys_write += p->last.syscall_write_bytes;
+        proc_free(p);
+    }
+    c->nprocs = w;
+}
+
+int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
+{
+    int rc = 0;
+    memset(out, 0, sizeof *out);
+    out->tree = c->o.include_children;
+    c->gen++;
+    int64_t now_ms = dn_now_ms();
+    double boot = dn_boottime_secs();
+    int64_t mono = dn_monotonic_ns();
+
+    uint64_t rx = 0, tx = 0;
+    if (c->net_fd >= 0 && dn_netdev_read(c->net_fd, &rx, &tx) == 0) {
+        if (!c->net_have_base) {
+            c->net_rx_base = c->o.since_process_start ? 0 : rx;
+            c->net_tx_base = c->o.since_process_start ? 0 : tx;
+            c->net_have_base = true;
+        }
+        rx = sub_sat(rx, c->net_rx_base);
+        tx = sub_sat(tx, c->net_tx_base);
+    }
+
+    c->queue_len = 0;
+    if ((rc = queue_push(c, c->o.root)))
+        return rc;
+    bool use_tracker = c->o.tracker && c->o.include_children;
+    if (use_tracker && (rc = tracker_pass(c, mono)))
+        use_tracker = false; /* map unreadable: fall back to walking /proc */
+
+    size_t nchildren = 0, children_cap = 0;
+    struct dn_child *children = NULL;
+    struct dn_metrics agg = {0};
+    uint64_t live_cpu_ns = 0;
+    bool root_ok = false;
+
+    for (size_t qi = 0; qi < c->queue_len; qi++) {
+        pid_t pid = c->queue[qi];
+        if (use_tracker && qi > 0 && tracked_exited(c, pid))
+            continue;
+        struct dn_proc *p = proc_find(c, pid);
+        bool first = false;
+        if (!p) {
+            int err = 0;
+            p = proc_open(c, pid, &err);
+            if (!p) {
+                if (err == -ENOMEM) {
+                    rc = err;
+                    goto fail;
+                }
+                continue;
+            }
+            first = true;
+        } else if (p->gen == c->gen) {
+            continue; /* already read in this pass */
+        }
+        struct dn_proc_raw raw;
+        if (dn_procfs_read(&p->fs, &raw) != 0)
+            continue; /* gone: swept below */
+        p->gen = c->gen;
+        proc_update(c, p, &raw, dn_monotonic_ns(), now_ms, boot, first);
+        p->last.sys_net_rx_bytes = rx;
+        p->last.sys_net_tx_bytes = tx;
+        live_cpu_ns += raw.cpu_ns + (use_tracker ? 0 : raw.child_cpu_ns);
+
+        if (qi == 0) {
+            root_ok = true;
+            out->has_parent = true;
+            out->parent = p->last;
+        } else {
+            if (nchildren == children_cap) {
+                size_t ncap = children_cap ? children_cap * 2 : 8;
+                struct dn_child *nc = realloc(children, ncap * sizeof *nc);
+                if (!nc) {
+                    rc = -ENOMEM;
+                    goto fail;
+                }
+                children = nc;
+                children_cap = ncap;
+            }
+            children[nchildren].pid = pid;
+            children[nchildren].command = p->command;
+            children[nchildren].metrics = p->last;
+            nchildren++;
+        }
+        add_metrics(&agg, &p->last);
+
+        if (c->o.include_children && !use_tracker) {
+            rc = dn_procfs_children(&p->fs, raw.num_threads, &c->queue, &c->queue_len,
+                                    &c->queue_cap);
+            if (rc)
+                goto fail;
+        }
+    }
+    sweep_departed(c);
+
+    if (!root_ok) {
+        free(children);
+        memset(out, 0, sizeof *out);
+        return -ESRCH;
+    }
+
+    out->ts_ms = now_ms;
+    out->nchildren = nchildren;
+    out->children = children;
+    if (out->tree) {
+        agg.ts_ms = now_ms;
+        agg.sys_net_rx_bytes = rx;
+        agg.sys_net_tx_bytes = tx;
+        agg.uptime_secs = out->parent.uptime_secs;
+        agg.cpu_core = out->parent.cpu_core;
+        agg.cpu_usage = (double)(int64_t)(agg.cpu_usage * 1000.0 + 0.5) / 1000.0;
+        out->has_aggregated = true;
+        out->aggregated = agg;
+        out->process_count = 1 + nchildren;
+    } else {
+        out->ts_ms = out->parent.ts_ms;
+    }
+
+    /* Running summary. */
+    const struct dn_metrics *whole = out->tree ? &out->aggregated : &out->parent;
+    if (c->first_ts_ms < 0)
+        c->first_ts_ms = now_ms;
+    c->last_ts_ms = now_ms;
+    c->sample_count++;
+    uint64_t nproc = out->tree ? out->process_count : 1;
+    if (nproc > c->max_processes)
+        c->max_processes = nproc;
+    if (whole->thread_count > c->max_threads)
+        c->max_threads = whole->thread_count;
+    if (whole->mem_rss_kb > c->peak_mem_rss_kb)
+        c->peak_mem_rss_kb = whole->mem_rss_kb;
+    c->cpu_usage_sum += whole->cpu_usage;
+    if (rx > c->net_rx_max)
+        c->net_rx_max = rx;
+    if (tx > c->net_tx_max)
+        c->net_tx_max = tx;
+    uint64_t total_cpu = live_cpu_ns + (use_tracker ? c->exited_cpu_ns : 0);
+    if (total_cpu > c->total_cpu_ns)
+        c->total_cpu_ns = total_cpu;
+    return 0;
+
+fail:
+    free(children);
+    memset(out, 0, sizeof *out);
+    return rc;
+}
+
+void dn_collector_root_reaped(struct dn_collector *c, const struct rusage *ru)
+{
+    uint64_t ns = ((uint64_t)ru->ru_utime.tv_sec + (uint64_t)ru->ru_stime.tv_sec) * 1000000000ULL +
+                  ((uint64_t)ru->ru_utime.tv_usec + (uint64_t)ru->ru_stime.tv_usec) * 1000ULL;
+    if (c->o.tracker && c->o.include_children) {
+        /* The tracker already counts every descendant; add what it cannot see (orphans
+         * reaped elsewhere are in the map; children reaped by the root are in both). */
+        uint64_t with_exited = c->exited_cpu_ns;
+        if (ns > with_exited)
+            with_exited = ns;
+        if (with_exited > c->total_cpu_ns)
+            c->total_cpu_ns = with_exited;
+    } else if (ns > c->total_cpu_ns) {
+        c->total_cpu_ns = ns;
+    }
+    if ((uint64_t)ru->ru_maxrss > c->peak_process_rss_kb)
+        c->peak_process_rss_kb = (uint64_t)ru->ru_maxrss;
+}
+
+void dn_collector_summary(const struct dn_collector *c, struct dn_summary *s)
+{
+    memset(s, 0, sizeof *s);
+    s->sample_count = c->sample_count;
+    if (c->sample_count) {
+        s->total_time_secs = (double)(c->last_ts_ms - c->first_ts_ms) / 1000.0;
+        s->avg_cpu_usage = c->cpu_usage_sum / (double)c->sample_count;
+    }
+    s->max_processes = c->max_processes;
+    s->max_threads = c->max_threads;
+    s->peak_mem_rss_kb = c->peak_mem_rss_kb;
+    s->total_sys_net_rx_bytes = c->net_rx_max;
+    s->total_sys_net_tx_bytes = c->net_tx_max;
+    s->total_disk_read_bytes = c->departed_disk_read;
+    s->total_disk_write_bytes = c->departed_disk_write;
+    s->total_syscall_read_bytes = c->departed_sys_read;
+    s->total_syscall_write_bytes = c->departed_sys_write;
+    for (size_t i = 0; i < c->nprocs; i++) {
+        const struct dn_metrics *m = &c->procs[i]->last;
+        s->total_disk_read_bytes += m->disk_read_bytes;
+        s->total_disk_write_bytes += m->disk_write_bytes;
+        s->total_syscall_read_bytes += m->syscall_read_bytes;
+        s->total_syscall_write_bytes += m->syscall_write_bytes;
+    }
+    s->total_cpu_time_secs = (double)c->total_cpu_ns / 1e9;
+    s->peak_process_rss_kb = c->peak_process_rss_kb;
+    s->processes_seen = c->processes_seen;
+    if (c->o.tracker)
+        s->tracker_fork_dropped = dn_tracker_fork_dropped(c->o.tracker);
+}

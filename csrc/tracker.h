@@ -1,0 +1,32 @@
+/* User side of bpf/tracked.bpf.c: load, register the root, snapshot and prune. */
+#ifndef DENET_TRACKER_H
+#define DENET_TRACKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../bpf/tracked.h"
+
+struct dn_tracker;
+
+struct dn_tracked_entry {
+    uint32_t tgid;
+    struct dn_tracked val;
+};
+
+/* Loads and attaches the programs. On failure returns -errno and writes a sentence that
+ * says what failed and how to fix it into err. */
+int dn_tracker_open(struct dn_tracker **out, char *err, size_t errlen);
+void dn_tracker_close(struct dn_tracker *t);
+
+int dn_tracker_map_fd(const struct dn_tracker *t);
+int dn_tracker_add(struct dn_tracker *t, pid_t tgid);      /* 0 or -errno */
+int dn_tracker_forget(struct dn_tracker *t, pid_t tgid);   /* 0 or -errno */
+uint64_t dn_tracker_fork_dropped(const struct dn_tracker *t);
+
+/* Every entry of the map, into a buffer grown as needed. Returns 0 or -errno. */
+int dn_tracker_snapshot(struct dn_tracker *t, struct dn_tracked_entry **buf, size_t *n,
+                        size_t *cap);
+
+#endif

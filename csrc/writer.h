@@ -1,0 +1,34 @@
+/* Sample files: JSON lines (each tagged with "kind"), one JSON array, or CSV whose
+ * columns are the schema's fields (dotted for tree samples). */
+#ifndef DENET_WRITER_H
+#define DENET_WRITER_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "emit.h"
+#include "jsonbuf.h"
+
+enum dn_format { DN_FMT_JSONL, DN_FMT_JSON, DN_FMT_CSV };
+
+/* "jsonl", "json" or "csv"; returns -EINVAL for anything else. */
+int dn_format_parse(const char *s, enum dn_format *out);
+
+struct dn_writer {
+    FILE *f;
+    enum dn_format fmt;
+    size_t nrecords;
+    bool csv_header_done;
+    int err;         /* first write error (-errno), sticky */
+    struct dn_buf buf;
+};
+
+int dn_writer_open(struct dn_writer *w, const char *path, enum dn_format fmt); /* 0/-errno */
+void dn_writer_metadata(struct dn_writer *w, const struct dn_metadata *md);
+void dn_writer_sample(struct dn_writer *w, const struct dn_sample *s);
+void dn_writer_summary(struct dn_writer *w, const struct dn_summary *s,
+                       const struct dn_ebpf_sample *ebpf);
+int dn_writer_close(struct dn_writer *w); /* 0 or the first error */
+bool dn_writer_is_open(const struct dn_writer *w);
+
+#endif

@@ -1,0 +1,85 @@
+"""Build of denet._denet: compiles bpf/*.bpf.c with clang, turns each object into a libbpf
+skeleton header with bpftool, then compiles csrc/*.c (C11, -Wall -Wextra -Werror)."""
+import glob
+import os
+import platform
+import shutil
+import subprocess
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BPF_ARCH = {"x86_64": "x86", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "x86")
+
+
+def find_tool(name):
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")
+    if not path:
+        raise SystemExit(
+            f"denet build: '{name}' not found; install it (Debian: apt-get install clang llvm "
+            "bpftool libbpf-dev libelf-dev zlib1g-dev), or run 'make' which does")
+    return path
+
+
+def run(cmd, **kw):
+    print(" ".join(cmd))
+    subprocess.run(cmd, check=True, **kw)
+
+
+class BuildExtWithBpf(build_ext):
+    """build_ext that first generates the BPF skeleton headers."""
+
+    def run(self):
+        self.build_bpf()
+        super().run()
+
+    def build_bpf(self):
+        out = os.path.join(HERE, "build", "bpf")
+        os.makedirs(out, exist_ok=True)
+        bpftool = find_tool("bpftool")
+        clang = find_tool("clang")
+        vmlinux = os.path.join(out, "vmlinux.h")
+        btf = "/sys/kernel/btf/vmlinux"
+        if not os.path.exists(vmlinux) or os.path.getmtime(vmlinux) < os.path.getmtime(btf):
+            with open(vmlinux + ".tmp", "w") as f:
+                run([bpftool, "btf", "dump", "file", btf, "format", "c"], stdout=f)
+            os.replace(vmlinux + ".tmp", vmlinux)
+        headers = glob.glob(os.path.join(HERE, "bpf", "*.h"))
+        for src in sorted(glob.glob(os.path.join(HERE, "bpf", "*.bpf.c"))):
+            name = os.path.basename(src)[: -len(".bpf.c")]
+            obj = os.path.join(out, name + ".bpf.o")
+            skel = os.path.join(out, name + ".skel.h")
+            deps = [src, vmlinux] + headers
+            if os.path.exists(skel) and os.path.getmtime(skel) >= max(map(os.path.getmtime, deps)):
+                continue
+            run([clang, "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{BPF_ARCH}",
+                 "-Wall", "-Werror", "-I", out, "-I", os.path.join(HERE, "bpf"),
+                 "-c", src, "-o", obj])
+            with open(skel + ".tmp", "w") as f:
+                run([bpftool, "gen", "skeleton", obj, "name", name + "_bpf"], stdout=f)
+            os.replace(skel + ".tmp", skel)
+        for ext in self.extensions:
+            if out not in ext.include_dirs:
+                ext.include_dirs.append(out)
+            ext.depends += glob.glob(os.path.join(out, "*.skel.h"))
+
+
+extra_cflags = ["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-O2", "-fvisibility=hidden",
+                "-Wno-missing-field-initializers"]
+extra_ldflags = []
+if os.environ.get("DENET_SANITIZE"):
+    extra_cflags += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1", "-g"]
+    extra_ldflags += ["-fsanitize=address,undefined"]
+
+ext = Extension(
+    "denet._denet",
+    sources=sorted(glob.glob("csrc/*.c")),
+    depends=sorted(glob.glob("csrc/*.h") + glob.glob("bpf/*.h")),
+    include_dirs=["csrc", "bpf"],
+    libraries=["bpf", "elf", "z"],
+    extra_compile_args=extra_cflags,
+    extra_link_args=extra_ldflags,
+)
+
+setup(ext_modules=[ext], cmdclass={"build_ext": BuildExtWithBpf})
