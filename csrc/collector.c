@@ -196,9 +196,9 @@ static inline uint64_t sub_sat(uint64_t a, uint64_t b)
 
 /* Turns one raw read into relative Metrics and updates the process's history. */
 static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct dn_proc_raw *r,
-                        int64_t mono_ns, int64_t now_ms, double boot_secs, bool first)
+                        int64_t mono_ns, int64_t now_ms, double boot_secs)
 {
-    if (first) {
+    if (!p->have_prev) {
         /* A process that started after monitoring began is counted from zero: all of its
          * work happened under observation. */
         double start_secs = (double)r->start_ticks / (double)dn_clk_tck();
@@ -432,10 +432,12 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
 
     for (size_t qi = 0; qi < c->queue_len; qi++) {
         pid_t pid = c->queue[qi];
-        if (use_tracker && qi > 0 && tracked_exited(c, pid))
+        /* An exited tracked process is counted through the map, not read again. The root
+         * is still read once as a zombie for its final counters, but not added twice. */
+        bool exited = use_tracker && tracked_exited(c, pid);
+        if (exited && qi > 0)
             continue;
         struct dn_proc *p = proc_find(c, pid);
-        bool first = false;
         if (!p) {
             int err = 0;
             p = proc_open(c, pid, &err);
@@ -446,7 +448,6 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
                 }
                 continue;
             }
-            first = true;
         } else if (p->gen == c->gen) {
             continue; /* already read in this pass */
         }
@@ -454,10 +455,11 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
         if (dn_procfs_read(&p->fs, &raw) != 0)
             continue; /* gone: swept below */
         p->gen = c->gen;
-        proc_update(c, p, &raw, dn_monotonic_ns(), now_ms, boot, first);
+        proc_update(c, p, &raw, dn_monotonic_ns(), now_ms, boot);
         p->last.sys_net_rx_bytes = rx;
         p->last.sys_net_tx_bytes = tx;
-        live_cpu_ns += raw.cpu_ns + (use_tracker ? 0 : raw.child_cpu_ns);
+        if (!exited)
+            live_cpu_ns += raw.cpu_ns + (use_tracker ? 0 : raw.child_cpu_ns);
 
         if (qi == 0) {
             root_ok = true;
@@ -546,17 +548,10 @@ void dn_collector_root_reaped(struct dn_collector *c, const struct rusage *ru)
 {
     uint64_t ns = ((uint64_t)ru->ru_utime.tv_sec + (uint64_t)ru->ru_stime.tv_sec) * 1000000000ULL +
                   ((uint64_t)ru->ru_utime.tv_usec + (uint64_t)ru->ru_stime.tv_usec) * 1000ULL;
-    if (c->o.tracker && c->o.include_children) {
-        /* The tracker already counts every descendant; add what it cannot see (orphans
-         * reaped elsewhere are in the map; children reaped by the root are in both). */
-        uint64_t with_exited = c->exited_cpu_ns;
-        if (ns > with_exited)
-            with_exited = ns;
-        if (with_exited > c->total_cpu_ns)
-            c->total_cpu_ns = with_exited;
-    } else if (ns > c->total_cpu_ns) {
+    /* rusage covers the root and every descendant it waited for: a lower bound that
+     * the tracker's total (orphans included) can only exceed. */
+    if (ns > c->total_cpu_ns)
         c->total_cpu_ns = ns;
-    }
     if ((uint64_t)ru->ru_maxrss > c->peak_process_rss_kb)
         c->peak_process_rss_kb = (uint64_t)ru->ru_maxrss;
 }

@@ -1,0 +1,35 @@
+"""Shared fixtures: workload helpers and the eBPF gate.
+
+eBPF tests skip only when we are not privileged AND DENET_REQUIRE_EBPF is unset; CI sets
+it, so there a missing eBPF is a failure, never a silent skip."""
+import os
+import sys
+import textwrap
+
+import pytest
+
+import denet
+
+PY = sys.executable
+
+
+def py_cmd(code):
+    """argv running a Python snippet in a fresh interpreter."""
+    return [PY, "-c", textwrap.dedent(code)]
+
+
+@pytest.fixture
+def require_ebpf():
+    ok, reason = denet.ebpf_available()
+    if ok:
+        return
+    if os.environ.get("DENET_REQUIRE_EBPF") or os.geteuid() == 0:
+        pytest.fail(f"eBPF is required here but unavailable: {reason}")
+    pytest.skip(f"eBPF unavailable (not privileged): {reason}")
+
+
+def median(values):
+    values = sorted(values)
+    n = len(values)
+    assert n, "no values"
+    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2

@@ -1,0 +1,265 @@
+"""The ProcessMonitor API: samples, files, redirection, threads, lifetime."""
+import csv
+import gc
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import denet
+from conftest import PY, median, py_cmd
+
+FIELDS = [f["name"] for f in denet.SCHEMA]
+
+
+def test_schema_is_the_metrics_shape():
+    assert FIELDS[:3] == ["ts_ms", "cpu_usage", "mem_rss_kb"]
+    for f in denet.SCHEMA:
+        assert f["unit"] and f["description"] and f["type"] in ("int", "float", "int|None")
+    mon = denet.ProcessMonitor(["sleep", "0.3"], include_children=False)
+    s = mon.sample_once()
+    assert list(s) == FIELDS
+    mon.wait()
+
+
+def test_tree_sample_shape_and_children():
+    mon = denet.ProcessMonitor(["sh", "-c", "sleep 1 & sleep 1 & wait"])
+    time.sleep(0.4)
+    s = mon.sample_once()
+    mon.wait()
+    assert set(s) == {"ts_ms", "parent", "children", "aggregated"}
+    assert list(s["parent"]) == FIELDS
+    assert [c["command"] for c in s["children"]] == ["sleep 1", "sleep 1"]
+    for c in s["children"]:
+        assert list(c["metrics"]) == FIELDS and c["pid"] > 0
+    agg = s["aggregated"]
+    assert agg["process_count"] == 3
+    assert agg["mem_rss_kb"] == s["parent"]["mem_rss_kb"] + sum(
+        c["metrics"]["mem_rss_kb"] for c in s["children"])
+    assert agg["thread_count"] == 3
+
+
+def test_metadata():
+    mon = denet.ProcessMonitor(["sleep", "0.1"])
+    md = mon.get_metadata()
+    assert md["pid"] == mon.get_pid()
+    assert md["cmd"] == ["sleep", "0.1"]
+    assert md["executable"].endswith("/sleep")
+    assert abs(md["t0_ms"] - time.time() * 1000) < 60_000
+    mon.wait()
+    att = denet.ProcessMonitor.from_pid(os.getpid())
+    assert att.get_metadata()["cmd"][0] == sys.executable or "python" in att.get_metadata()["cmd"][0]
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_output_file_jsonl_is_tagged_and_ends_with_the_summary(tmp_path):
+    out = tmp_path / "run.jsonl"
+    mon = denet.ProcessMonitor(["sh", "-c", "sleep 0.5"], base_interval_ms=50,
+                               output_file=str(out), write_metadata=True)
+    assert mon.run() == 0
+    lines = read_jsonl(out)
+    kinds = [l["kind"] for l in lines]
+    assert kinds[0] == "metadata" and kinds[-1] == "summary"
+    assert set(kinds[1:-1]) == {"tree"} and len(kinds) >= 5
+    summary = lines[-1]
+    del summary["kind"]
+    assert summary == mon.get_summary()
+    assert len(mon.get_samples()) == len(lines) - 2
+
+
+def test_output_formats_json_and_csv(tmp_path):
+    j = tmp_path / "run.json"
+    mon = denet.ProcessMonitor(["sleep", "0.3"], base_interval_ms=50, output_file=str(j),
+                               output_format="json", include_children=False)
+    mon.run()
+    data = json.loads(j.read_text())
+    assert [d["kind"] for d in data][-1] == "summary"
+    assert all(d["kind"] == "sample" for d in data[:-1])
+
+    c = tmp_path / "run.csv"
+    mon = denet.ProcessMonitor(["sleep", "0.3"], base_interval_ms=50, output_file=str(c),
+                               output_format="csv")
+    mon.run()
+    rows = list(csv.DictReader(c.open()))
+    assert len(rows) >= 3
+    assert "aggregated.cpu_usage" in rows[0] and "parent.mem_rss_kb" in rows[0]
+    assert int(rows[0]["process_count"]) == 1
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv"])
+def test_save_samples_round_trip(tmp_path, fmt):
+    mon = denet.ProcessMonitor(["sleep", "0.3"], base_interval_ms=50, include_children=False)
+    mon.run()
+    n = len(mon.get_samples())
+    path = tmp_path / f"s.{fmt}"
+    mon.save_samples(str(path), format=fmt)
+    if fmt == "jsonl":
+        lines = read_jsonl(path)
+        assert [l["kind"] for l in lines] == ["metadata"] + ["sample"] * n + ["summary"]
+    elif fmt == "json":
+        assert len(json.loads(path.read_text())) == n + 2
+    else:
+        rows = list(csv.reader(path.open()))
+        assert rows[0] == FIELDS and len(rows) == n + 1
+
+
+def test_store_in_memory_false_keeps_latest_only():
+    mon = denet.ProcessMonitor(["sleep", "0.4"], base_interval_ms=50, store_in_memory=False)
+    mon.run()
+    assert mon.get_samples() == []
+    assert mon.latest_sample() is not None
+    assert mon.get_summary()["sample_count"] >= 3
+
+
+def test_clear_samples():
+    mon = denet.ProcessMonitor(["sleep", "0.3"], base_interval_ms=50)
+    mon.run()
+    assert mon.get_samples()
+    mon.clear_samples()
+    assert mon.get_samples() == []
+    assert mon.get_summary()["sample_count"] >= 3
+
+
+def test_stdout_stderr_redirection(tmp_path):
+    out, err = tmp_path / "o.txt", tmp_path / "e.txt"
+    cmd = ["sh", "-c", "echo to-out; echo to-err >&2"]
+    denet.ProcessMonitor(cmd, stdout=str(out), stderr=str(err)).run()
+    assert out.read_text() == "to-out\n" and err.read_text() == "to-err\n"
+    with open(tmp_path / "both.txt", "w") as f:
+        denet.ProcessMonitor(cmd, stdout=f, stderr=subprocess.STDOUT).run()
+    assert sorted((tmp_path / "both.txt").read_text().split()) == ["to-err", "to-out"]
+    denet.ProcessMonitor(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).run()
+
+
+def test_output_is_inherited_by_default():
+    code = "import denet; denet.ProcessMonitor(['sh', '-c', 'echo hello-from-child']).run()"
+    r = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0
+    assert r.stdout == "hello-from-child\n"
+
+
+def test_env_and_cwd(tmp_path):
+    out = tmp_path / "o.txt"
+    denet.ProcessMonitor(["sh", "-c", "echo $DENET_X; pwd"], env={"DENET_X": "42",
+                         "PATH": os.environ["PATH"]}, cwd=str(tmp_path), stdout=str(out)).run()
+    assert out.read_text().split() == ["42", str(tmp_path)]
+
+
+def test_start_new_session():
+    mon = denet.ProcessMonitor(["sleep", "0.3"], start_new_session=True)
+    assert os.getsid(mon.get_pid()) == mon.get_pid()
+    mon.wait()
+
+
+def test_context_manager_samples_and_stops():
+    with denet.ProcessMonitor(["sleep", "0.4"], base_interval_ms=50) as mon:
+        assert mon.wait() == 0
+    n = len(mon.get_samples())
+    time.sleep(0.2)
+    assert len(mon.get_samples()) == n >= 3
+    with pytest.raises(RuntimeError, match="stopped"):
+        mon.start()
+
+
+def test_adaptive_interval_ramps_after_one_second():
+    mon = denet.ProcessMonitor(["sleep", "3.2"], base_interval_ms=50, max_interval_ms=1000,
+                               include_children=False)
+    mon.run()
+    ts = [s["ts_ms"] for s in mon.get_samples()]
+    t0 = ts[0]
+    early = [b - a for a, b in zip(ts, ts[1:]) if b - t0 < 1000]
+    late = [b - a for a, b in zip(ts, ts[1:]) if a - t0 > 2000]
+    assert 40 <= median(early) <= 120, early
+    # At 2-3 s the ramp gives 50 + 950 * (t - 1) / 9 ms, about 160-270 ms.
+    assert 140 <= median(late) <= 400, late
+
+
+def test_subclass_and_monkeypatch(monkeypatch):
+    class Tagged(denet.ProcessMonitor):
+        def __init__(self, *a, tag="x", **kw):
+            super().__init__(*a, **kw)
+            self.tag = tag
+
+        def cpu_seconds(self):
+            return self.get_summary()["total_cpu_time_secs"]
+
+    t = Tagged(["true"], tag="mine")
+    assert t.run() == 0 and t.tag == "mine" and t.cpu_seconds() >= 0
+    att = Tagged.from_pid(os.getpid())
+    assert type(att) is Tagged
+    monkeypatch.setattr(denet.ProcessMonitor, "get_summary", lambda self: {"patched": True})
+    assert denet.ProcessMonitor(["true"]).get_summary() == {"patched": True}
+
+
+def test_methods_from_many_threads_while_sampling():
+    mon = denet.ProcessMonitor(py_cmd("import time; time.sleep(1.5)"), base_interval_ms=5)
+    mon.start()
+    errors = []
+
+    def hammer(i):
+        try:
+            for _ in range(150):
+                [mon.get_samples, mon.latest_sample, mon.sample_once, mon.get_summary,
+                 mon.is_running][i % 5]()
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert mon.wait() == 0
+    mon.stop()
+    assert errors == []
+    ts = [s["ts_ms"] for s in mon.get_samples()]
+    assert ts == sorted(ts)
+
+
+def our_thread_count():
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_garbage_collected_monitor_stops_its_thread():
+    before = our_thread_count()
+    mon = denet.ProcessMonitor(["sleep", "2"], base_interval_ms=20)
+    mon.start()
+    assert our_thread_count() == before + 1
+    pid = mon.get_pid()
+    del mon
+    gc.collect()
+    assert our_thread_count() == before
+    os.kill(pid, 9)
+
+
+def test_running_monitor_at_interpreter_exit_flushes_its_summary(tmp_path):
+    out = tmp_path / "o.jsonl"
+    code = (f"import denet\nm = denet.ProcessMonitor(['sleep', '5'], output_file={str(out)!r},"
+            " base_interval_ms=20)\nm.start()\nimport time; time.sleep(0.3)\n")
+    r = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert read_jsonl(out)[-1]["kind"] == "summary"
+
+
+def test_attach_to_a_running_tree():
+    p = subprocess.Popen(["sh", "-c", "sleep 2 & sleep 2 & wait"])
+    try:
+        time.sleep(0.3)
+        mon = denet.ProcessMonitor.from_pid(p.pid, base_interval_ms=50)
+        s = mon.sample_once()
+        assert s["aggregated"]["process_count"] == 3
+        assert mon.is_running()
+        assert mon.wait(timeout=0.1) is None
+    finally:
+        p.kill()
+        p.wait()
+    assert not mon.is_running()
+    assert mon.sample_once() is None

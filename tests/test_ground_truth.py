@@ -1,0 +1,200 @@
+"""Numbers checked against ground truth: known busy loops, allocations, writes, children."""
+import os
+import resource
+import sys
+import time
+
+import pytest
+
+import denet
+from conftest import PY, median, py_cmd
+
+BUSY = "import time\nt = time.time()\nwhile time.time() - t < {secs}: pass\n"
+
+
+def middle(samples, key):
+    """Values of key from the middle of a run (start-up and exit excluded)."""
+    vals = [key(s) for s in samples if key(s) is not None]
+    cut = max(1, len(vals) // 5)
+    return vals[cut:-cut] if len(vals) > 2 * cut + 2 else vals
+
+
+def test_one_busy_process_reads_100_percent():
+    mon = denet.ProcessMonitor(py_cmd(BUSY.format(secs=3)), base_interval_ms=200,
+                               max_interval_ms=200)
+    assert mon.run() == 0
+    cpu = middle(mon.get_samples(), lambda s: s["parent"]["cpu_usage"])
+    assert len(cpu) >= 5
+    assert 90 <= median(cpu) <= 110, cpu
+
+
+def test_two_busy_processes_read_200_percent_aggregated():
+
+    script = f"{PY} -c 'import time\nt=time.time()\nwhile time.time()-t<3: pass' & " * 2 + "wait"
+    mon = denet.ProcessMonitor(["sh", "-c", script], base_interval_ms=200, max_interval_ms=200)
+    assert mon.run() == 0
+    samples = mon.get_samples()
+    cpu = middle(samples, lambda s: s["aggregated"]["cpu_usage"])
+    assert 180 <= median(cpu) <= 220, cpu
+    assert max(s["aggregated"]["process_count"] for s in samples) == 3
+    assert mon.get_summary()["max_processes"] == 3
+
+
+
+def peak_rss_kb(mib):
+    code = f"""
+        import time
+        n = {mib} << 20
+        b = bytearray(n)
+        for i in range(0, n, 4096):
+            b[i] = 1
+        del b
+        time.sleep(0.3)
+    """
+    # Samples every 2 s: the spike lies between samples; only the kernel's high-water
+    # mark (VmHWM while alive, ru_maxrss at reap) can see it.
+    mon = denet.ProcessMonitor(py_cmd(code), base_interval_ms=2000, max_interval_ms=2000)
+    assert mon.run() == 0
+    return mon.get_summary()["peak_process_rss_kb"]
+
+
+def test_peak_rss_sees_a_256_mib_spike_between_samples():
+    base = peak_rss_kb(0)
+    peak = peak_rss_kb(256)
+    grown = (peak - base) / 1024
+    assert 256 * 0.95 <= grown <= 256 * 1.05, (base, peak)
+
+
+def test_fsynced_64_mib_write_shows_in_disk_writes(tmp_path):
+    target = tmp_path / "out.bin"
+    code = f"""
+        import os
+        fd = os.open({str(target)!r}, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        block = b"x" * (1 << 20)
+        for _ in range(64):
+            os.write(fd, block)
+        os.fsync(fd)
+        os.close(fd)
+    """
+    mon = denet.ProcessMonitor(py_cmd(code), base_interval_ms=50, max_interval_ms=50)
+    assert mon.run() == 0
+    summary = mon.get_summary()
+    assert summary["total_disk_write_bytes"] >= 64 << 20
+    assert summary["total_syscall_write_bytes"] >= 64 << 20
+    last = mon.get_samples()[-1]
+    assert last["aggregated"]["disk_write_bytes"] >= 64 << 20
+
+
+CHILDREN = """
+import subprocess, sys
+burn = "import time\\nt = time.process_time()\\nwhile time.process_time() - t < 0.05: pass"
+for _ in range(20):
+    subprocess.run([sys.executable, "-S", "-c", burn], check=True)
+"""
+
+
+def children_cpu_secs():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+@pytest.mark.parametrize("ebpf", [False, True], ids=["procfs", "ebpf-tracker"])
+def test_children_that_exit_between_samples_count_in_total_cpu(ebpf, request):
+    if ebpf:
+        request.getfixturevalue("require_ebpf")
+    before = children_cpu_secs()
+    # One sample every 5 s: every child starts and exits between two samples.
+    mon = denet.ProcessMonitor([PY, "-c", CHILDREN], base_interval_ms=5000,
+                               max_interval_ms=5000, enable_ebpf=ebpf, quiet=True)
+    assert mon.run() == 0
+    truth = children_cpu_secs() - before  # the kernel's rusage of the reaped command tree
+    total = mon.get_summary()["total_cpu_time_secs"]
+    assert total >= 0.9
+    assert abs(total - truth) <= 0.1 * truth + 0.02, (total, truth)
+
+
+def test_orphaned_descendants_are_counted_by_the_exit_tracepoint(require_ebpf):
+    # A subshell backgrounds a burner and exits at once: the burner is reparented out of
+    # the tree, so neither the root's rusage nor any cutime ever sees its CPU time. The
+    # tracker follows it in the kernel and its exit hook records its final CPU time.
+    burn = f"{PY} -S -c 'import time\nt=time.process_time()\nwhile time.process_time()-t<0.5: pass'"
+    before = children_cpu_secs()
+    mon = denet.ProcessMonitor(["sh", "-c", f"({burn} &); sleep 2.5"], base_interval_ms=5000,
+                               max_interval_ms=5000, enable_ebpf=True)
+    assert mon.run() == 0
+    seen_by_rusage = children_cpu_secs() - before
+    total = mon.get_summary()["total_cpu_time_secs"]
+    assert seen_by_rusage < 0.2
+    assert total >= 0.5, (total, seen_by_rusage)
+    assert total <= 0.5 + seen_by_rusage + 0.3
+
+
+def test_threads_are_not_children():
+    code = """
+        import threading, time
+        ev = threading.Event()
+        ts = [threading.Thread(target=ev.wait) for _ in range(8)]
+        for t in ts: t.start()
+        time.sleep(1.0)
+        ev.set()
+        for t in ts: t.join()
+    """
+    mon = denet.ProcessMonitor(py_cmd(code), base_interval_ms=100, max_interval_ms=100)
+    mon.start()
+    time.sleep(0.6)
+    s = mon.sample_once()
+    mon.wait()
+    mon.stop()
+    assert s["children"] == []
+    assert s["parent"]["thread_count"] == 9
+    assert s["aggregated"]["process_count"] == 1
+    assert all(x["children"] == [] for x in mon.get_samples())
+
+
+def test_process_that_exits_mid_run_gives_complete_summary():
+    mon = denet.ProcessMonitor(py_cmd(BUSY.format(secs=0.5)), base_interval_ms=50,
+                               max_interval_ms=50)
+    mon.start()
+    assert mon.is_running()
+    assert mon.wait(timeout=30) == 0
+    assert not mon.is_running()
+    time.sleep(0.2)
+    mon.stop()
+    assert mon.sample_once() is None
+    s = mon.get_summary()
+    assert s["sample_count"] >= 5
+    assert 0.3 <= s["total_time_secs"] <= 5
+    assert 0.4 <= s["total_cpu_time_secs"] <= 1.0
+    assert s["peak_process_rss_kb"] > 1000
+    assert s["max_processes"] == 1 and s["max_threads"] >= 1
+
+
+def test_exit_code_and_signal():
+    assert denet.ProcessMonitor(["sh", "-c", "exit 7"]).run() == 7
+    assert denet.ProcessMonitor(["sh", "-c", "kill -9 $$"]).run() == -9
+
+
+def test_io_counters_relative_vs_since_process_start(tmp_path):
+    # A process that read 8 MiB before we attach: relative counters start at 0.
+    data = tmp_path / "data"
+    data.write_bytes(b"y" * (8 << 20))
+    code = f"""
+        import sys, time
+        open({str(data)!r}, "rb").read()
+        print("ready", flush=True)
+        time.sleep(3)
+    """
+    import subprocess
+    p = subprocess.Popen(py_cmd(code), stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        rel = denet.ProcessMonitor.from_pid(p.pid, include_children=False)
+        absolute = denet.ProcessMonitor.from_pid(p.pid, include_children=False,
+                                                 since_process_start=True)
+        r, a = rel.sample_once(), absolute.sample_once()
+        assert r["syscall_read_bytes"] < 1 << 20
+        assert a["syscall_read_bytes"] >= 8 << 20
+        assert "parent" not in r and "cpu_usage" in r  # flat sample
+    finally:
+        p.kill()
+        p.wait()
