@@ -8,6 +8,10 @@
 #include "procfs.h"
 #include "tracker.h"
 
+/* VmHWM is a high-water mark, so reading it now and then loses nothing while the process
+ * lives; the spike of a process that dies in between is in the reaper's rusage. */
+#define DN_HWM_PERIOD_NS (1000 * 1000000LL)
+
 /* An exited tracked process is removed from the BPF map only after this long, so the
  * exit of a thread that was still on its way out is not missed. */
 #define DN_EXIT_SETTLE_NS (100 * 1000000LL)
@@ -22,6 +26,7 @@ struct dn_proc {
     struct dn_proc_raw base;   /* baseline of the relative counters */
     struct dn_metrics last;    /* last metrics read, relative */
     uint64_t last_cpu_ns;
+    int64_t next_hwm_ns;       /* when to read VmHWM again */
 };
 
 /* Exited tracked processes whose CPU time was counted but whose map entry is kept a
@@ -432,7 +437,11 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
 
     for (size_t qi = 0; qi < c->queue_len; qi++) {
         pid_t pid = c->queue[qi];
-        /* An exited tracked process is counted through the map, not read again. The root
+        /* VmHWM is a high-water mark, so reading it now and then loses nothing while the process
+ * lives; the spike of a process that dies in between is in the reaper's rusage. */
+#define DN_HWM_PERIOD_NS (1000 * 1000000LL)
+
+/* An exited tracked process is counted through the map, not read again. The root
          * is still read once as a zombie for its final counters, but not added twice. */
         bool exited = use_tracker && tracked_exited(c, pid);
         if (exited && qi > 0)
@@ -452,10 +461,14 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
             continue; /* already read in this pass */
         }
         struct dn_proc_raw raw;
-        if (dn_procfs_read(&p->fs, &raw) != 0)
+        int64_t t = dn_monotonic_ns();
+        bool want_hwm = t >= p->next_hwm_ns;
+        if (dn_procfs_read(&p->fs, &raw, want_hwm) != 0)
             continue; /* gone: swept below */
+        if (want_hwm)
+            p->next_hwm_ns = t + DN_HWM_PERIOD_NS;
         p->gen = c->gen;
-        proc_update(c, p, &raw, dn_monotonic_ns(), now_ms, boot);
+        proc_update(c, p, &raw, t, now_ms, boot);
         p->last.sys_net_rx_bytes = rx;
         p->last.sys_net_tx_bytes = tx;
         if (!exited)

@@ -844,7 +844,7 @@ static PyObject *monitor_from_pid(PyObject *cls, PyObject *args, PyObject *kwds)
                 size_t qi;
                 if (dn_procfs_open(&pf, m->pid) == 0) {
                     struct dn_proc_raw r;
-                    if (dn_procfs_read(&pf, &r) == 0)
+                    if (dn_procfs_read(&pf, &r, false) == 0)
                         dn_procfs_children(&pf, r.num_threads, &pids, &n, &cap);
                     dn_procfs_close(&pf);
                 }
@@ -852,7 +852,7 @@ static PyObject *monitor_from_pid(PyObject *cls, PyObject *args, PyObject *kwds)
                     dn_tracker_add(m->tracker, pids[qi]);
                     if (dn_procfs_open(&pf, pids[qi]) == 0) {
                         struct dn_proc_raw r;
-                        if (dn_procfs_read(&pf, &r) == 0)
+                        if (dn_procfs_read(&pf, &r, false) == 0)
                             dn_procfs_children(&pf, r.num_threads, &pids, &n, &cap);
                         dn_procfs_close(&pf);
                     }

@@ -180,7 +180,7 @@ static uint64_t find_kv(const char *buf, const char *key)
     return parse_u64(&s);
 }
 
-int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r)
+int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm)
 {
     char buf[2048];
     memset(r, 0, sizeof *r);
@@ -209,7 +209,7 @@ int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r)
         r->write_bytes = find_kv(buf, "\nwrite_bytes:");
         r->have_io = true;
     }
-    if (p->status_fd >= 0 && read_all(p->status_fd, buf, sizeof buf) > 0)
+    if (want_hwm && p->status_fd >= 0 && read_all(p->status_fd, buf, sizeof buf) > 0)
         r->hwm_kb = find_kv(buf, "VmHWM:");
     return 0;
 }

@@ -41,8 +41,10 @@ struct dn_procfs {
 int dn_procfs_open(struct dn_procfs *p, pid_t pid);
 void dn_procfs_close(struct dn_procfs *p);
 
-/* Reads every counter. Returns 0, -ESRCH when the process is gone (reaped), or -errno. */
-int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *out);
+/* Reads the counters; VmHWM (hwm_kb) only when want_hwm, since /proc/PID/status costs as
+ * much as all the other files together. Returns 0, -ESRCH when the process is gone
+ * (reaped), or -errno. */
+int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *out, bool want_hwm);
 
 /* Appends the pids of the children of every thread of the process to *pids
  * (grown with realloc). Returns 0 or -errno; a vanished process yields no children. */
