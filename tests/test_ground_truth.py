@@ -7,7 +7,7 @@ import time
 import pytest
 
 import denet
-from conftest import PY, median, py_cmd
+from conftest import rss_exact, PY, median, py_cmd
 
 BUSY = "import time\nt = time.time()\nwhile time.time() - t < {secs}: pass\n"
 
@@ -58,6 +58,7 @@ def peak_rss_kb(mib):
     return mon.get_summary()["peak_process_rss_kb"]
 
 
+@rss_exact
 def test_peak_rss_sees_a_256_mib_spike_between_samples():
     base = peak_rss_kb(0)
     peak = peak_rss_kb(256)

@@ -3,6 +3,7 @@ import gc
 import os
 
 import denet
+from conftest import rss_exact
 
 
 def rss_kb():
@@ -10,6 +11,7 @@ def rss_kb():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGESIZE") // 1024
 
 
+@rss_exact
 def test_ten_thousand_sample_once_calls_leave_rss_flat():
     mon = denet.ProcessMonitor(["sh", "-c", "sleep 60 & sleep 60 & wait"],
                                store_in_memory=False)
@@ -36,6 +38,7 @@ def test_ten_thousand_sample_once_calls_leave_rss_flat():
         mon.wait()
 
 
+@rss_exact
 def test_stored_samples_are_freed_by_clear_and_dealloc():
     before = None
     for round_ in range(4):
