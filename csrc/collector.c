@@ -12,6 +12,9 @@
  * lives; the spike of a process that dies in between is in the reaper's rusage. */
 #define DN_HWM_PERIOD_NS (1000 * 1000000LL)
 
+/* Longest wait between two reads of the tracked map when the task iterator is in use. */
+#define DN_SNAPSHOT_PERIOD_NS (1000 * 1000000LL)
+
 /* An exited tracked process is removed from the BPF map only after this long, so the
  * exit of a thread that was still on its way out is not missed. */
 #define DN_EXIT_SETTLE_NS (100 * 1000000LL)
@@ -34,6 +37,11 @@ struct dn_proc {
 struct dn_exited {
     uint32_t tgid;
     uint64_t counted_ns;
+};
+
+struct dn_iter_proc {
+    pid_t tgid;
+    struct dn_proc_raw raw;
 };
 
 struct dn_collector {
@@ -60,6 +68,14 @@ struct dn_collector {
     struct dn_exited *exited;
     size_t exited_len, exited_cap;
     uint64_t exited_cpu_ns;
+
+    /* task-iterator state: per-thread records, folded into per-process raw counters */
+    struct dn_task_rec *recs;
+    size_t recs_len, recs_cap;
+    struct dn_iter_proc *iprocs;
+    size_t iprocs_len, iprocs_cap;
+    bool departed_last;        /* the last collection saw a process leave */
+    int64_t next_snapshot_ns;
 
     /* running summary */
     int64_t first_ts_ms, last_ts_ms;
@@ -286,6 +302,8 @@ void dn_collector_free(struct dn_collector *c)
     free(c->pool);
     free(c->snap);
     free(c->exited);
+    free(c->recs);
+    free(c->iprocs);
     free(c);
 }
 
@@ -316,7 +334,7 @@ static struct dn_exited *exited_find(struct dn_collector *c, uint32_t tgid)
 /* Reads the BPF map: live tracked processes go to the queue; the CPU time of exited ones
  * is added to the total once (and again if a late thread adds to it). Returns the CPU
  * time of exited processes counted so far. */
-static int tracker_pass(struct dn_collector *c, int64_t mono_ns)
+static int tracker_pass(struct dn_collector *c, int64_t mono_ns, bool queue_live)
 {
     int rc = dn_tracker_snapshot(c->o.tracker, &c->snap, &c->snap_len, &c->snap_cap);
     if (rc)
@@ -324,7 +342,7 @@ static int tracker_pass(struct dn_collector *c, int64_t mono_ns)
     for (size_t i = 0; i < c->snap_len; i++) {
         const struct dn_tracked_entry *e = &c->snap[i];
         if (!e->val.exit_ns) {
-            if ((pid_t)e->tgid != c->o.root && (rc = queue_push(c, (pid_t)e->tgid)))
+            if (queue_live && (pid_t)e->tgid != c->o.root && (rc = queue_push(c, (pid_t)e->tgid)))
                 return rc;
             continue;
         }
@@ -386,6 +404,7 @@ static void add_metrics(struct dn_metrics *sum, const struct dn_metrics *m)
 static void sweep_departed(struct dn_collector *c)
 {
     size_t w = 0;
+    c->departed_last = false;
     for (size_t i = 0; i < c->nprocs; i++) {
         struct dn_proc *p = c->procs[i];
         if (p->gen == c->gen) {
@@ -396,9 +415,99 @@ static void sweep_departed(struct dn_collector *c)
         c->departed_disk_write += p->last.disk_write_bytes;
         c->departed_sys_read += p->last.syscall_read_bytes;
         c->departed_sys_write += p->last.syscall_write_bytes;
+        c->departed_last = true;
         proc_free(p);
     }
     c->nprocs = w;
+}
+
+static int cmp_rec(const void *a, const void *b)
+{
+    const struct dn_task_rec *x = a, *y = b;
+    if (x->tgid != y->tgid)
+        return x->tgid < y->tgid ? -1 : 1;
+    return (int)y->is_leader - (int)x->is_leader; /* leader first */
+}
+
+/* One read of the BPF task iterator, folded per process the way /proc folds a thread
+ * group: the counters of exited threads (signal_struct) plus those of live threads. */
+static int iter_pass(struct dn_collector *c)
+{
+    int rc = dn_tracker_read_tasks(c->o.tracker, &c->recs, &c->recs_len, &c->recs_cap);
+    if (rc)
+        return rc;
+    qsort(c->recs, c->recs_len, sizeof *c->recs, cmp_rec);
+    c->iprocs_len = 0;
+    uint64_t tck = (uint64_t)dn_clk_tck();
+    uint64_t page_kb = (uint64_t)dn_page_kb();
+    for (size_t i = 0; i < c->recs_len;) {
+        const struct dn_task_rec *lead = &c->recs[i];
+        size_t j = i;
+        while (j < c->recs_len && c->recs[j].tgid == lead->tgid)
+            j++;
+        if (!lead->is_leader) { /* leader not seen in this pass: skip the process */
+            i = j;
+            continue;
+        }
+        if (c->iprocs_len == c->iprocs_cap) {
+            size_t ncap = c->iprocs_cap ? c->iprocs_cap * 2 : 32;
+            struct dn_iter_proc *np = realloc(c->iprocs, ncap * sizeof *np);
+            if (!np)
+                return -ENOMEM;
+            c->iprocs = np;
+            c->iprocs_cap = ncap;
+        }
+        struct dn_iter_proc *ip = &c->iprocs[c->iprocs_len++];
+        struct dn_proc_raw *r = &ip->raw;
+        memset(r, 0, sizeof *r);
+        ip->tgid = (pid_t)lead->tgid;
+        r->cpu_ns = lead->dead_runtime_ns;
+        r->minflt = lead->dead_min_flt;
+        r->majflt = lead->dead_maj_flt;
+        r->rchar = lead->dead_rchar;
+        r->wchar = lead->dead_wchar;
+        r->read_bytes = lead->dead_read_bytes;
+        r->write_bytes = lead->dead_write_bytes;
+        for (size_t k = i; k < j; k++) {
+            const struct dn_task_rec *t = &c->recs[k];
+            r->cpu_ns += t->runtime_ns;
+            r->minflt += t->min_flt;
+            r->majflt += t->maj_flt;
+            r->rchar += t->rchar;
+            r->wchar += t->wchar;
+            r->read_bytes += t->read_bytes;
+            r->write_bytes += t->write_bytes;
+        }
+        r->state = lead->exit_state ? 'Z' : 'R';
+        r->ppid = (pid_t)lead->ppid;
+        r->child_cpu_ns = lead->child_cpu_ns;
+        r->num_threads = lead->nr_threads;
+        r->start_ticks = lead->start_boottime_ns / (1000000000ULL / tck);
+        r->vsize_bytes = lead->total_vm_pages * page_kb * 1024;
+        r->rss_pages = lead->rss_pages;
+        r->processor = lead->cpu;
+        uint64_t hw = lead->hiwater_rss_pages > lead->rss_pages ? lead->hiwater_rss_pages
+                                                                 : lead->rss_pages;
+        r->hwm_kb = hw * page_kb;
+        r->have_io = true;
+        i = j;
+    }
+    return 0;
+}
+
+static const struct dn_proc_raw *iter_find(const struct dn_collector *c, pid_t tgid)
+{
+    size_t lo = 0, hi = c->iprocs_len;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c->iprocs[mid].tgid == tgid)
+            return &c->iprocs[mid].raw;
+        if (c->iprocs[mid].tgid < tgid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
 }
 
 int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
@@ -426,8 +535,25 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
     if ((rc = queue_push(c, c->o.root)))
         return rc;
     bool use_tracker = c->o.tracker && c->o.include_children;
-    if (use_tracker && (rc = tracker_pass(c, mono)))
-        use_tracker = false; /* map unreadable: fall back to walking /proc */
+    bool use_iter = use_tracker && dn_tracker_has_task_iter(c->o.tracker) && iter_pass(c) == 0;
+    /* With the task iterator the live tree is known without the map; the map (whose batch
+     * read walks every bucket) is then read for exits only when a process left the tree,
+     * the root is exiting, or a second has passed. */
+    bool root_exiting = use_iter && (!iter_find(c, c->o.root) ||
+                                     iter_find(c, c->o.root)->state == 'Z');
+    if (use_tracker && (!use_iter || c->departed_last || root_exiting ||
+                        mono >= c->next_snapshot_ns)) {
+        if ((rc = tracker_pass(c, mono, !use_iter))) {
+            use_tracker = use_iter = false; /* map unreadable: walk /proc */
+        } else {
+            c->next_snapshot_ns = mono + DN_SNAPSHOT_PERIOD_NS;
+        }
+    }
+    if (use_iter) {
+        for (size_t i = 0; i < c->iprocs_len; i++)
+            if (c->iprocs[i].tgid != c->o.root && (rc = queue_push(c, c->iprocs[i].tgid)))
+                return rc;
+    }
 
     size_t nchildren = 0, children_cap = 0;
     struct dn_child *children = NULL;
@@ -440,6 +566,9 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
         /* VmHWM is a high-water mark, so reading it now and then loses nothing while the process
  * lives; the spike of a process that dies in between is in the reaper's rusage. */
 #define DN_HWM_PERIOD_NS (1000 * 1000000LL)
+
+/* Longest wait between two reads of the tracked map when the task iterator is in use. */
+#define DN_SNAPSHOT_PERIOD_NS (1000 * 1000000LL)
 
 /* An exited tracked process is counted through the map, not read again. The root
          * is still read once as a zombie for its final counters, but not added twice. */
@@ -462,11 +591,23 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
         }
         struct dn_proc_raw raw;
         int64_t t = dn_monotonic_ns();
-        bool want_hwm = t >= p->next_hwm_ns;
-        if (dn_procfs_read(&p->fs, &raw, want_hwm) != 0)
-            continue; /* gone: swept below */
-        if (want_hwm)
-            p->next_hwm_ns = t + DN_HWM_PERIOD_NS;
+        if (use_iter) {
+            const struct dn_proc_raw *ir = iter_find(c, pid);
+            if (!ir)
+                continue; /* gone: swept below */
+            raw = *ir;
+            /* CPU time from the process clock: exact, where the iterator's view of a
+             * thread running on another CPU lags by up to a tick. */
+            struct timespec ts;
+            if (p->fs.cpu_clock_ok && clock_gettime(p->fs.cpu_clock, &ts) == 0)
+                raw.cpu_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+        } else {
+            bool want_hwm = t >= p->next_hwm_ns;
+            if (dn_procfs_read(&p->fs, &raw, want_hwm) != 0)
+                continue; /* gone: swept below */
+            if (want_hwm)
+                p->next_hwm_ns = t + DN_HWM_PERIOD_NS;
+        }
         p->gen = c->gen;
         proc_update(c, p, &raw, t, now_ms, boot);
         p->last.sys_net_rx_bytes = rx;

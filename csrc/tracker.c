@@ -9,12 +9,79 @@
 #include <bpf/libbpf.h>
 
 #include "ebpf_common.h"
+#include "procstat.skel.h"
 #include "tracked.skel.h"
+
+#include <unistd.h>
 
 struct dn_tracker {
     struct tracked_bpf *skel;
     int map_fd;
+    struct procstat_bpf *iter_skel; /* NULL when the kernel lacks task iterators */
+    struct bpf_link *iter_link;
 };
+
+/* The task iterator is an optimisation: when it cannot load, /proc is read instead. */
+static void open_task_iter(struct dn_tracker *t)
+{
+    struct procstat_bpf *skel = procstat_bpf__open();
+    if (!skel)
+        return;
+    if (bpf_map__reuse_fd(skel->maps.tracked, t->map_fd) || procstat_bpf__load(skel)) {
+        procstat_bpf__destroy(skel);
+        return;
+    }
+    t->iter_link = bpf_program__attach_iter(skel->progs.dn_procstat, NULL);
+    if (!t->iter_link) {
+        procstat_bpf__destroy(skel);
+        return;
+    }
+    t->iter_skel = skel;
+}
+
+bool dn_tracker_has_task_iter(const struct dn_tracker *t)
+{
+    return t->iter_skel != NULL;
+}
+
+int dn_tracker_read_tasks(struct dn_tracker *t, struct dn_task_rec **buf, size_t *n,
+                          size_t *cap)
+{
+    *n = 0;
+    if (!t->iter_link)
+        return -ENOTSUP;
+    int fd = bpf_iter_create(bpf_link__fd(t->iter_link));
+    if (fd < 0)
+        return -errno;
+    /* read() may end mid-record (seq_file copies what fits): count bytes. */
+    int rc = 0;
+    size_t bytes = 0;
+    for (;;) {
+        if (bytes + sizeof **buf > *cap * sizeof **buf) {
+            size_t ncap = *cap ? *cap * 2 : 64;
+            struct dn_task_rec *nb = realloc(*buf, ncap * sizeof *nb);
+            if (!nb) {
+                rc = -ENOMEM;
+                break;
+            }
+            *buf = nb;
+            *cap = ncap;
+        }
+        ssize_t got = read(fd, (char *)*buf + bytes, *cap * sizeof **buf - bytes);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            break;
+        }
+        if (got == 0)
+            break;
+        bytes += (size_t)got;
+    }
+    *n = bytes / sizeof **buf;
+    close(fd);
+    return rc;
+}
 
 int dn_tracker_open(struct dn_tracker **out, char *err, size_t errlen)
 {
@@ -42,6 +109,8 @@ int dn_tracker_open(struct dn_tracker **out, char *err, size_t errlen)
         goto cleanup;
     }
     t->map_fd = bpf_map__fd(t->skel->maps.tracked);
+    if (!getenv("DENET_NO_TASK_ITER"))
+        open_task_iter(t);
     *out = t;
     return 0;
 
@@ -54,6 +123,8 @@ void dn_tracker_close(struct dn_tracker *t)
 {
     if (!t)
         return;
+    bpf_link__destroy(t->iter_link);
+    procstat_bpf__destroy(t->iter_skel);
     tracked_bpf__destroy(t->skel);
     free(t);
 }

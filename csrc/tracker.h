@@ -2,10 +2,12 @@
 #ifndef DENET_TRACKER_H
 #define DENET_TRACKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "../bpf/procstat.h"
 #include "../bpf/tracked.h"
 
 struct dn_tracker;
@@ -28,5 +30,14 @@ uint64_t dn_tracker_fork_dropped(const struct dn_tracker *t);
 /* Every entry of the map, into a buffer grown as needed. Returns 0 or -errno. */
 int dn_tracker_snapshot(struct dn_tracker *t, struct dn_tracked_entry **buf, size_t *n,
                         size_t *cap);
+
+/* Whether the task iterator (bpf/procstat.bpf.c) loaded: then one read gives every
+ * tracked thread's counters and /proc need not be read per process. */
+bool dn_tracker_has_task_iter(const struct dn_tracker *t);
+
+/* One record per thread of every tracked process, into a buffer grown as needed.
+ * Returns 0, -ENOTSUP without the iterator, or -errno. */
+int dn_tracker_read_tasks(struct dn_tracker *t, struct dn_task_rec **buf, size_t *n,
+                          size_t *cap);
 
 #endif

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: GPL-2.0
+/* A task iterator over the tracked processes: one read() returns, for every thread of
+ * the tree, what /proc/PID/stat, io and status would give, without formatting text in
+ * the kernel and parsing it back. Used when the tracker is loaded; /proc is the
+ * fallback. */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "procstat.h"
+#include "tracked.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* The tracker's map, shared by fd (bpf_map__reuse_fd) before load. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, DN_TRACKED_MAX);
+    __type(key, __u32);
+    __type(value, struct dn_tracked);
+} tracked SEC(".maps");
+
+/* MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES: resident = all but swap. */
+#define DN_MM_SWAPENTS 2
+
+SEC("iter/task")
+int dn_procstat(struct bpf_iter__task *ctx)
+{
+    struct seq_file *seq = ctx->meta->seq;
+    struct task_struct *t = ctx->task;
+    if (!t)
+        return 0;
+    __u32 tgid = t->tgid;
+    if (!bpf_map_lookup_elem(&tracked, &tgid))
+        return 0;
+
+    struct dn_task_rec r = {};
+    r.tgid = tgid;
+    r.tid = t->pid;
+    r.runtime_ns = t->se.sum_exec_runtime;
+    r.min_flt = t->min_flt;
+    r.maj_flt = t->maj_flt;
+    r.rchar = t->ioac.rchar;
+    r.wchar = t->ioac.wchar;
+    r.read_bytes = t->ioac.read_bytes;
+    r.write_bytes = t->ioac.write_bytes;
+    r.exit_state = t->exit_state;
+    if (t->pid == tgid) {
+        struct signal_struct *sig = t->signal;
+        r.is_leader = 1;
+        r.nr_threads = sig->nr_threads;
+        r.dead_runtime_ns = sig->sum_sched_runtime;
+        r.dead_min_flt = sig->min_flt;
+        r.dead_maj_flt = sig->maj_flt;
+        r.dead_rchar = sig->ioac.rchar;
+        r.dead_wchar = sig->ioac.wchar;
+        r.dead_read_bytes = sig->ioac.read_bytes;
+        r.dead_write_bytes = sig->ioac.write_bytes;
+        r.child_cpu_ns = sig->cutime + sig->cstime;
+        r.start_boottime_ns = t->start_boottime;
+        r.cpu = t->thread_info.cpu;
+        r.ppid = t->real_parent->tgid;
+        struct mm_struct *mm = t->mm;
+        if (mm) {
+            __s64 rss = 0;
+            for (int i = 0; i < 4; i++) {
+                if (i == DN_MM_SWAPENTS)
+                    continue;
+                __s64 v = mm->rss_stat[i].count;
+                rss += v > 0 ? v : 0;
+            }
+            r.rss_pages = (__u64)rss;
+            r.total_vm_pages = mm->total_vm;
+            r.hiwater_rss_pages = mm->hiwater_rss;
+        }
+    }
+    bpf_seq_write(seq, &r, sizeof r);
+    return 0;
+}
