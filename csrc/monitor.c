@@ -123,12 +123,20 @@ static int pidfd_open_(pid_t pid)
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-static bool pidfd_exited(int pidfd)
+/* Whether the root has exited (a zombie counts), without reaping it. */
+static bool root_exited(const MonitorObject *m)
 {
-    if (pidfd < 0)
-        return true;
-    struct pollfd p = {.fd = pidfd, .events = POLLIN};
-    return poll(&p, 1, 0) > 0;
+    if (m->pidfd >= 0) {
+        struct pollfd p = {.fd = m->pidfd, .events = POLLIN};
+        return poll(&p, 1, 0) > 0;
+    }
+    /* No pidfd (kernel < 5.3): peek at our own child, or probe a foreign pid. */
+    if (m->owns_child) {
+        siginfo_t si = {0};
+        return waitid(P_PID, (id_t)m->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+               si.si_pid == m->pid;
+    }
+    return kill(m->pid, 0) < 0 && errno == ESRCH;
 }
 
 static int64_t interval_ms(const MonitorObject *m, int64_t elapsed_ns)
@@ -243,7 +251,8 @@ static void *sampler_main(void *arg)
                                 {.fd = m->pidfd, .events = POLLIN}};
         int n = poll(fds, m->pidfd >= 0 ? 2 : 1, (int)wait_ms);
         pthread_mutex_lock(&m->lock);
-        if (n > 0 && (fds[1].revents & POLLIN) && !m->stop_requested) {
+        bool exited = m->pidfd >= 0 ? n > 0 && (fds[1].revents & POLLIN) : root_exited(m);
+        if (exited && !m->stop_requested) {
             /* The root exited. It is a zombie until reaped: one last read gets its final
              * counters, then reaping gets its rusage. */
             if (collect_locked(m, &s) == 0)
@@ -736,10 +745,12 @@ static int monitor_init(PyObject *self, PyObject *args, PyObject *kwds)
         if (PyErr_ExceptionMatches(PyExc_ProcessLookupError)) {
             /* Exited before the first read: still a valid (finished) monitor. */
             PyErr_Clear();
-            lock_nogil(m);
+            Py_BEGIN_ALLOW_THREADS
+            pthread_mutex_lock(&m->lock);
             m->gone = true;
             reap_locked(m, true);
-            unlock(m);
+            pthread_mutex_unlock(&m->lock);
+            Py_END_ALLOW_THREADS
             m->initialized = true;
         } else {
             goto cleanup;
@@ -987,7 +998,7 @@ static int wait_gone(MonitorObject *m, double timeout)
     double deadline = timeout >= 0 ? dn_boottime_secs() + timeout : 0;
     for (;;) {
         lock_nogil(m);
-        bool exited = pidfd_exited(m->pidfd);
+        bool exited = root_exited(m);
         if (exited && !m->thread_running)
             reap_locked(m, true); /* no sampler to do it */
         bool done = m->owns_child ? m->reaped : exited;
@@ -1008,7 +1019,7 @@ static int wait_gone(MonitorObject *m, double timeout)
         Py_END_ALLOW_THREADS
         /* After the pidfd fired, the sampler reaps within moments; poll() returns at once
          * then, so give it a breath instead of spinning. */
-        if (pidfd_exited(m->pidfd)) {
+        if (root_exited(m)) {
             Py_BEGIN_ALLOW_THREADS
             usleep(1000);
             Py_END_ALLOW_THREADS
@@ -1144,7 +1155,7 @@ static PyObject *monitor_is_running(PyObject *self, PyObject *unused)
     if (check_init(m) < 0)
         return NULL;
     lock_nogil(m);
-    bool running = !m->gone && !m->reaped && !pidfd_exited(m->pidfd);
+    bool running = !m->gone && !m->reaped && !root_exited(m);
     unlock(m);
     return PyBool_FromLong(running);
 }
