@@ -7,8 +7,12 @@
 """
 import atexit as _atexit
 
-from . import _denet
+from . import _denet, analysis
 from ._denet import SCHEMA, SYSCALL_CATEGORIES, ProcessMonitor, ebpf_available
+from ._summary import generate_summary_from_file, generate_summary_from_metrics_json
+from .analysis import (aggregate_metrics, convert_format, find_peaks, load_metrics,
+                       process_tree_analysis, resource_utilization, save_metrics)
+from .execute import execute_with_monitoring
 
 __version__ = "0.6.0"
 
@@ -16,4 +20,10 @@ __version__ = "0.6.0"
 # files and writes their summary lines before the interpreter goes away.
 _atexit.register(_denet._stop_all)
 
-__all__ = ["ProcessMonitor", "SCHEMA", "SYSCALL_CATEGORIES", "ebpf_available"]
+__all__ = [
+    "ProcessMonitor", "SCHEMA", "SYSCALL_CATEGORIES", "ebpf_available",
+    "execute_with_monitoring", "generate_summary_from_file",
+    "generate_summary_from_metrics_json", "analysis", "aggregate_metrics", "convert_format",
+    "find_peaks", "load_metrics", "process_tree_analysis", "resource_utilization",
+    "save_metrics",
+]

@@ -1,0 +1,329 @@
+"""Summaries computed from recorded samples (pure Python).
+
+:func:`generate_summary_from_file` and :func:`generate_summary_from_metrics_json`
+return the same keys as ``ProcessMonitor.get_summary()``:
+
+``total_time_secs``, ``sample_count``, ``max_processes``, ``max_threads``,
+``total_disk_read_bytes``, ``total_disk_write_bytes``,
+``total_syscall_read_bytes``, ``total_syscall_write_bytes``,
+``total_sys_net_rx_bytes``, ``total_sys_net_tx_bytes``, ``peak_mem_rss_kb``,
+``avg_cpu_usage``, ``total_cpu_time_secs``, ``peak_process_rss_kb``,
+``processes_seen`` and, when
+the samples carry eBPF syscall counts, ``total_syscalls`` and
+``syscalls_by_category``.
+
+How each is computed from samples:
+
+* ``total_time_secs``: last ``ts_ms`` minus first, in seconds (or the
+  ``elapsed_time`` argument).
+* ``max_processes``: largest ``aggregated.process_count`` (1 for flat samples).
+* ``max_threads``, ``peak_mem_rss_kb``: largest aggregated (or flat) value.
+* ``avg_cpu_usage``: mean of the aggregated (or flat) ``cpu_usage``.
+* disk and syscall byte totals: the I/O counters are cumulative per process, so
+  the total is the sum over every process ever seen (the parent and each child
+  pid) of its *last* seen value; work of children that exited is kept.  When
+  a sample has only ``aggregated`` data the largest aggregated value is a lower
+  bound that is used if it is larger.
+* network totals: the largest value seen (they are namespace-wide counters).
+* ``processes_seen``: distinct processes (parent + child pids) in the samples;
+  the summary record's exact count when there is one.
+* ``total_cpu_time_secs`` and ``peak_process_rss_kb``: when the input holds a
+  ``"summary"`` record (written by the monitor when it stops) its exact values
+  are used, with its syscall totals.  Otherwise they are estimated --
+  ``cpu_usage`` is the mean over the interval since the previous sample, so
+  CPU seconds are ``sum(cpu_usage_i / 100 * (t_i - t_{i-1}))``, and the peak
+  process RSS is the largest per-process ``mem_rss_kb`` (processes that lived
+  between two samples are missed by both, and by ``processes_seen``) -- and the
+  result carries ``"estimated": ["total_cpu_time_secs", "peak_process_rss_kb",
+  "processes_seen"]``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable
+
+from . import _formats
+
+SUMMARY_KEYS = (
+    "total_time_secs",
+    "sample_count",
+    "max_processes",
+    "max_threads",
+    "total_disk_read_bytes",
+    "total_disk_write_bytes",
+    "total_syscall_read_bytes",
+    "total_syscall_write_bytes",
+    "total_sys_net_rx_bytes",
+    "total_sys_net_tx_bytes",
+    "peak_mem_rss_kb",
+    "avg_cpu_usage",
+    "total_cpu_time_secs",
+    "peak_process_rss_kb",
+    "processes_seen",
+)
+EBPF_SUMMARY_KEYS = ("total_syscalls", "syscalls_by_category")
+ESTIMATED_KEYS = ["total_cpu_time_secs", "peak_process_rss_kb", "processes_seen"]
+
+_CUMULATIVE = (
+    "disk_read_bytes",
+    "disk_write_bytes",
+    "syscall_read_bytes",
+    "syscall_write_bytes",
+)
+_NET = ("sys_net_rx_bytes", "sys_net_tx_bytes")
+_PARENT = "parent"  # per-process key for the monitored process itself
+
+
+def _num(value: Any, default: float = 0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return default
+    return value
+
+
+def _int(value: float) -> int:
+    return int(round(value))
+
+
+class _Accumulator:
+    """Folds samples one at a time into the summary fields."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
+        self.prev_ts: float | None = None
+        self.max_processes = 0
+        self.max_threads = 0
+        self.peak_mem = 0
+        self.cpu_sum = 0.0
+        self.cpu_seconds = 0.0
+        self.peak_process_rss = 0
+        self.have_process_rss = False
+        self.last_per_pid: dict[Any, dict[str, float]] = {}
+        self.max_aggregated = {k: 0 for k in _CUMULATIVE}
+        self.net_max = {k: 0 for k in _NET}
+        self.net_aggregated_max = {k: 0 for k in _NET}
+        self.have_process_net = False
+        self.syscalls: dict | None = None
+
+    # -- per-process helpers
+    def _process(self, key: Any, metrics: dict) -> None:
+        last = self.last_per_pid.setdefault(key, {})
+        for field in _CUMULATIVE:
+            if field in metrics:
+                last[field] = _num(metrics[field])
+        for field in _NET:
+            if field in metrics:
+                self.have_process_net = True
+                self.net_max[field] = max(self.net_max[field], _num(metrics[field]))
+        if "mem_rss_kb" in metrics:
+            self.have_process_rss = True
+            self.peak_process_rss = max(self.peak_process_rss, _num(metrics["mem_rss_kb"]))
+
+    def add(self, kind: str, sample: dict) -> None:
+        if kind == "tree":
+            aggregated = sample.get("aggregated")
+            parent = sample.get("parent")
+            children = sample.get("children") or []
+            if not isinstance(aggregated, dict):
+                aggregated = None
+            if isinstance(parent, dict):
+                self._process(_PARENT, parent)
+            n_children = 0
+            for child in children:
+                if not isinstance(child, dict):
+                    continue
+                n_children += 1
+                metrics = child.get("metrics") if isinstance(child.get("metrics"), dict) else child
+                pid = child.get("pid")
+                key = ("pid", pid) if pid is not None else ("child", n_children)
+                self._process(key, metrics)
+            view = aggregated if aggregated is not None else (parent if isinstance(parent, dict) else {})
+            if aggregated is not None and "process_count" in aggregated:
+                processes = _num(aggregated["process_count"])
+            else:
+                processes = (1 if isinstance(parent, dict) else 0) + n_children
+            if aggregated is not None:
+                for field in _CUMULATIVE:
+                    if field in aggregated:
+                        self.max_aggregated[field] = max(self.max_aggregated[field], _num(aggregated[field]))
+                for field in _NET:
+                    if field in aggregated:
+                        self.net_aggregated_max[field] = max(
+                            self.net_aggregated_max[field], _num(aggregated[field])
+                        )
+                ebpf = aggregated.get("ebpf")
+                if isinstance(ebpf, dict) and isinstance(ebpf.get("syscalls"), dict):
+                    self.syscalls = ebpf["syscalls"]
+            ts = sample.get("ts_ms", view.get("ts_ms"))
+        else:  # flat sample
+            self._process(_PARENT, sample)
+            view = sample
+            processes = 1
+            ts = sample.get("ts_ms")
+
+        self.count += 1
+        self.max_processes = max(self.max_processes, processes)
+        self.max_threads = max(self.max_threads, _num(view.get("thread_count")))
+        self.peak_mem = max(self.peak_mem, _num(view.get("mem_rss_kb")))
+        cpu = _num(view.get("cpu_usage"))
+        self.cpu_sum += cpu
+
+        ts = _num(ts, None)  # type: ignore[arg-type]
+        if ts is not None:
+            if self.first_ts is None or ts < self.first_ts:
+                self.first_ts = ts
+            if self.last_ts is None or ts > self.last_ts:
+                self.last_ts = ts
+            if self.prev_ts is not None and ts > self.prev_ts:
+                self.cpu_seconds += cpu / 100.0 * (ts - self.prev_ts) / 1000.0
+            self.prev_ts = ts
+
+    def result(self, elapsed_time: float | None, summary_record: dict | None) -> dict:
+        if elapsed_time is None:
+            if self.first_ts is not None and self.last_ts is not None:
+                elapsed_time = (self.last_ts - self.first_ts) / 1000.0
+            else:
+                elapsed_time = 0.0
+        totals = {}
+        for field in _CUMULATIVE:
+            per_pid = sum(last.get(field, 0) for last in self.last_per_pid.values())
+            totals[field] = _int(max(per_pid, self.max_aggregated[field]))
+        net_source = self.net_max if self.have_process_net else self.net_aggregated_max
+        out: dict[str, Any] = {
+            "total_time_secs": float(elapsed_time),
+            "sample_count": self.count,
+            "max_processes": _int(self.max_processes),
+            "max_threads": _int(self.max_threads),
+            "total_disk_read_bytes": totals["disk_read_bytes"],
+            "total_disk_write_bytes": totals["disk_write_bytes"],
+            "total_syscall_read_bytes": totals["syscall_read_bytes"],
+            "total_syscall_write_bytes": totals["syscall_write_bytes"],
+            "total_sys_net_rx_bytes": _int(net_source["sys_net_rx_bytes"]),
+            "total_sys_net_tx_bytes": _int(net_source["sys_net_tx_bytes"]),
+            "peak_mem_rss_kb": _int(self.peak_mem),
+            "avg_cpu_usage": (self.cpu_sum / self.count) if self.count else 0.0,
+        }
+        out["processes_seen"] = len(self.last_per_pid) if self.last_per_pid else _int(self.max_processes)
+        if isinstance(self.syscalls, dict):
+            out["total_syscalls"] = _int(_num(self.syscalls.get("total")))
+            by_cat = self.syscalls.get("by_category")
+            out["syscalls_by_category"] = dict(by_cat) if isinstance(by_cat, dict) else {}
+        if summary_record is not None:
+            out["total_cpu_time_secs"] = summary_record.get("total_cpu_time_secs", 0.0)
+            out["peak_process_rss_kb"] = summary_record.get("peak_process_rss_kb", 0)
+            if "processes_seen" in summary_record:
+                out["processes_seen"] = summary_record["processes_seen"]
+            for key in EBPF_SUMMARY_KEYS:
+                if key in summary_record:
+                    out[key] = summary_record[key]
+        else:
+            out["total_cpu_time_secs"] = self.cpu_seconds
+            out["peak_process_rss_kb"] = _int(self.peak_process_rss if self.have_process_rss else self.peak_mem)
+            out["estimated"] = list(ESTIMATED_KEYS)
+        return _ordered(out)
+
+
+def _ordered(summary: dict) -> dict:
+    keys = list(SUMMARY_KEYS) + list(EBPF_SUMMARY_KEYS)
+    out = {k: summary[k] for k in keys if k in summary}
+    out.update((k, v) for k, v in summary.items() if k not in out)
+    return out
+
+
+def _summary_from_record(record: dict) -> dict:
+    """A summary record taken as is (used when a file holds no samples)."""
+    out = {k: record[k] for k in SUMMARY_KEYS + EBPF_SUMMARY_KEYS if k in record}
+    for key in SUMMARY_KEYS:
+        out.setdefault(key, 0.0 if key in ("total_time_secs", "avg_cpu_usage", "total_cpu_time_secs") else 0)
+    return _ordered(out)
+
+
+def summarize_records(records: Iterable[tuple[str, dict]], elapsed_time: float | None = None) -> dict:
+    """Summary of ``(kind, record)`` pairs (see the module docstring)."""
+    acc = _Accumulator()
+    summary_record = None
+    for kind, record in records:
+        if kind in _formats.SAMPLE_KINDS:
+            acc.add(kind, record)
+        elif kind == "summary":
+            summary_record = record
+    if acc.count == 0 and summary_record is not None:
+        return _summary_from_record(summary_record)
+    return acc.result(elapsed_time, summary_record)
+
+
+def summarize_samples(samples: Iterable[dict], elapsed_time: float | None = None) -> dict:
+    """Summary of sample dicts (tree or flat; other records are recognised by kind)."""
+    pairs = (p for p in (_formats.parse_item(s) for s in samples) if p is not None)
+    return summarize_records(pairs, elapsed_time)
+
+
+def generate_summary_from_metrics_json(items: Iterable[Any], elapsed_time: float) -> dict:
+    """Summary of samples given as JSON strings or dicts.
+
+    Args:
+        items: JSON strings (one record each) or already parsed dicts; tree and
+            flat samples, metadata and summary records may be mixed; strings that
+            are not valid JSON objects are skipped.
+        elapsed_time: wall time of the run in seconds; becomes ``total_time_secs``.
+
+    Returns:
+        The summary ``dict`` (keys as ``ProcessMonitor.get_summary()``).
+    """
+    if isinstance(items, (str, bytes, dict)):
+        raise TypeError("items must be a list of JSON strings or dicts, not a single " + type(items).__name__)
+    if isinstance(elapsed_time, bool) or not isinstance(elapsed_time, (int, float)):
+        raise TypeError(f"elapsed_time must be a number of seconds, not {type(elapsed_time).__name__}")
+    if elapsed_time < 0:
+        raise ValueError(f"elapsed_time must be >= 0, got {elapsed_time}")
+    pairs = []
+    for item in items:
+        parsed = _formats.parse_item(item)
+        if parsed is not None:
+            pairs.append(parsed)
+    return summarize_records(pairs, float(elapsed_time))
+
+
+def generate_summary_from_file(path: str | os.PathLike) -> dict:
+    """Summary of a JSONL file recorded by denet (``output_file`` or ``denet --out``).
+
+    Lines that are not JSON objects are skipped.  A JSON array file (``"json"``
+    output format) is accepted too.
+
+    Raises:
+        OSError: the file is missing or unreadable, empty, or holds no sample
+            (and no summary) record.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    if not data.strip():
+        raise OSError(f"{path}: file is empty, no samples to summarise")
+    text = data.decode("utf-8", errors="replace")
+    records = list(_formats.iter_text_records(text))
+    if not records:
+        records = _records_from_json_document(text)
+    if not any(kind in _formats.SAMPLE_KINDS or kind == "summary" for kind, _ in records):
+        raise OSError(f"{path}: no denet samples found (not a denet JSONL file?)")
+    return summarize_records(records)
+
+
+def _records_from_json_document(text: str) -> list[tuple[str, dict]]:
+    import json
+
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return []
+    if isinstance(doc, dict) and isinstance(doc.get("samples"), list):
+        items = list(doc["samples"])
+        if isinstance(doc.get("metadata"), dict):
+            items.insert(0, _formats.tag(doc["metadata"], "metadata"))
+        if isinstance(doc.get("summary"), dict):
+            items.append(_formats.tag(doc["summary"], "summary"))
+        doc = items
+    if not isinstance(doc, list):
+        return []
+    return [p for p in (_formats.parse_item(x) for x in doc) if p is not None]
