@@ -51,7 +51,23 @@ int BPF_PROG(dn_exit, struct task_struct *p)
     if (!v)
         return 0;
     __sync_fetch_and_add(&v->exited_cpu_ns, p->se.sum_exec_runtime);
-    if (BPF_CORE_READ(p, signal, live.counter) == 0)
-        v->exit_ns = bpf_ktime_get_ns();
+    if (BPF_CORE_READ(p, signal, live.counter) != 0)
+        return 0;
+    /* Group death. The memory is still attached here (the tracepoint precedes exit_mm
+     * on current kernels): its high-water mark is this process's exact peak RSS, which
+     * rusage cannot give cleanly (it also holds the pre-exec image of the forker). */
+    struct mm_struct *mm = p->mm;
+    if (mm) {
+        __s64 rss = 0;
+        for (int i = 0; i < 4; i++) {
+            if (i == 2) /* MM_SWAPENTS is not resident */
+                continue;
+            __s64 c = BPF_CORE_READ(mm, rss_stat[i].count);
+            rss += c > 0 ? c : 0;
+        }
+        __u64 hw = BPF_CORE_READ(mm, hiwater_rss);
+        v->hiwater_pages = hw > (__u64)rss ? hw : (__u64)rss;
+    }
+    v->exit_ns = bpf_ktime_get_ns();
     return 0;
 }

@@ -14,6 +14,7 @@
 struct dn_tracked {
     __u64 exited_cpu_ns;  /* final runtime of this process's threads that exited while tracked */
     __u64 exit_ns;        /* bpf_ktime_get_ns() when its last thread exited; 0 while alive */
+    __u64 hiwater_pages;  /* peak RSS of its memory at exit (kernel high-water mark) */
     __u32 parent_tgid;    /* who forked it (0 when registered from user space) */
     __u32 pad;
 };

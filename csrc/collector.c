@@ -366,6 +366,9 @@ static int tracker_pass(struct dn_collector *c, int64_t mono_ns, bool queue_live
         struct dn_proc *p = proc_find(c, (pid_t)e->tgid);
         if (p && p->last_cpu_ns > final_ns)
             final_ns = p->last_cpu_ns;
+        uint64_t peak_kb = e->val.hiwater_pages * (uint64_t)dn_page_kb();
+        if (peak_kb > c->peak_process_rss_kb)
+            c->peak_process_rss_kb = peak_kb;
         if (final_ns > x->counted_ns) {
             c->exited_cpu_ns += final_ns - x->counted_ns;
             x->counted_ns = final_ns;
@@ -706,8 +709,13 @@ void dn_collector_root_reaped(struct dn_collector *c, const struct rusage *ru)
      * the tracker's total (orphans included) can only exceed. */
     if (ns > c->total_cpu_ns)
         c->total_cpu_ns = ns;
-    if ((uint64_t)ru->ru_maxrss > c->peak_process_rss_kb)
-        c->peak_process_rss_kb = (uint64_t)ru->ru_maxrss;
+    /* ru_maxrss is max(root, every descendant it waited for), but the root's own share
+     * includes the image it was forked from (exec records the old mm's high-water mark),
+     * i.e. our interpreter's RSS. Only a value clearly above that is the tree's own. */
+    uint64_t maxrss = (uint64_t)ru->ru_maxrss;
+    uint64_t polluted = c->o.spawn_rss_kb + c->o.spawn_rss_kb / 50 + 2048;
+    if (maxrss > polluted && maxrss > c->peak_process_rss_kb)
+        c->peak_process_rss_kb = maxrss;
 }
 
 void dn_collector_summary(const struct dn_collector *c, struct dn_summary *s)

@@ -19,6 +19,7 @@ struct dn_collector_opts {
     bool since_process_start;
     double t0_boot;             /* CLOCK_BOOTTIME when monitoring began */
     struct dn_tracker *tracker; /* optional: BPF tracked-process map */
+    uint64_t spawn_rss_kb;      /* RSS of the process that forked the root (see root_reaped) */
 };
 
 struct dn_summary {

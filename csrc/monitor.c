@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -591,9 +592,28 @@ static void open_tracker(MonitorObject *m)
     }
 }
 
-static int finish_setup(MonitorObject *m, double t0_boot)
+/* Our own resident set: a forked child carries it until it execs. */
+static uint64_t self_rss_kb(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    unsigned long size, resident;
+    if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
+        return 0;
+    return (uint64_t)resident * (uint64_t)dn_page_kb();
+}
+
+static int finish_setup(MonitorObject *m, double t0_boot, uint64_t spawn_rss_kb)
 {
     struct dn_collector_opts co = {
+        .spawn_rss_kb = spawn_rss_kb,
         .root = m->pid,
         .include_children = m->include_children,
         .since_process_start = m->since_process_start,
@@ -696,6 +716,7 @@ static int monitor_init(PyObject *self, PyObject *args, PyObject *kwds)
         open_tracker(m);
 
     double t0_boot = dn_boottime_secs();
+    uint64_t spawn_rss_kb = self_rss_kb();
     struct dn_spawn_opts so = {
         .path = exe,
         .argv = argv,
@@ -740,7 +761,7 @@ static int monitor_init(PyObject *self, PyObject *args, PyObject *kwds)
     m->md.cmd = argv;
     argv = NULL;
     m->md.executable = raw_strdup(exe);
-    if (finish_setup(m, t0_boot) < 0) {
+    if (finish_setup(m, t0_boot, spawn_rss_kb) < 0) {
         /* The command runs but cannot be read (it may have exited at once). */
         if (PyErr_ExceptionMatches(PyExc_ProcessLookupError)) {
             /* Exited before the first read: still a valid (finished) monitor. */
@@ -872,7 +893,7 @@ static PyObject *monitor_from_pid(PyObject *cls, PyObject *args, PyObject *kwds)
             free(pids);
         }
     }
-    if (finish_setup(m, dn_boottime_secs()) < 0)
+    if (finish_setup(m, dn_boottime_secs(), 0) < 0)
         goto fail;
     Py_XDECREF(out_path);
     return (PyObject *)m;

@@ -41,7 +41,7 @@ def test_two_busy_processes_read_200_percent_aggregated():
 
 
 
-def peak_rss_kb(mib):
+def peak_rss_kb(mib, ebpf=False):
     code = f"""
         import time
         n = {mib} << 20
@@ -52,18 +52,38 @@ def peak_rss_kb(mib):
         time.sleep(0.3)
     """
     # Samples every 2 s: the spike lies between samples; only the kernel's high-water
-    # mark (VmHWM while alive, ru_maxrss at reap) can see it.
-    mon = denet.ProcessMonitor(py_cmd(code), base_interval_ms=2000, max_interval_ms=2000)
+    # mark (VmHWM while alive, the exit hook or ru_maxrss at reap) can see it.
+    mon = denet.ProcessMonitor(py_cmd(code), base_interval_ms=2000, max_interval_ms=2000,
+                               enable_ebpf=ebpf, quiet=True)
     assert mon.run() == 0
     return mon.get_summary()["peak_process_rss_kb"]
 
 
 @rss_exact
-def test_peak_rss_sees_a_256_mib_spike_between_samples():
-    base = peak_rss_kb(0)
-    peak = peak_rss_kb(256)
+@pytest.mark.parametrize("ebpf", [False, True], ids=["procfs", "ebpf-exit-hook"])
+def test_peak_rss_sees_a_256_mib_spike_between_samples(ebpf, request):
+    if ebpf:
+        request.getfixturevalue("require_ebpf")
+    base = peak_rss_kb(0, ebpf)
+    peak = peak_rss_kb(256, ebpf)
     grown = (peak - base) / 1024
     assert 256 * 0.95 <= grown <= 256 * 1.05, (base, peak)
+
+
+@rss_exact
+@pytest.mark.parametrize("ebpf", [False, True], ids=["procfs", "ebpf"])
+def test_peak_rss_is_not_the_interpreter_that_forked_the_command(ebpf, request):
+    # A forked child holds a copy of our RSS until it execs, and exec records that in
+    # the child's ru_maxrss. A large interpreter must not make `true` look large.
+    if ebpf:
+        request.getfixturevalue("require_ebpf")
+    ballast = bytearray(300 << 20)
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    mon = denet.ProcessMonitor(["true"], enable_ebpf=ebpf, quiet=True)
+    assert mon.run() == 0
+    assert mon.get_summary()["peak_process_rss_kb"] < 20 * 1024
+    del ballast
 
 
 def test_fsynced_64_mib_write_shows_in_disk_writes(tmp_path):
