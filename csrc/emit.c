@@ -89,6 +89,27 @@ static void emit_ebpf(const struct dn_emitter *e, const struct dn_ebpf_sample *x
     OPS->end_object(CTX);
 }
 
+static void emit_children(const struct dn_emitter *e, const char *key, const struct dn_sample *s)
+{
+    OPS->begin_list(CTX, key);
+    for (size_t i = 0; i < s->nchildren; i++) {
+        const struct dn_child *c = &s->children[i];
+        OPS->begin_object(CTX, NULL);
+        OPS->i64(CTX, "pid", c->pid);
+        OPS->str(CTX, "command", c->command ? c->command : "");
+        OPS->begin_object(CTX, "metrics");
+        dn_emit_metrics_fields(e, &c->metrics);
+        OPS->end_object(CTX);
+        OPS->end_object(CTX);
+    }
+    OPS->end_list(CTX);
+}
+
+void dn_emit_children(const struct dn_emitter *e, const struct dn_sample *s)
+{
+    emit_children(e, NULL, s);
+}
+
 void dn_emit_sample(const struct dn_emitter *e, const struct dn_sample *s, bool tag)
 {
     if (!s->tree) {
@@ -113,18 +134,7 @@ void dn_emit_sample(const struct dn_emitter *e, const struct dn_sample *s, bool 
     } else {
         OPS->null(CTX, "parent");
     }
-    OPS->begin_list(CTX, "children");
-    for (size_t i = 0; i < s->nchildren; i++) {
-        const struct dn_child *c = &s->children[i];
-        OPS->begin_object(CTX, NULL);
-        OPS->i64(CTX, "pid", c->pid);
-        OPS->str(CTX, "command", c->command ? c->command : "");
-        OPS->begin_object(CTX, "metrics");
-        dn_emit_metrics_fields(e, &c->metrics);
-        OPS->end_object(CTX);
-        OPS->end_object(CTX);
-    }
-    OPS->end_list(CTX);
+    emit_children(e, "children", s);
     if (s->has_aggregated) {
         OPS->begin_object(CTX, "aggregated");
         dn_emit_metrics_fields(e, &s->aggregated);

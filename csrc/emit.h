@@ -39,6 +39,8 @@ struct dn_metadata {
 /* The kind tag ("kind": "tree"/"sample"/...) is written when tag is true (files). */
 /* The Metrics fields, in schema order, into the object being written. */
 void dn_emit_metrics_fields(const struct dn_emitter *e, const struct dn_metrics *m);
+/* The children list of a tree sample, as a top-level list. */
+void dn_emit_children(const struct dn_emitter *e, const struct dn_sample *s);
 void dn_emit_sample(const struct dn_emitter *e, const struct dn_sample *s, bool tag);
 void dn_emit_metadata(const struct dn_emitter *e, const struct dn_metadata *md, bool tag);
 void dn_emit_summary(const struct dn_emitter *e, const struct dn_summary *s,

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "ebpf_sample.h"
+#include "syscall_table.h"
 
 int dn_format_parse(const char *s, enum dn_format *out)
 {
@@ -112,35 +113,91 @@ static void csv_header(struct dn_buf *b, const char *prefix, bool *first)
     }
 }
 
-/* CSV: numbers only, so no field needs quoting. Tree samples become one row with
- * aggregated.* and parent.* columns; the per-child detail is in the JSON formats. */
+/* Appends s as one CSV cell, quoted when it holds a comma, quote or line break. */
+static void csv_cell(struct dn_buf *b, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        dn_buf_puts(b, s);
+        return;
+    }
+    dn_buf_append(b, "\"", 1);
+    for (const char *p = s; *p; p++) {
+        if (*p == '"')
+            dn_buf_append(b, "\"", 1);
+        dn_buf_append(b, p, 1);
+    }
+    dn_buf_append(b, "\"", 1);
+}
+
+/* CSV columns use the dotted names of denet._formats.flatten: ts_ms, aggregated.*,
+ * aggregated.process_count, the eBPF syscall counts when present, parent.*, and the
+ * children as JSON text. The header follows the first sample. */
 static void csv_sample(struct dn_writer *w, const struct dn_sample *s)
 {
     struct dn_buf *b = &w->buf;
     bool first = true;
     if (!w->csv_header_done) {
+        w->csv_ebpf = s->ebpf && s->ebpf->has_syscalls;
         if (s->tree) {
-            dn_buf_puts(b, "ts_ms,process_count,aggregated.ebpf.syscalls.total");
+            dn_buf_puts(b, "ts_ms");
             first = false;
             csv_header(b, "aggregated", &first);
+            dn_buf_puts(b, ",aggregated.process_count");
+            if (w->csv_ebpf) {
+                dn_buf_puts(b, ",aggregated.ebpf.syscalls.total");
+                for (int c = 0; c < DN_CAT_COUNT; c++)
+                    dn_buf_printf(b, ",aggregated.ebpf.syscalls.by_category.%s",
+                                  dn_category_name((enum dn_syscall_category)c));
+            }
             csv_header(b, "parent", &first);
+            dn_buf_puts(b, ",children");
         } else {
             csv_header(b, NULL, &first);
+            if (w->csv_ebpf) {
+                dn_buf_puts(b, ",ebpf.syscalls.total");
+                for (int c = 0; c < DN_CAT_COUNT; c++)
+                    dn_buf_printf(b, ",ebpf.syscalls.by_category.%s",
+                                  dn_category_name((enum dn_syscall_category)c));
+            }
         }
         dn_buf_append(b, "\n", 1);
         w->csv_header_done = true;
         first = true;
     }
+    static const struct dn_metrics zero = {.cpu_core = -1};
     if (s->tree) {
-        dn_buf_printf(b, "%" PRId64 ",%" PRIu64 ",", s->ts_ms, s->process_count);
-        if (s->ebpf && s->ebpf->has_syscalls)
-            dn_buf_printf(b, "%" PRIu64, s->ebpf->total);
+        dn_buf_printf(b, "%" PRId64, s->ts_ms);
         first = false;
-        static const struct dn_metrics zero = {.cpu_core = -1};
         csv_fields(b, s->has_aggregated ? &s->aggregated : &zero, &first);
-        csv_fields(b, s->has_parent ? &s->parent : &zero, &first);
+        dn_buf_printf(b, ",%" PRIu64, s->process_count);
     } else {
         csv_fields(b, &s->parent, &first);
+    }
+    if (w->csv_ebpf) {
+        bool have = s->ebpf && s->ebpf->has_syscalls;
+        dn_buf_append(b, ",", 1);
+        if (have)
+            dn_buf_printf(b, "%" PRIu64, s->ebpf->total);
+        for (int c = 0; c < DN_CAT_COUNT; c++) {
+            dn_buf_append(b, ",", 1);
+            if (have)
+                dn_buf_printf(b, "%" PRIu64, s->ebpf->by_category[c]);
+        }
+    }
+    if (s->tree) {
+        csv_fields(b, s->has_parent ? &s->parent : &zero, &first);
+        /* The children as one JSON cell, like denet._formats.flatten does with lists. */
+        struct dn_buf j = {0};
+        struct dn_emitter e;
+        struct dn_json_writer jw;
+        dn_json_emitter(&e, &jw, &j);
+        dn_emit_children(&e, s);
+        dn_buf_append(b, ",", 1);
+        if (j.oom)
+            b->oom = true;
+        else
+            csv_cell(b, j.data ? j.data : "[]");
+        dn_buf_free(&j);
     }
     dn_buf_append(b, "\n", 1);
 }

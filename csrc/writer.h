@@ -19,6 +19,7 @@ struct dn_writer {
     enum dn_format fmt;
     size_t nrecords;
     bool csv_header_done;
+    bool csv_ebpf;   /* the CSV has eBPF syscall columns */
     int err;         /* first write error (-errno), sticky */
     struct dn_buf buf;
 };

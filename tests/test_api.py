@@ -91,7 +91,8 @@ def test_output_formats_json_and_csv(tmp_path):
     rows = list(csv.DictReader(c.open()))
     assert len(rows) >= 3
     assert "aggregated.cpu_usage" in rows[0] and "parent.mem_rss_kb" in rows[0]
-    assert int(rows[0]["process_count"]) == 1
+    assert int(rows[0]["aggregated.process_count"]) == 1
+    assert rows[0]["children"] == "[]"
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "json", "csv"])
@@ -263,3 +264,15 @@ def test_attach_to_a_running_tree():
         p.wait()
     assert not mon.is_running()
     assert mon.sample_once() is None
+
+
+def test_csv_columns_match_the_python_flattening(tmp_path):
+    from denet import _formats
+    mon = denet.ProcessMonitor(["sh", "-c", "sleep 0.3 & wait"], base_interval_ms=50)
+    mon.run()
+    path = tmp_path / "s.csv"
+    mon.save_samples(str(path), format="csv")
+    rows = list(csv.reader(path.open()))
+    assert rows[0] == _formats.to_csv(mon.get_samples()).splitlines()[0].split(",")
+    with_children = [r for r in csv.DictReader(path.open()) if r["children"] != "[]"]
+    assert json.loads(with_children[0]["children"])[0]["metrics"]["thread_count"] == 1
