@@ -37,7 +37,14 @@ test: build test-c
 test-c:
 	$(MAKE) -s -C tests/c
 
+# The main job: the denet command monitoring the bundled workload (live status line on a
+# terminal, summary table, eBPF syscall figures when run as root), then the same through
+# the Python API, printing one line per sample.
 demo: build
+	@EBPF=""; [ "$$(id -u)" = 0 ] && EBPF="--enable-ebpf"; \
+	  echo "== denet $$EBPF run -- python examples/workload.py"; \
+	  $(VENV)/bin/denet $$EBPF run -- $(PY) examples/workload.py
+	@echo; echo "== the same through the Python API (examples/demo.py)"
 	$(PY) examples/demo.py
 
 bench: build

@@ -276,3 +276,21 @@ def test_csv_columns_match_the_python_flattening(tmp_path):
     assert rows[0] == _formats.to_csv(mon.get_samples()).splitlines()[0].split(",")
     with_children = [r for r in csv.DictReader(path.open()) if r["children"] != "[]"]
     assert json.loads(with_children[0]["children"])[0]["metrics"]["thread_count"] == 1
+
+
+def test_ctrl_c_during_run_stops_the_command_and_raises():
+    code = ("import denet, sys\n"
+            "mon = denet.ProcessMonitor(['sleep', '30'])\n"
+            "print(mon.get_pid(), flush=True)\n"
+            "try:\n"
+            "    mon.run()\n"
+            "except KeyboardInterrupt:\n"
+            "    print('interrupted', mon.wait(timeout=5), len(mon.get_samples()) > 0, flush=True)\n")
+    p = subprocess.Popen([PY, "-c", code], stdout=subprocess.PIPE, text=True)
+    child = int(p.stdout.readline())
+    time.sleep(0.5)
+    p.send_signal(2)  # SIGINT, as Ctrl-C would
+    out, _ = p.communicate(timeout=30)
+    assert out.split() == ["interrupted", "-15", "True"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
