@@ -26,25 +26,6 @@ import io
 import json
 from typing import Any, Iterable, Iterator
 
-#: Metrics field names in canonical order; used when the extension is missing.
-FALLBACK_FIELDS = (
-    "ts_ms",
-    "cpu_usage",
-    "mem_rss_kb",
-    "mem_vms_kb",
-    "disk_read_bytes",
-    "disk_write_bytes",
-    "syscall_read_bytes",
-    "syscall_write_bytes",
-    "page_faults_cached",
-    "page_faults_disk",
-    "sys_net_rx_bytes",
-    "sys_net_tx_bytes",
-    "thread_count",
-    "uptime_secs",
-    "cpu_core",
-)
-
 #: Legacy key -> current key.
 LEGACY_KEYS = {
     "net_rx_bytes": "sys_net_rx_bytes",
@@ -58,25 +39,12 @@ _TREE_KEYS = ("aggregated", "children", "parent")
 _METADATA_KEYS = ("cmd", "executable")
 _SUMMARY_MARKERS = ("sample_count", "total_time_secs")
 
-_schema_cache: tuple[str, ...] | None = None
-
-
 def schema_fields() -> tuple[str, ...]:
-    """Names of the ``Metrics`` fields in canonical order.
+    """Names of the ``Metrics`` fields in canonical order, from ``denet._denet.SCHEMA``
+    (the one definition that the C encoders and the docs also use)."""
+    from . import _denet  # noqa: PLC0415 (lazy: importing _formats stays cheap)
 
-    Taken from ``denet._denet.SCHEMA`` when the extension is importable, else
-    :data:`FALLBACK_FIELDS`.
-    """
-    global _schema_cache
-    if _schema_cache is None:
-        try:
-            import denet._denet as _denet  # noqa: PLC0415 (lazy on purpose)
-
-            names = tuple(str(entry["name"]) for entry in _denet.SCHEMA)
-            _schema_cache = names or FALLBACK_FIELDS
-        except Exception:  # extension missing or SCHEMA malformed
-            _schema_cache = FALLBACK_FIELDS
-    return _schema_cache
+    return tuple(entry["name"] for entry in _denet.SCHEMA)
 
 
 # --------------------------------------------------------------------------
@@ -104,7 +72,7 @@ def classify(obj: Any) -> str | None:
         return "metadata"
     if not has_metrics and all(k in obj for k in _SUMMARY_MARKERS):
         return "summary"
-    if any(k in obj for k in FALLBACK_FIELDS) or any(k in obj for k in LEGACY_KEYS):
+    if any(k in obj for k in schema_fields()) or any(k in obj for k in LEGACY_KEYS):
         return "sample"
     return None
 

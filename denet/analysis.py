@@ -43,24 +43,11 @@ __all__ = [
 
 #: Fields combined by :func:`aggregate_metrics` (``ts_ms`` takes the window's
 #: last value; ``cpu_core`` is an index, not a quantity, and is left alone).
-AGGREGATE_FIELDS = (
-    "cpu_usage",
-    "mem_rss_kb",
-    "mem_vms_kb",
-    "disk_read_bytes",
-    "disk_write_bytes",
-    "syscall_read_bytes",
-    "syscall_write_bytes",
-    "page_faults_cached",
-    "page_faults_disk",
-    "sys_net_rx_bytes",
-    "sys_net_tx_bytes",
-    "net_rx_bytes",
-    "net_tx_bytes",
-    "thread_count",
-    "uptime_secs",
-    "process_count",
-)
+def _aggregate_fields() -> tuple[str, ...]:
+    """Numeric Metrics fields, legacy network keys and ``process_count``."""
+    skip = ("ts_ms", "cpu_core")
+    return (tuple(f for f in _formats.schema_fields() if f not in skip)
+            + tuple(_formats.LEGACY_KEYS) + ("process_count",))
 
 _METHODS = ("mean", "max", "min")
 _FORMATS = ("json", "jsonl", "csv")
@@ -115,7 +102,7 @@ def _combine(values: list, method: str):
 def _aggregate_dicts(dicts: list[dict], method: str) -> dict:
     """First dict of the window with every numeric field combined over the window."""
     base = dict(dicts[0])
-    for field in AGGREGATE_FIELDS:
+    for field in _aggregate_fields():
         if field not in base:
             continue
         values = [d[field] for d in dicts if _is_number(d.get(field))]
@@ -137,7 +124,7 @@ def aggregate_metrics(
     """Combine consecutive samples into windows to reduce data size.
 
     Each window of ``window_size`` samples becomes one dict: a copy of the
-    window's first sample whose numeric fields (:data:`AGGREGATE_FIELDS`) are
+    window's first sample whose numeric fields (the numeric Metrics fields) are
     replaced by their mean, max or min over the window, whose ``ts_ms`` is the
     window's last, marked with ``_aggregated``, ``_window_size`` (samples in
     that window; the last window may be shorter) and ``_aggregation_method``.

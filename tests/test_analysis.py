@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+import denet
 from denet import _formats
 from denet.analysis import (
     aggregate_metrics,
@@ -436,7 +437,7 @@ class TestFormatsHelpers:
     def test_schema_fields(self):
         fields = _formats.schema_fields()
         assert fields[:3] == ("ts_ms", "cpu_usage", "mem_rss_kb")
-        assert set(_formats.FALLBACK_FIELDS) <= set(fields)
+        assert fields == tuple(f["name"] for f in denet.SCHEMA)
 
     def test_booleans_in_csv(self):
         text = _formats.to_csv([{"ts_ms": 1, "flag": True, "other": False}])
