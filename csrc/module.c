@@ -5,6 +5,7 @@
 #include <errno.h>
 
 #include "ebpf_common.h"
+#include "ebpf_syscalls.h"
 #include "encode_dict.h"
 #include "module.h"
 #include "syscall_analysis.h"
@@ -27,9 +28,15 @@ PyObject *dn_py_ebpf_available(PyObject *module, PyObject *unused)
     (void)unused;
     char err[512] = "";
     struct dn_tracker *t = NULL;
+    struct dn_syscalls *sc = NULL;
     int rc;
+    /* Loads what enable_ebpf=True loads (the tracker, then the syscall counter that
+     * filters on its map), so the answer and the reason are the ones a monitor gets. */
     Py_BEGIN_ALLOW_THREADS
     rc = dn_tracker_open(&t, err, sizeof err);
+    if (rc == 0)
+        rc = dn_syscalls_open(&sc, dn_tracker_map_fd(t), err, sizeof err);
+    dn_syscalls_close(sc);
     dn_tracker_close(t);
     Py_END_ALLOW_THREADS
     return Py_BuildValue("(Os)", rc == 0 ? Py_True : Py_False, rc == 0 ? "" : err);

@@ -22,7 +22,9 @@
 #include <unistd.h>
 
 #include "collector.h"
+#include "ebpf_common.h"
 #include "ebpf_sample.h"
+#include "ebpf_syscalls.h"
 #include "encode_dict.h"
 #include "errors.h"
 #include "module.h"
@@ -53,6 +55,8 @@ typedef struct MonitorObject_ {
     bool gone;        /* the root has exited: no more samples */
     struct dn_collector *collector;
     struct dn_tracker *tracker;
+    struct dn_syscalls *syscalls; /* eBPF syscall counter, NULL when not loaded */
+    int64_t syscalls_t0_ns;       /* monotonic time it began counting */
     char *ebpf_error;
     struct dn_writer writer;
     bool writer_closed;
@@ -178,18 +182,32 @@ static void reap_locked(MonitorObject *m, bool block)
     }
 }
 
-static struct dn_ebpf_sample *ebpf_part_locked(MonitorObject *m)
+/* The eBPF part of sample s: cumulative syscall counts of the tree, or the error. */
+static struct dn_ebpf_sample *ebpf_part_locked(MonitorObject *m, const struct dn_sample *s)
 {
-    if (m->ebpf_error)
-        return dn_ebpf_sample_new_error(m->ebpf_error);
-    return NULL;
+    if (!m->syscalls)
+        return m->ebpf_error ? dn_ebpf_sample_new_error(m->ebpf_error) : NULL;
+    struct dn_ebpf_sample *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    if (!m->include_children)
+        dn_syscalls_only_tgid(m->syscalls, m->pid);
+    int rc = dn_syscalls_snapshot(m->syscalls, x);
+    if (rc) {
+        char err[512];
+        dn_ebpf_explain(err, sizeof err, "reading the eBPF syscall counts", rc);
+        x->error = strdup(err);
+    }
+    x->cpu_usage = s->tree && s->has_aggregated ? s->aggregated.cpu_usage : s->parent.cpu_usage;
+    x->elapsed_secs = (double)(dn_monotonic_ns() - m->syscalls_t0_ns) / 1e9;
+    return x;
 }
 
 /* Stores a sample taken under the lock: file, latest, memory. Takes ownership. */
 static void record_locked(MonitorObject *m, struct dn_sample *s)
 {
     if (m->enable_ebpf)
-        s->ebpf = ebpf_part_locked(m);
+        s->ebpf = ebpf_part_locked(m, s);
     if (dn_writer_is_open(&m->writer))
         dn_writer_sample(&m->writer, s);
     dn_sample_clear(&m->latest);
@@ -235,6 +253,8 @@ static void *sampler_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
 
     pthread_mutex_lock(&m->lock);
+    if (m->syscalls) /* a monitor watching its own process must not count its sampler */
+        dn_syscalls_exclude_tid(m->syscalls, gettid());
     while (!m->stop_requested && !m->gone) {
         int64_t t_start = dn_monotonic_ns();
         struct dn_sample s;
@@ -266,6 +286,8 @@ static void *sampler_main(void *arg)
         reap_locked(m, false);
         write_summary_and_close_locked(m);
     }
+    if (m->syscalls) /* this tid may be reused by a thread we must count */
+        dn_syscalls_exclude_tid(m->syscalls, 0);
     m->thread_running = false;
     pthread_mutex_unlock(&m->lock);
     return NULL;
@@ -582,6 +604,11 @@ static void open_tracker(MonitorObject *m)
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = dn_tracker_open(&m->tracker, err, sizeof err);
+    if (rc == 0) {
+        /* Syscall counting: filtered on the tracker's map; counts begin now. */
+        rc = dn_syscalls_open(&m->syscalls, dn_tracker_map_fd(m->tracker), err, sizeof err);
+        m->syscalls_t0_ns = dn_monotonic_ns();
+    }
     Py_END_ALLOW_THREADS
     if (rc) {
         m->ebpf_error = raw_strdup(err);
@@ -916,6 +943,7 @@ static void monitor_dealloc(PyObject *self)
     reap_locked(m, false);
     pthread_mutex_unlock(&m->lock);
     dn_collector_free(m->collector);
+    dn_syscalls_close(m->syscalls);
     dn_tracker_close(m->tracker);
     dn_sample_vec_clear(&m->samples);
     dn_sample_clear(&m->latest);
@@ -1150,8 +1178,8 @@ static PyObject *monitor_sample_once(PyObject *self, PyObject *unused)
     pthread_mutex_lock(&m->lock);
     rc = collect_locked(m, &s);
     if (rc == 0) {
-        have = dn_sample_copy(&copy, &s) == 0;
-        record_locked(m, &s);
+        record_locked(m, &s); /* adds the eBPF part */
+        have = m->have_latest && dn_sample_copy(&copy, &m->latest) == 0;
     } else if (rc == -ESRCH) {
         reap_locked(m, false);
     }
