@@ -35,7 +35,11 @@ int BPF_PROG(dn_fork, struct task_struct *parent, struct task_struct *child)
     if (!bpf_map_lookup_elem(&tracked, &ptgid))
         return 0;
     struct dn_tracked v = {.parent_tgid = ptgid};
-    if (bpf_map_update_elem(&tracked, &ctgid, &v, BPF_NOEXIST) == -E2BIG)
+    /* An entry left by an exited process whose pid is now reused (not yet pruned by
+     * user space) is replaced: the new process is alive. */
+    struct dn_tracked *old = bpf_map_lookup_elem(&tracked, &ctgid);
+    __u64 flags = old && old->exit_ns ? BPF_EXIST : BPF_NOEXIST;
+    if (bpf_map_update_elem(&tracked, &ctgid, &v, flags) == -E2BIG)
         __sync_fetch_and_add(&fork_dropped, 1);
     return 0;
 }

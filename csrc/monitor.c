@@ -227,6 +227,19 @@ static int collect_locked(MonitorObject *m, struct dn_sample *out)
     return rc;
 }
 
+/* The eBPF totals for a summary: a fresh snapshot, so syscalls made after the last
+ * sample (say, by an attached process that exited in between) still count. Caller frees. */
+static struct dn_ebpf_sample *summary_ebpf_locked(MonitorObject *m)
+{
+    if (m->syscalls) {
+        struct dn_ebpf_sample *x = calloc(1, sizeof *x);
+        if (x && dn_syscalls_snapshot(m->syscalls, x) == 0)
+            return x;
+        dn_ebpf_sample_free(x);
+    }
+    return m->have_latest && m->latest.ebpf ? dn_ebpf_sample_dup(m->latest.ebpf) : NULL;
+}
+
 static void write_summary_and_close_locked(MonitorObject *m)
 {
     if (m->writer_closed)
@@ -236,7 +249,9 @@ static void write_summary_and_close_locked(MonitorObject *m)
         if (m->collector) {
             struct dn_summary sum;
             dn_collector_summary(m->collector, &sum);
-            dn_writer_summary(&m->writer, &sum, m->have_latest ? m->latest.ebpf : NULL);
+            struct dn_ebpf_sample *x = summary_ebpf_locked(m);
+            dn_writer_summary(&m->writer, &sum, x);
+            dn_ebpf_sample_free(x);
         }
         dn_writer_close(&m->writer);
     }
@@ -1309,7 +1324,9 @@ static PyObject *monitor_save_samples(PyObject *self, PyObject *args, PyObject *
         if (m->collector) {
             struct dn_summary sum;
             dn_collector_summary(m->collector, &sum);
-            dn_writer_summary(&w, &sum, m->have_latest ? m->latest.ebpf : NULL);
+            struct dn_ebpf_sample *x = summary_ebpf_locked(m);
+            dn_writer_summary(&w, &sum, x);
+            dn_ebpf_sample_free(x);
         }
         pthread_mutex_unlock(&m->lock);
         rc = dn_writer_close(&w);
@@ -1343,7 +1360,9 @@ static PyObject *monitor_get_summary(PyObject *self, PyObject *unused)
     struct dn_summary sum = {0};
     if (m->collector)
         dn_collector_summary(m->collector, &sum);
-    PyObject *d = dn_summary_to_dict(&sum, m->have_latest ? m->latest.ebpf : NULL);
+    struct dn_ebpf_sample *x = summary_ebpf_locked(m);
+    PyObject *d = dn_summary_to_dict(&sum, x);
+    dn_ebpf_sample_free(x);
     unlock(m);
     return d;
 }

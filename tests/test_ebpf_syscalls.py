@@ -376,3 +376,23 @@ def test_unprivileged_run_carries_ebpf_error_and_full_proc_metrics(tmp_path):
     assert max(s["aggregated"]["mem_rss_kb"] for s in samples) > 0
     assert "total_syscalls" not in r["summary"]
     assert r["summary"]["sample_count"] == len(samples)
+
+
+def test_summary_counts_syscalls_made_after_the_last_sample(require_ebpf, getppid_bin):
+    # The attached process makes 50,000 calls and exits after the last sample was taken:
+    # the summary still has them, from a fresh read of the counters.
+    p = subprocess.Popen(["sh", "-c", f"read x; {getppid_bin} 50000"], stdin=subprocess.PIPE)
+    try:
+        mon = denet.ProcessMonitor.from_pid(p.pid, enable_ebpf=True, quiet=True)
+        mon.sample_once()
+        before = mon.get_summary()["total_syscalls"]
+        p.stdin.write(b"go\n")
+        p.stdin.close()
+        p.wait(timeout=30)
+        assert mon.sample_once() is None  # gone: no sample has the calls
+        assert len(mon.get_samples()) == 1
+        assert mon.get_summary()["total_syscalls"] - before >= 50_000
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
