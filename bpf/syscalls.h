@@ -7,10 +7,10 @@
 #endif
 
 /* (tgid, nr) pairs counted at once. A process uses a few dozen distinct syscalls, so this
- * holds about a thousand live processes; user space folds the pairs of processes that
+ * holds a few hundred live processes; user space folds the pairs of processes that
  * exited into per-number totals and deletes them, and a pair that finds the map full is
  * counted in `spill` (per number) instead, so totals stay exact either way. */
-#define DN_SC_KEYS_MAX 65536
+#define DN_SC_KEYS_MAX 16384
 
 /* Numbers below this have a slot in `spill` (must equal DN_SYSCALL_MAX of
  * csrc/syscall_table.h; checked there at compile time). */

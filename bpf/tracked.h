@@ -9,7 +9,7 @@
 
 /* Processes followed at once: a tree larger than this is reported through
  * fork_dropped rather than silently truncated. */
-#define DN_TRACKED_MAX 32768
+#define DN_TRACKED_MAX 8192
 
 struct dn_tracked {
     __u64 exited_cpu_ns;  /* final runtime of this process's threads that exited while tracked */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -42,6 +43,7 @@ struct dn_syscalls {
     int counts_fd, spill_fd, tracked_fd, prog_fd;
     size_t ncpu;
     uint32_t only_tgid; /* 0: every tracked process */
+    int64_t next_fold_ns; /* CLOCK_MONOTONIC: when to fold exited processes' pairs again */
 
     /* Counts of pairs folded out of the kernel map (processes no longer tracked). */
     uint64_t folded[DN_SYSCALL_MAX];
@@ -337,12 +339,23 @@ int dn_syscalls_snapshot(struct dn_syscalls *s, struct dn_ebpf_sample *out)
     int rc = read_map(s->counts_fd, sizeof(struct dn_sc_key), vsz, DN_SC_KEYS_MAX, &s->counts);
     if (rc)
         return rc;
-    rc = read_map(s->tracked_fd, sizeof(__u32), sizeof(struct dn_tracked), DN_TRACKED_MAX,
-                  &s->tracked);
-    if (rc)
-        return rc;
+    /* Folding the pairs of exited processes only keeps the kernel map small (the totals
+     * include every pair either way), and a batch read walks every bucket of the tracked
+     * map: do it once a second, or sooner when the pairs map is filling up. */
+    struct timespec now_ts;
+    clock_gettime(CLOCK_MONOTONIC, &now_ts);
+    int64_t now = (int64_t)now_ts.tv_sec * 1000000000LL + now_ts.tv_nsec;
+    bool do_fold = now >= s->next_fold_ns || s->counts.n > DN_SC_KEYS_MAX / 2;
+    if (do_fold) {
+        rc = read_map(s->tracked_fd, sizeof(__u32), sizeof(struct dn_tracked), DN_TRACKED_MAX,
+                      &s->tracked);
+        if (rc)
+            return rc;
+        s->next_fold_ns = now + 1000000000LL;
+    }
     __u32 *tgids = s->tracked.keys;
-    qsort(tgids, s->tracked.n, sizeof *tgids, cmp_u32);
+    if (do_fold)
+        qsort(tgids, s->tracked.n, sizeof *tgids, cmp_u32);
 
     if (s->del_cap < s->counts.n) {
         struct dn_sc_key *nk = realloc(s->del_keys, s->counts.n * sizeof *nk);
@@ -376,7 +389,8 @@ int dn_syscalls_snapshot(struct dn_syscalls *s, struct dn_ebpf_sample *out)
             per_nr[nr] += sum;
         else if (mine && (rc = hi_add(&s->hi, nr, sum)))
             return rc;
-        if (!mine || !bsearch(&keys[i].tgid, tgids, s->tracked.n, sizeof *tgids, cmp_u32)) {
+        if (do_fold &&
+            (!mine || !bsearch(&keys[i].tgid, tgids, s->tracked.n, sizeof *tgids, cmp_u32))) {
             /* not ours (deleted, counted nowhere), or final (folded) */
             s->del_keys[ndel] = keys[i];
             s->del_sums[ndel++] = sum;
