@@ -7,7 +7,43 @@ struct py_builder {
     int depth;
     PyObject *result;
     bool failed;
+    struct dn_key_cache *kc;
 };
+
+/* The interned Python string for a static C key (borrowed), or NULL on error. */
+static PyObject *key_object(struct dn_key_cache *kc, const char *name)
+{
+    size_t h = ((uintptr_t)name >> 3) & (DN_KEY_CACHE_SLOTS - 1);
+    for (size_t i = 0; i < DN_KEY_CACHE_SLOTS; i++, h = (h + 1) & (DN_KEY_CACHE_SLOTS - 1)) {
+        if (kc->names[h] == name)
+            return kc->keys[h];
+        if (!kc->names[h]) {
+            PyObject *k = PyUnicode_InternFromString(name);
+            if (!k)
+                return NULL;
+            kc->names[h] = name;
+            kc->keys[h] = k;
+            return k;
+        }
+    }
+    /* Full (more distinct keys than slots): a fresh string each time, still correct. */
+    return NULL;
+}
+
+void dn_key_cache_clear(struct dn_key_cache *kc)
+{
+    for (size_t i = 0; i < DN_KEY_CACHE_SLOTS; i++) {
+        Py_CLEAR(kc->keys[i]);
+        kc->names[i] = NULL;
+    }
+}
+
+int dn_key_cache_traverse(struct dn_key_cache *kc, visitproc visit, void *arg)
+{
+    for (size_t i = 0; i < DN_KEY_CACHE_SLOTS; i++)
+        Py_VISIT(kc->keys[i]);
+    return 0;
+}
 
 /* Attaches a new reference to the current container (stealing it). */
 static bool attach(struct py_builder *b, const char *key, PyObject *obj)
@@ -22,8 +58,13 @@ static bool attach(struct py_builder *b, const char *key, PyObject *obj)
         return true;
     }
     PyObject *parent = b->stack[b->depth - 1];
-    int rc = PyDict_Check(parent) ? PyDict_SetItemString(parent, key, obj)
-                                  : PyList_Append(parent, obj);
+    int rc;
+    if (PyDict_Check(parent)) {
+        PyObject *k = key_object(b->kc, key);
+        rc = k ? PyDict_SetItem(parent, k, obj) : PyDict_SetItemString(parent, key, obj);
+    } else {
+        rc = PyList_Append(parent, obj);
+    }
     Py_DECREF(obj);
     if (rc < 0)
         b->failed = true;
@@ -107,25 +148,26 @@ static PyObject *finish(struct py_builder *b)
     return b->result;
 }
 
-PyObject *dn_sample_to_dict(const struct dn_sample *s)
+PyObject *dn_sample_to_dict(struct dn_key_cache *kc, const struct dn_sample *s)
 {
-    struct py_builder b = {0};
+    struct py_builder b = {.kc = kc};
     struct dn_emitter e = {&py_ops, &b};
     dn_emit_sample(&e, s, false);
     return finish(&b);
 }
 
-PyObject *dn_summary_to_dict(const struct dn_summary *s, const struct dn_ebpf_sample *ebpf)
+PyObject *dn_summary_to_dict(struct dn_key_cache *kc, const struct dn_summary *s,
+                             const struct dn_ebpf_sample *ebpf)
 {
-    struct py_builder b = {0};
+    struct py_builder b = {.kc = kc};
     struct dn_emitter e = {&py_ops, &b};
     dn_emit_summary(&e, s, ebpf, false);
     return finish(&b);
 }
 
-PyObject *dn_metadata_to_dict(const struct dn_metadata *md)
+PyObject *dn_metadata_to_dict(struct dn_key_cache *kc, const struct dn_metadata *md)
 {
-    struct py_builder b = {0};
+    struct py_builder b = {.kc = kc};
     struct dn_emitter e = {&py_ops, &b};
     dn_emit_metadata(&e, md, false);
     return finish(&b);

@@ -139,12 +139,13 @@ static int module_exec(PyObject *m)
 static int module_traverse(PyObject *m, visitproc visit, void *arg)
 {
     Py_VISIT(get_state(m)->monitor_type);
-    return 0;
+    return dn_key_cache_traverse(&get_state(m)->keys, visit, arg);
 }
 
 static int module_clear(PyObject *m)
 {
     Py_CLEAR(get_state(m)->monitor_type);
+    dn_key_cache_clear(&get_state(m)->keys);
     return 0;
 }
 

@@ -5,8 +5,11 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "encode_dict.h"
+
 typedef struct {
     PyTypeObject *monitor_type;
+    struct dn_key_cache keys; /* Python strings of the dict keys */
 } dn_module_state;
 
 extern PyModuleDef dn_module_def;

@@ -109,6 +109,13 @@ static void registry_remove(MonitorObject *m)
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
+/* The module's cache of dict keys, found from the type (subclasses included). */
+static struct dn_key_cache *key_cache(PyObject *self)
+{
+    PyObject *mod = PyType_GetModuleByDef(Py_TYPE(self), &dn_module_def);
+    return &((dn_module_state *)PyModule_GetState(mod))->keys;
+}
+
 static void lock_nogil(MonitorObject *m)
 {
     if (pthread_mutex_trylock(&m->lock) == 0)
@@ -1204,7 +1211,7 @@ static PyObject *monitor_sample_once(PyObject *self, PyObject *unused)
         return PyErr_NoMemory();
     if (rc != 0)
         Py_RETURN_NONE;
-    PyObject *d = dn_sample_to_dict(&copy);
+    PyObject *d = dn_sample_to_dict(key_cache(self), &copy);
     dn_sample_clear(&copy);
     return d;
 }
@@ -1239,7 +1246,7 @@ static PyObject *monitor_get_metadata(PyObject *self, PyObject *unused)
     MonitorObject *m = (MonitorObject *)self;
     if (check_init(m) < 0)
         return NULL;
-    return dn_metadata_to_dict(&m->md);
+    return dn_metadata_to_dict(key_cache(self), &m->md);
 }
 
 static PyObject *monitor_get_samples(PyObject *self, PyObject *unused)
@@ -1248,10 +1255,11 @@ static PyObject *monitor_get_samples(PyObject *self, PyObject *unused)
     MonitorObject *m = (MonitorObject *)self;
     if (check_init(m) < 0)
         return NULL;
+    struct dn_key_cache *kc = key_cache(self);
     lock_nogil(m);
     PyObject *list = PyList_New((Py_ssize_t)m->samples.len);
     for (size_t i = 0; list && i < m->samples.len; i++) {
-        PyObject *d = dn_sample_to_dict(&m->samples.items[i]);
+        PyObject *d = dn_sample_to_dict(kc, &m->samples.items[i]);
         if (!d) {
             Py_CLEAR(list);
             break;
@@ -1269,7 +1277,8 @@ static PyObject *monitor_latest_sample(PyObject *self, PyObject *unused)
     if (check_init(m) < 0)
         return NULL;
     lock_nogil(m);
-    PyObject *d = m->have_latest ? dn_sample_to_dict(&m->latest) : Py_NewRef(Py_None);
+    PyObject *d = m->have_latest ? dn_sample_to_dict(key_cache(self), &m->latest)
+                                 : Py_NewRef(Py_None);
     unlock(m);
     return d;
 }
@@ -1361,7 +1370,7 @@ static PyObject *monitor_get_summary(PyObject *self, PyObject *unused)
     if (m->collector)
         dn_collector_summary(m->collector, &sum);
     struct dn_ebpf_sample *x = summary_ebpf_locked(m);
-    PyObject *d = dn_summary_to_dict(&sum, x);
+    PyObject *d = dn_summary_to_dict(key_cache(self), &sum, x);
     dn_ebpf_sample_free(x);
     unlock(m);
     return d;

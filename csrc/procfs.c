@@ -139,7 +139,7 @@ static int parse_stat(const char *buf, struct dn_proc_raw *r)
     s += 2;
     uint64_t f[53] = {0};
     int64_t processor = -1;
-    for (int field = 3; field <= 52 && *s; field++) {
+    for (int field = 3; field <= 39 && *s; field++) { /* 39 (processor) is the last used */
         if (field == 3) {
             r->state = *s;
             s = skip_field(s);
