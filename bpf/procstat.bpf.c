@@ -9,17 +9,9 @@
 #include <bpf/bpf_tracing.h>
 
 #include "procstat.h"
-#include "tracked.h"
+#include "tracked_map.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-/* The tracker's map, shared by fd (bpf_map__reuse_fd) before load. */
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, DN_TRACKED_MAX);
-    __type(key, __u32);
-    __type(value, struct dn_tracked);
-} tracked SEC(".maps");
 
 /* MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES: resident = all but swap. */
 #define DN_MM_SWAPENTS 2

@@ -17,17 +17,9 @@
 #include <bpf/bpf_tracing.h>
 
 #include "syscalls.h"
-#include "tracked.h"
+#include "tracked_map.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-/* Must match tracked.bpf.c: user space replaces it with the tracker's map before load. */
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, DN_TRACKED_MAX);
-    __type(key, __u32);
-    __type(value, struct dn_tracked);
-} tracked SEC(".maps");
 
 /* Not preallocated: memory follows the number of (tgid, nr) pairs actually seen. */
 struct {

@@ -8,18 +8,11 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
-#include "tracked.h"
+#include "tracked_map.bpf.h"
 
 #define E2BIG 7 /* errno values are not in vmlinux.h */
 
 char LICENSE[] SEC("license") = "GPL";
-
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, DN_TRACKED_MAX);
-    __type(key, __u32);
-    __type(value, struct dn_tracked);
-} tracked SEC(".maps");
 
 /* Forks not followed because the map was full. */
 __u64 fork_dropped = 0;

@@ -1,12 +1,15 @@
 #include "ebpf_common.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 void dn_ebpf_explain(char *buf, size_t len, const char *what, int neg_errno)
@@ -46,3 +49,86 @@ void dn_ebpf_init_logging(void)
 {
     libbpf_set_print(print_fn);
 }
+
+static int buf_reserve(struct dn_map_buf *b, size_t ksz, size_t vsz, size_t want)
+{
+    if (b->cap >= want)
+        return 0;
+    void *nk = realloc(b->keys, want * ksz);
+    if (!nk)
+        return -ENOMEM;
+    b->keys = nk;
+    void *nv = realloc(b->vals, want * vsz);
+    if (!nv)
+        return -ENOMEM;
+    b->vals = nv;
+    b->cap = want;
+    return 0;
+}
+
+/* Slow path for kernels without batch operations: two syscalls per entry. */
+static int read_map_iter(int fd, size_t ksz, size_t vsz, struct dn_map_buf *b)
+{
+    uint64_t prev_key, next_key; /* keys here are at most 8 bytes */
+    void *prev = NULL;
+    b->n = 0;
+    while (bpf_map_get_next_key(fd, prev, &next_key) == 0) {
+        int rc = buf_reserve(b, ksz, vsz, b->n + 1 > b->cap ? b->cap * 2 + 64 : b->cap);
+        if (rc)
+            return rc;
+        void *k = (char *)b->keys + b->n * ksz, *v = (char *)b->vals + b->n * vsz;
+        memcpy(k, &next_key, ksz);
+        if (bpf_map_lookup_elem(fd, k, v) == 0)
+            b->n++;
+        else if (errno != ENOENT)
+            return -errno;
+        memcpy(&prev_key, &next_key, sizeof prev_key);
+        prev = &prev_key;
+    }
+    return errno == ENOENT ? 0 : -errno;
+}
+
+int dn_bpf_read_map(int fd, size_t ksz, size_t vsz, size_t max_entries, struct dn_map_buf *b)
+{
+    size_t want = b->cap ? b->cap : 256;
+    for (;;) {
+        int rc = buf_reserve(b, ksz, vsz, want);
+        if (rc)
+            return rc;
+        uint64_t in_batch = 0, out_batch = 0; /* a bucket index for hash maps */
+        bool first = true;
+        size_t got = 0;
+        rc = 0;
+        for (;;) {
+            __u32 count = (__u32)(b->cap - got);
+            if (count == 0) {
+                rc = -ENOSPC;
+                break;
+            }
+            int r = bpf_map_lookup_batch(fd, first ? NULL : &in_batch, &out_batch,
+                                         (char *)b->keys + got * ksz,
+                                         (char *)b->vals + got * vsz, &count, NULL);
+            int e = r ? errno : 0;
+            got += count;
+            if (r && e == ENOENT)
+                break; /* the whole map was read */
+            if (r) {
+                rc = -e;
+                break;
+            }
+            in_batch = out_batch;
+            first = false;
+        }
+        if (rc == -ENOSPC && want < 2 * max_entries) {
+            want *= 4;
+            continue;
+        }
+        if (rc == -EINVAL || rc == -ENOTSUP || rc == -EOPNOTSUPP)
+            return read_map_iter(fd, ksz, vsz, b);
+        if (rc)
+            return rc;
+        b->n = got;
+        return 0;
+    }
+}
+

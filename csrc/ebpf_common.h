@@ -11,4 +11,16 @@ void dn_ebpf_explain(char *buf, size_t len, const char *what, int neg_errno);
 /* Routes libbpf's own log to stderr only when DENET_DEBUG_BPF is set. */
 void dn_ebpf_init_logging(void);
 
+/* Contents of a map read with batch lookups: n keys and n values, each value being
+ * vsz bytes (ncpu u64s for per-CPU maps). Kept between reads to reuse the memory. */
+struct dn_map_buf {
+    void *keys, *vals;
+    size_t cap, n;
+};
+
+/* Every entry of a hash map into b. One batch lookup returns whole hash buckets, so a
+ * buffer too small for a bucket (ENOSPC) is grown and the read restarted; kernels
+ * without batch lookups are read key by key. Returns 0 or -errno. */
+int dn_bpf_read_map(int fd, size_t ksz, size_t vsz, size_t max_entries, struct dn_map_buf *b);
+
 #endif

@@ -31,13 +31,6 @@ struct hi_vec {
     size_t len, cap;
 };
 
-/* Contents of a map read with batch lookups: n keys and n values, each value being
- * vsz bytes (ncpu u64s for per-CPU maps). */
-struct map_buf {
-    void *keys, *vals;
-    size_t cap, n;
-};
-
 struct dn_syscalls {
     struct syscalls_bpf *skel;
     int counts_fd, spill_fd, tracked_fd, prog_fd;
@@ -50,7 +43,7 @@ struct dn_syscalls {
     struct hi_vec folded_hi;
 
     /* scratch, kept between snapshots */
-    struct map_buf counts, tracked;
+    struct dn_map_buf counts, tracked;
     uint64_t *spill_vals;          /* DN_SYSCALL_MAX * ncpu */
     struct dn_sc_key *del_keys;    /* pairs to fold */
     uint64_t *del_sums;
@@ -75,90 +68,6 @@ static int hi_add(struct hi_vec *v, uint32_t nr, uint64_t count)
     }
     v->items[v->len++] = (struct hi_count){nr, count};
     return 0;
-}
-
-static int buf_reserve(struct map_buf *b, size_t ksz, size_t vsz, size_t want)
-{
-    if (b->cap >= want)
-        return 0;
-    void *nk = realloc(b->keys, want * ksz);
-    if (!nk)
-        return -ENOMEM;
-    b->keys = nk;
-    void *nv = realloc(b->vals, want * vsz);
-    if (!nv)
-        return -ENOMEM;
-    b->vals = nv;
-    b->cap = want;
-    return 0;
-}
-
-/* Slow path for kernels without batch operations: two syscalls per entry. */
-static int read_map_iter(int fd, size_t ksz, size_t vsz, struct map_buf *b)
-{
-    uint64_t prev_key, next_key; /* keys here are at most 8 bytes */
-    void *prev = NULL;
-    b->n = 0;
-    while (bpf_map_get_next_key(fd, prev, &next_key) == 0) {
-        int rc = buf_reserve(b, ksz, vsz, b->n + 1 > b->cap ? b->cap * 2 + 64 : b->cap);
-        if (rc)
-            return rc;
-        void *k = (char *)b->keys + b->n * ksz, *v = (char *)b->vals + b->n * vsz;
-        memcpy(k, &next_key, ksz);
-        if (bpf_map_lookup_elem(fd, k, v) == 0)
-            b->n++;
-        else if (errno != ENOENT)
-            return -errno;
-        memcpy(&prev_key, &next_key, sizeof prev_key);
-        prev = &prev_key;
-    }
-    return errno == ENOENT ? 0 : -errno;
-}
-
-/* Every entry of a hash map into b. One batch lookup returns whole hash buckets, so a
- * buffer too small for a bucket (ENOSPC) is grown and the read restarted. */
-static int read_map(int fd, size_t ksz, size_t vsz, size_t max_entries, struct map_buf *b)
-{
-    size_t want = b->cap ? b->cap : 256;
-    for (;;) {
-        int rc = buf_reserve(b, ksz, vsz, want);
-        if (rc)
-            return rc;
-        uint64_t in_batch = 0, out_batch = 0; /* a bucket index for hash maps */
-        bool first = true;
-        size_t got = 0;
-        rc = 0;
-        for (;;) {
-            __u32 count = (__u32)(b->cap - got);
-            if (count == 0) {
-                rc = -ENOSPC;
-                break;
-            }
-            int r = bpf_map_lookup_batch(fd, first ? NULL : &in_batch, &out_batch,
-                                         (char *)b->keys + got * ksz,
-                                         (char *)b->vals + got * vsz, &count, NULL);
-            int e = r ? errno : 0;
-            got += count;
-            if (r && e == ENOENT)
-                break; /* the whole map was read */
-            if (r) {
-                rc = -e;
-                break;
-            }
-            in_batch = out_batch;
-            first = false;
-        }
-        if (rc == -ENOSPC && want < 2 * max_entries) {
-            want *= 4;
-            continue;
-        }
-        if (rc == -EINVAL || rc == -ENOTSUP || rc == -EOPNOTSUPP)
-            return read_map_iter(fd, ksz, vsz, b);
-        if (rc)
-            return rc;
-        b->n = got;
-        return 0;
-    }
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -336,7 +245,7 @@ int dn_syscalls_snapshot(struct dn_syscalls *s, struct dn_ebpf_sample *out)
     const size_t vsz = s->ncpu * sizeof(uint64_t);
     /* Pairs first, tracked processes second: a pair whose process is not tracked any
      * more in the later read had its final count when the pairs were read. */
-    int rc = read_map(s->counts_fd, sizeof(struct dn_sc_key), vsz, DN_SC_KEYS_MAX, &s->counts);
+    int rc = dn_bpf_read_map(s->counts_fd, sizeof(struct dn_sc_key), vsz, DN_SC_KEYS_MAX, &s->counts);
     if (rc)
         return rc;
     /* Folding the pairs of exited processes only keeps the kernel map small (the totals
@@ -347,7 +256,7 @@ int dn_syscalls_snapshot(struct dn_syscalls *s, struct dn_ebpf_sample *out)
     int64_t now = (int64_t)now_ts.tv_sec * 1000000000LL + now_ts.tv_nsec;
     bool do_fold = now >= s->next_fold_ns || s->counts.n > DN_SC_KEYS_MAX / 2;
     if (do_fold) {
-        rc = read_map(s->tracked_fd, sizeof(__u32), sizeof(struct dn_tracked), DN_TRACKED_MAX,
+        rc = dn_bpf_read_map(s->tracked_fd, sizeof(__u32), sizeof(struct dn_tracked), DN_TRACKED_MAX,
                       &s->tracked);
         if (rc)
             return rc;

@@ -19,6 +19,7 @@ struct dn_tracker {
     int map_fd;
     struct procstat_bpf *iter_skel; /* NULL when the kernel lacks task iterators */
     struct bpf_link *iter_link;
+    struct dn_map_buf scratch;      /* of dn_tracker_snapshot (callers serialise) */
 };
 
 /* The task iterator is an optimisation: when it cannot load, /proc is read instead. */
@@ -126,6 +127,8 @@ void dn_tracker_close(struct dn_tracker *t)
     bpf_link__destroy(t->iter_link);
     procstat_bpf__destroy(t->iter_skel);
     tracked_bpf__destroy(t->skel);
+    free(t->scratch.keys);
+    free(t->scratch.vals);
     free(t);
 }
 
@@ -157,104 +160,27 @@ uint64_t dn_tracker_fork_dropped(const struct dn_tracker *t)
     return __atomic_load_n(&t->skel->bss->fork_dropped, __ATOMIC_RELAXED);
 }
 
-static int grow(struct dn_tracked_entry **buf, size_t *cap, size_t need)
-{
-    if (*cap >= need)
-        return 0;
-    size_t ncap = *cap ? *cap : 64;
-    while (ncap < need)
-        ncap *= 2;
-    struct dn_tracked_entry *nb = realloc(*buf, ncap * sizeof *nb);
-    if (!nb)
-        return -ENOMEM;
-    *buf = nb;
-    *cap = ncap;
-    return 0;
-}
-
-/* Slow path for kernels without batch lookups: two syscalls per entry. */
-static int snapshot_iter(struct dn_tracker *t, struct dn_tracked_entry **buf, size_t *n,
-                         size_t *cap)
-{
-    __u32 key, next;
-    void *prev = NULL;
-    *n = 0;
-    while (bpf_map_get_next_key(t->map_fd, prev, &next) == 0) {
-        int rc = grow(buf, cap, *n + 1);
-        if (rc)
-            return rc;
-        struct dn_tracked_entry *e = &(*buf)[*n];
-        if (bpf_map_lookup_elem(t->map_fd, &next, &e->val) == 0) {
-            e->tgid = next;
-            (*n)++;
-        }
-        key = next;
-        prev = &key;
-    }
-    return 0;
-}
-
 int dn_tracker_snapshot(struct dn_tracker *t, struct dn_tracked_entry **buf, size_t *n,
                         size_t *cap)
 {
-    /* One batch lookup returns whole hash buckets; keys and values come back in
-     * separate arrays. */
-    static __thread __u32 *keys;
-    static __thread struct dn_tracked *vals;
-    static __thread size_t kv_cap;
-    size_t want = 256;
     *n = 0;
-    for (;;) {
-        if (kv_cap < want) {
-            __u32 *nk = realloc(keys, want * sizeof *nk);
-            if (!nk)
-                return -ENOMEM;
-            keys = nk;
-            struct dn_tracked *nv = realloc(vals, want * sizeof *nv);
-            if (!nv)
-                return -ENOMEM;
-            vals = nv;
-            kv_cap = want;
-        }
-        __u32 in_batch = 0, out_batch = 0;
-        bool first = true;
-        size_t got = 0;
-        int rc = 0;
-        for (;;) {
-            __u32 count = (__u32)(kv_cap - got);
-            if (count == 0) {
-                rc = -ENOSPC;
-                break;
-            }
-            int r = bpf_map_lookup_batch(t->map_fd, first ? NULL : &in_batch, &out_batch,
-                                         keys + got, vals + got, &count, NULL);
-            int e = r ? errno : 0;
-            got += count;
-            if (r && e == ENOENT)
-                break; /* finished */
-            if (r) {
-                rc = -e;
-                break;
-            }
-            in_batch = out_batch;
-            first = false;
-        }
-        if (rc == -ENOSPC && want < 4 * (size_t)DN_TRACKED_MAX) {
-            want *= 4; /* a bucket did not fit: retry with room for more */
-            continue;
-        }
-        if (rc == -EINVAL || rc == -ENOTSUP || rc == -EOPNOTSUPP)
-            return snapshot_iter(t, buf, n, cap);
-        if (rc)
-            return rc;
-        int g = grow(buf, cap, got);
-        if (g)
-            return g;
-        for (size_t i = 0; i < got; i++) {
-            (*buf)[i].tgid = keys[i];
-            (*buf)[i].val = vals[i];
-        }
-        *n = got;
-        return 0;
+    int rc = dn_bpf_read_map(t->map_fd, sizeof(__u32), sizeof(struct dn_tracked), DN_TRACKED_MAX,
+                             &t->scratch);
+    if (rc)
+        return rc;
+    if (*cap < t->scratch.n) {
+        struct dn_tracked_entry *nb = realloc(*buf, t->scratch.n * sizeof *nb);
+        if (!nb)
+            return -ENOMEM;
+        *buf = nb;
+        *cap = t->scratch.n;
     }
+    const __u32 *keys = t->scratch.keys;
+    const struct dn_tracked *vals = t->scratch.vals;
+    for (size_t i = 0; i < t->scratch.n; i++) {
+        (*buf)[i].tgid = keys[i];
+        (*buf)[i].val = vals[i];
+    }
+    *n = t->scratch.n;
+    return 0;
 }
