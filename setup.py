@@ -39,6 +39,7 @@ class BuildExtWithBpf(build_ext):
         os.makedirs(out, exist_ok=True)
         bpftool = find_tool("bpftool")
         clang = find_tool("clang")
+        strip = shutil.which("llvm-strip") or find_tool("llvm-strip-14")
         vmlinux = os.path.join(out, "vmlinux.h")
         btf = "/sys/kernel/btf/vmlinux"
         if not os.path.exists(vmlinux) or os.path.getmtime(vmlinux) < os.path.getmtime(btf):
@@ -56,6 +57,8 @@ class BuildExtWithBpf(build_ext):
             run([clang, "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{BPF_ARCH}",
                  "-Wall", "-Werror", "-I", out, "-I", os.path.join(HERE, "bpf"),
                  "-c", src, "-o", obj])
+            # -g is for BTF (CO-RE needs it); the DWARF that comes with it is not.
+            run([strip, "-g", obj])
             with open(skel + ".tmp", "w") as f:
                 run([bpftool, "gen", "skeleton", obj, "name", name + "_bpf"], stdout=f)
             os.replace(skel + ".tmp", skel)
