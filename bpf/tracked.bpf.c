@@ -14,8 +14,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Forks not followed because the map was full. */
+/* Forks not followed because the map was full, and forks followed. */
 __u64 fork_dropped = 0;
+__u64 forks_tracked = 0;
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(dn_fork, struct task_struct *parent, struct task_struct *child)
@@ -32,7 +33,10 @@ int BPF_PROG(dn_fork, struct task_struct *parent, struct task_struct *child)
      * user space) is replaced: the new process is alive. */
     struct dn_tracked *old = bpf_map_lookup_elem(&tracked, &ctgid);
     __u64 flags = old && old->exit_ns ? BPF_EXIST : BPF_NOEXIST;
-    if (bpf_map_update_elem(&tracked, &ctgid, &v, flags) == -E2BIG)
+    long rc = bpf_map_update_elem(&tracked, &ctgid, &v, flags);
+    if (rc == 0)
+        __sync_fetch_and_add(&forks_tracked, 1);
+    else if (rc == -E2BIG)
         __sync_fetch_and_add(&fork_dropped, 1);
     return 0;
 }

@@ -745,6 +745,10 @@ void dn_collector_summary(const struct dn_collector *c, struct dn_summary *s)
     s->total_cpu_time_secs = (double)c->total_cpu_ns / 1e9;
     s->peak_process_rss_kb = c->peak_process_rss_kb;
     s->processes_seen = c->processes_seen;
-    if (c->o.tracker)
+    if (c->o.tracker) {
         s->tracker_fork_dropped = dn_tracker_fork_dropped(c->o.tracker);
+        /* The kernel saw every fork, including children that lived between samples. */
+        if (c->o.include_children && dn_tracker_processes(c->o.tracker) > s->processes_seen)
+            s->processes_seen = dn_tracker_processes(c->o.tracker);
+    }
 }

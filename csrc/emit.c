@@ -184,6 +184,8 @@ void dn_emit_summary(const struct dn_emitter *e, const struct dn_summary *s,
     OPS->f64(CTX, "total_cpu_time_secs", s->total_cpu_time_secs);
     OPS->u64(CTX, "peak_process_rss_kb", s->peak_process_rss_kb);
     OPS->u64(CTX, "processes_seen", s->processes_seen);
+    if (s->tracker_fork_dropped) /* the tracked map was full: these were not followed */
+        OPS->u64(CTX, "untracked_forks", s->tracker_fork_dropped);
     if (ebpf && ebpf->has_syscalls) {
         OPS->u64(CTX, "total_syscalls", ebpf->total);
         OPS->begin_object(CTX, "syscalls_by_category");

@@ -20,6 +20,7 @@ struct dn_tracker {
     struct procstat_bpf *iter_skel; /* NULL when the kernel lacks task iterators */
     struct bpf_link *iter_link;
     struct dn_map_buf scratch;      /* of dn_tracker_snapshot (callers serialise) */
+    uint64_t added;                 /* processes registered from user space */
 };
 
 /* The task iterator is an optimisation: when it cannot load, /proc is read instead. */
@@ -142,8 +143,12 @@ int dn_tracker_add(struct dn_tracker *t, pid_t tgid)
     __u32 key = (__u32)tgid;
     struct dn_tracked v = {0};
     /* BPF_NOEXIST: a fork may have registered it already; keep its counters. */
-    if (bpf_map_update_elem(t->map_fd, &key, &v, BPF_NOEXIST) && errno != EEXIST)
-        return -errno;
+    if (bpf_map_update_elem(t->map_fd, &key, &v, BPF_NOEXIST)) {
+        if (errno != EEXIST)
+            return -errno;
+        return 0;
+    }
+    t->added++;
     return 0;
 }
 
@@ -153,6 +158,11 @@ int dn_tracker_forget(struct dn_tracker *t, pid_t tgid)
     if (bpf_map_delete_elem(t->map_fd, &key) && errno != ENOENT)
         return -errno;
     return 0;
+}
+
+uint64_t dn_tracker_processes(const struct dn_tracker *t)
+{
+    return t->added + __atomic_load_n(&t->skel->bss->forks_tracked, __ATOMIC_RELAXED);
 }
 
 uint64_t dn_tracker_fork_dropped(const struct dn_tracker *t)

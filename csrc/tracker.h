@@ -26,6 +26,9 @@ int dn_tracker_map_fd(const struct dn_tracker *t);
 int dn_tracker_add(struct dn_tracker *t, pid_t tgid);      /* 0 or -errno */
 int dn_tracker_forget(struct dn_tracker *t, pid_t tgid);   /* 0 or -errno */
 uint64_t dn_tracker_fork_dropped(const struct dn_tracker *t);
+/* Processes the map has followed: registered from user space plus forks followed in the
+ * kernel, however short-lived. */
+uint64_t dn_tracker_processes(const struct dn_tracker *t);
 
 /* Every entry of the map, into a buffer grown as needed. Returns 0 or -errno. */
 int dn_tracker_snapshot(struct dn_tracker *t, struct dn_tracked_entry **buf, size_t *n,
