@@ -912,34 +912,8 @@ static PyObject *monitor_from_pid(PyObject *cls, PyObject *args, PyObject *kwds)
     if (m->enable_ebpf) {
         open_tracker(m);
         if (m->tracker) {
-            /* Register the process and the descendants it already has; later forks are
-             * followed in the kernel. */
-            dn_tracker_add(m->tracker, m->pid);
-            pid_t *pids = NULL;
-            size_t n = 0, cap = 0;
-            if (PyErr_Occurred())
-                PyErr_Clear();
-            for (int pass = 0; pass < 2; pass++) {
-                n = 0;
-                struct dn_procfs pf;
-                size_t qi;
-                if (dn_procfs_open(&pf, m->pid) == 0) {
-                    struct dn_proc_raw r;
-                    if (dn_procfs_read(&pf, &r, false) == 0)
-                        dn_procfs_children(&pf, r.num_threads, &pids, &n, &cap);
-                    dn_procfs_close(&pf);
-                }
-                for (qi = 0; qi < n; qi++) {
-                    dn_tracker_add(m->tracker, pids[qi]);
-                    if (dn_procfs_open(&pf, pids[qi]) == 0) {
-                        struct dn_proc_raw r;
-                        if (dn_procfs_read(&pf, &r, false) == 0)
-                            dn_procfs_children(&pf, r.num_threads, &pids, &n, &cap);
-                        dn_procfs_close(&pf);
-                    }
-                }
-            }
-            free(pids);
+            /* Later forks are followed in the kernel; what exists now is registered. */
+            dn_tracker_add_tree(m->tracker, m->pid);
         }
     }
     if (finish_setup(m, dn_boottime_secs(), 0) < 0)

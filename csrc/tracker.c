@@ -9,6 +9,7 @@
 #include <bpf/libbpf.h>
 
 #include "ebpf_common.h"
+#include "procfs.h"
 #include "procstat.skel.h"
 #include "tracked.skel.h"
 
@@ -149,6 +150,39 @@ int dn_tracker_add(struct dn_tracker *t, pid_t tgid)
         return 0;
     }
     t->added++;
+    return 0;
+}
+
+/* Adds pid's children (of every thread) to the queue. */
+static void push_children(pid_t pid, pid_t **pids, size_t *n, size_t *cap)
+{
+    struct dn_procfs pf;
+    if (dn_procfs_open(&pf, pid) != 0)
+        return;
+    struct dn_proc_raw r;
+    if (dn_procfs_read(&pf, &r, false) == 0)
+        dn_procfs_children(&pf, r.num_threads, pids, n, cap);
+    dn_procfs_close(&pf);
+}
+
+int dn_tracker_add_tree(struct dn_tracker *t, pid_t root)
+{
+    int rc = dn_tracker_add(t, root);
+    if (rc)
+        return rc;
+    pid_t *pids = NULL;
+    size_t n = 0, cap = 0;
+    /* Twice: a process that forked while the first walk read its parent is registered
+     * by the second (from then on the kernel follows its forks). */
+    for (int pass = 0; pass < 2; pass++) {
+        n = 0;
+        push_children(root, &pids, &n, &cap);
+        for (size_t i = 0; i < n; i++) {
+            dn_tracker_add(t, pids[i]);
+            push_children(pids[i], &pids, &n, &cap);
+        }
+    }
+    free(pids);
     return 0;
 }
 

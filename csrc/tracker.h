@@ -25,6 +25,8 @@ void dn_tracker_close(struct dn_tracker *t);
 int dn_tracker_map_fd(const struct dn_tracker *t);
 int dn_tracker_add(struct dn_tracker *t, pid_t tgid);      /* 0 or -errno */
 int dn_tracker_forget(struct dn_tracker *t, pid_t tgid);   /* 0 or -errno */
+/* Registers a running process and every descendant it has now. 0 or -errno. */
+int dn_tracker_add_tree(struct dn_tracker *t, pid_t root);
 uint64_t dn_tracker_fork_dropped(const struct dn_tracker *t);
 /* Processes the map has followed: registered from user space plus forks followed in the
  * kernel, however short-lived. */
