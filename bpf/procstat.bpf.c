@@ -53,6 +53,7 @@ int dn_procstat(struct bpf_iter__task *ctx)
         r.start_boottime_ns = t->start_boottime;
         r.cpu = t->thread_info.cpu;
         r.ppid = t->real_parent->tgid;
+        bpf_probe_read_kernel_str(r.comm, sizeof r.comm, t->comm);
         struct mm_struct *mm = t->mm;
         if (mm) {
             __s64 rss = 0;

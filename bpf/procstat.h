@@ -26,6 +26,7 @@ struct dn_task_rec {
     __u32 ppid;
     __s32 exit_state;
     __u32 pad;
+    char comm[16];               /* task name (the leader's): changes at exec */
 };
 
 #endif

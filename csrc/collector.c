@@ -30,6 +30,7 @@ struct dn_proc {
     struct dn_metrics last;    /* last metrics read, relative */
     uint64_t last_cpu_ns;
     int64_t next_hwm_ns;       /* when to read VmHWM again */
+    char comm[16];             /* task name when command was read */
 };
 
 /* Exited tracked processes whose CPU time was counted but whose map entry is kept a
@@ -219,6 +220,17 @@ static inline uint64_t sub_sat(uint64_t a, uint64_t b)
 static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct dn_proc_raw *r,
                         int64_t mono_ns, int64_t now_ms, double boot_secs)
 {
+    /* A child found between its fork and its exec showed its parent's command line; the
+     * task name changes at exec, and then the command is read again. */
+    if (strcmp(p->comm, r->comm) != 0) {
+        char cmd[1024];
+        if (p->comm[0] && dn_procfs_command(p->fs.pid, cmd, sizeof cmd) == 0) {
+            const char *interned = dn_collector_intern(c, cmd);
+            if (interned)
+                p->command = interned;
+        }
+        memcpy(p->comm, r->comm, sizeof p->comm);
+    }
     if (!p->have_prev) {
         /* A process that started after monitoring began is counted from zero: all of its
          * work happened under observation. */
@@ -493,6 +505,8 @@ static int iter_pass(struct dn_collector *c)
                                                                  : lead->rss_pages;
         r->hwm_kb = hw * page_kb;
         r->have_io = true;
+        memcpy(r->comm, lead->comm, sizeof r->comm);
+        r->comm[sizeof r->comm - 1] = '\0';
         i = j;
     }
     return 0;

@@ -134,8 +134,14 @@ static int64_t parse_i64(const char **sp)
 static int parse_stat(const char *buf, struct dn_proc_raw *r)
 {
     const char *s = strrchr(buf, ')');
-    if (!s || s[1] != ' ')
+    const char *open_paren = strchr(buf, '(');
+    if (!s || s[1] != ' ' || !open_paren || open_paren > s)
         return -EINVAL;
+    size_t clen = (size_t)(s - open_paren - 1);
+    if (clen >= sizeof r->comm)
+        clen = sizeof r->comm - 1;
+    memcpy(r->comm, open_paren + 1, clen);
+    r->comm[clen] = '\0';
     s += 2;
     uint64_t f[53] = {0};
     int64_t processor = -1;

@@ -24,6 +24,7 @@ struct dn_proc_raw {
     uint64_t rchar, wchar, read_bytes, write_bytes;
     uint64_t hwm_kb;          /* VmHWM, kernel's high-water mark of RSS */
     bool have_io;             /* /proc/PID/io readable */
+    char comm[16];            /* task name: changes when the process execs */
 };
 
 struct dn_procfs {

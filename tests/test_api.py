@@ -294,3 +294,41 @@ def test_ctrl_c_during_run_stops_the_command_and_raises():
     assert out.split() == ["interrupted", "-15", "True"]
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)
+
+
+def test_odd_command_lines_are_valid_json_and_text(tmp_path):
+    # A child whose argv has quotes, a newline, a tab, a backslash and invalid UTF-8.
+    out = tmp_path / "o.jsonl"
+    odd = b'a"b\nc\td\\e\xff\xfe'
+    code = ("import os, sys, time\n"
+            f"pid = os.fork()\n"
+            f"if pid == 0:\n    os.execv('/bin/sh', [b'sh', b'-c', b'sleep 0.6; true', {odd!r}])\n"
+            "os.waitpid(pid, 0)\n")
+    mon = denet.ProcessMonitor([PY, "-c", code], output_file=str(out), base_interval_ms=50)
+    time.sleep(0.35)
+    s = mon.sample_once()
+    mon.run()
+    cmds = [c["command"] for c in s["children"]]
+    assert cmds and cmds[0] == 'sh -c sleep 0.6; true a"b\nc\td\\e\ufffd\ufffd'
+    in_file = {c["command"] for line in out.read_text(encoding="utf-8").splitlines()
+               for c in json.loads(line).get("children", [])}
+    assert cmds[0] in in_file and "sleep 0.6" in in_file
+
+
+@pytest.mark.parametrize("ebpf", [False, True], ids=["procfs", "ebpf"])
+def test_child_command_is_read_again_after_it_execs(ebpf, request):
+    if ebpf:
+        request.getfixturevalue("require_ebpf")
+    code = ("import os, time\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n    time.sleep(0.6)\n    os.execv('/bin/sleep', ['sleep', '0.7'])\n"
+            "os.waitpid(pid, 0)\n")
+    mon = denet.ProcessMonitor([PY, "-c", code], enable_ebpf=ebpf, quiet=True)
+    time.sleep(0.3)
+    before = mon.sample_once()["children"]
+    time.sleep(0.7)
+    after = mon.sample_once()["children"]
+    mon.run()
+    assert len(before) == 1 and before[0]["command"].startswith(PY)
+    assert len(after) == 1 and after[0]["command"] == "sleep 0.7"
+    assert after[0]["pid"] == before[0]["pid"]
