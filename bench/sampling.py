@@ -7,10 +7,14 @@ psutil: children(recursive=True) plus cpu_percent(), memory_info(), io_counters(
 num_threads() of every process (Process objects are reused between rounds, as denet keeps
 its files open). Rounds alternate between the tools so machine noise hits all alike.
 
-denet is timed twice when eBPF is available (root): reading /proc (the default, and the
-only way without privilege) and with enable_ebpf=True, where the tree comes from the BPF
-tracked-process map and one read of a BPF task iterator replaces the per-process /proc
-files.
+denet is timed three ways:
+- "procfs": reading /proc, the default and the only way without privilege. A process whose
+  CPU clock has not moved since the last sample has not run, so only its clock and memory
+  are read again; the sleeping children here are that case.
+- "procfs-full": the same with every file read every time (DENET_ALWAYS_FULL_READ=1), the
+  cost for a tree whose every process ran since the last sample.
+- "ebpf" (root): enable_ebpf=True, where the tree comes from the BPF tracked-process map
+  and one read of a BPF task iterator replaces the per-process /proc files.
 """
 import os
 import statistics
@@ -76,14 +80,14 @@ def main():
         print("psutil is not installed (apt-get install python3-psutil); nothing to compare")
         return 1
     ebpf, why = denet.ebpf_available()
-    modes = [("procfs", False)] + ([("ebpf", True)] if ebpf else [])
+    modes = [("procfs", False), ("procfs-full", False)] + ([("ebpf", True)] if ebpf else [])
     print(f"denet {denet.__version__} vs psutil {psutil.__version__}: one tree sample, "
           f"median of {ROUNDS} alternating rounds, µs per sample (µs per process)")
     if not ebpf:
         print(f"(denet eBPF mode not measured: {why})")
     head = f"{'processes':>9} {'psutil':>16}"
     for name, _ in modes:
-        head += f" {'denet ' + name:>16} {'vs psutil':>9}"
+        head += f" {name:>16} {'vs psutil':>9}"
     print(head)
     results = {}
     for n in SIZES:
@@ -93,8 +97,11 @@ def main():
             assert len(ps.sample()) == n
             mons = []
             for name, on in modes:
+                if name == "procfs-full":
+                    os.environ["DENET_ALWAYS_FULL_READ"] = "1"
                 mon = denet.ProcessMonitor.from_pid(root.pid, store_in_memory=False,
                                                     enable_ebpf=on, quiet=True)
+                os.environ.pop("DENET_ALWAYS_FULL_READ", None)
                 s = mon.sample_once()
                 assert s["aggregated"]["process_count"] == n, (name, s["aggregated"])
                 mons.append(mon)

@@ -61,13 +61,14 @@ int dn_procfs_open(struct dn_procfs *p, pid_t pid)
 {
     memset(p, 0, sizeof *p);
     p->pid = pid;
-    p->io_fd = p->status_fd = p->children_fd = -1;
+    p->io_fd = p->status_fd = p->children_fd = p->statm_fd = -1;
     p->stat_fd = open_proc_file(pid, "stat");
     if (p->stat_fd < 0)
         return errno == ENOENT ? -ESRCH : -errno;
     /* io needs ptrace-read permission; without it we still report the rest. */
     p->io_fd = open_proc_file(pid, "io");
     p->status_fd = open_proc_file(pid, "status");
+    p->statm_fd = open_proc_file(pid, "statm");
     char name[48];
     snprintf(name, sizeof name, "task/%d/children", (int)pid);
     p->children_fd = open_proc_file(pid, name);
@@ -78,7 +79,7 @@ int dn_procfs_open(struct dn_procfs *p, pid_t pid)
 
 void dn_procfs_close(struct dn_procfs *p)
 {
-    int *fds[] = {&p->stat_fd, &p->io_fd, &p->status_fd, &p->children_fd};
+    int *fds[] = {&p->stat_fd, &p->io_fd, &p->status_fd, &p->children_fd, &p->statm_fd};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
         if (*fds[i] >= 0)
             close(*fds[i]);
@@ -208,6 +209,10 @@ int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm)
     if (clock_ok)
         r->cpu_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 
+    /* Memory from statm: the kernel sums its per-CPU RSS counters exactly there, where
+     * stat gives their approximate value (psutil and top read statm too). */
+    dn_procfs_read_memory(p, r);
+
     if (p->io_fd >= 0 && read_all(p->io_fd, buf, sizeof buf) > 0) {
         r->rchar = find_kv(buf, "rchar:");
         r->wchar = find_kv(buf, "wchar:");
@@ -217,6 +222,37 @@ int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm)
     }
     if (want_hwm && p->status_fd >= 0 && read_all(p->status_fd, buf, sizeof buf) > 0)
         r->hwm_kb = find_kv(buf, "VmHWM:");
+    return 0;
+}
+
+int dn_procfs_cpu_ns(struct dn_procfs *p, uint64_t *ns)
+{
+    struct timespec ts;
+    if (!p->cpu_clock_ok)
+        return -ENOTSUP;
+    if (clock_gettime(p->cpu_clock, &ts) != 0)
+        return -ESRCH;
+    *ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+    return 0;
+}
+
+int dn_procfs_read_memory(struct dn_procfs *p, struct dn_proc_raw *r)
+{
+    char buf[256];
+    if (p->statm_fd < 0)
+        return -ENOTSUP;
+    ssize_t n = read_all(p->statm_fd, buf, sizeof buf);
+    if (n < 0)
+        return (int)n == -ENOENT ? -ESRCH : (int)n;
+    if (n == 0)
+        return -ESRCH;
+    const char *s = buf;
+    uint64_t size_pages = parse_u64(&s);
+    while (*s == ' ')
+        s++;
+    uint64_t resident = parse_u64(&s);
+    r->vsize_bytes = size_pages * (uint64_t)dn_page_kb() * 1024;
+    r->rss_pages = resident;
     return 0;
 }
 

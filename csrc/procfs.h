@@ -33,6 +33,7 @@ struct dn_procfs {
     int io_fd;      /* -1 when not permitted */
     int status_fd;
     int children_fd; /* /proc/PID/task/PID/children, -1 if unavailable */
+    int statm_fd;
     clockid_t cpu_clock;
     bool cpu_clock_ok;
 };
@@ -46,6 +47,16 @@ void dn_procfs_close(struct dn_procfs *p);
  * much as all the other files together. Returns 0, -ESRCH when the process is gone
  * (reaped), or -errno. */
 int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *out, bool want_hwm);
+
+/* The CPU time of the whole thread group in ns (one clock_gettime). Returns 0, -ESRCH
+ * when the process is gone, -ENOTSUP when its clock is unavailable. */
+int dn_procfs_cpu_ns(struct dn_procfs *p, uint64_t *ns);
+
+/* Refreshes only rss_pages and vsize_bytes of r from /proc/PID/statm (cheap). Meant for
+ * a process whose CPU time has not moved since r was read: it has not run, so nothing
+ * else in r can have changed, but reclaim can still shrink its memory. Returns 0 or
+ * -ESRCH/-errno. */
+int dn_procfs_read_memory(struct dn_procfs *p, struct dn_proc_raw *r);
 
 /* Appends the pids of the children of every thread of the process to *pids
  * (grown with realloc). Returns 0 or -errno; a vanished process yields no children. */

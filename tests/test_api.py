@@ -332,3 +332,35 @@ def test_child_command_is_read_again_after_it_execs(ebpf, request):
     assert len(before) == 1 and before[0]["command"].startswith(PY)
     assert len(after) == 1 and after[0]["command"] == "sleep 0.7"
     assert after[0]["pid"] == before[0]["pid"]
+
+
+def test_idle_processes_read_cheaply_give_the_same_numbers(monkeypatch):
+    # A process whose CPU clock has not moved is read from its clock and statm only;
+    # the figures must equal a full read of all its files.
+    code = ("import subprocess, time\n"
+            "b = bytearray(32 << 20)\n"
+            "for i in range(0, len(b), 4096): b[i] = 1\n"
+            "ps = [subprocess.Popen(['sleep', '30']) for _ in range(3)]\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(30)\n")
+    p = subprocess.Popen([PY, "-c", code], stdout=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        assert p.stdout.readline() == "ready\n"
+        cheap = denet.ProcessMonitor.from_pid(p.pid, since_process_start=True)
+        monkeypatch.setenv("DENET_ALWAYS_FULL_READ", "1")
+        full = denet.ProcessMonitor.from_pid(p.pid, since_process_start=True)
+        for _ in range(3):
+            a, b = cheap.sample_once(), full.sample_once()
+            time.sleep(0.05)
+        skip = {"ts_ms", "cpu_usage", "uptime_secs", "cpu_core"}
+        pairs = [(a["parent"], b["parent"])] + list(zip(
+            [c["metrics"] for c in a["children"]], [c["metrics"] for c in b["children"]]))
+        assert len(pairs) == 4
+        for x, y in pairs:
+            assert {k: v for k, v in x.items() if k not in skip} == \
+                   {k: v for k, v in y.items() if k not in skip}
+        assert a["parent"]["mem_rss_kb"] > 32 * 1024
+    finally:
+        os.killpg(p.pid, 9)
+        p.wait()
