@@ -9,7 +9,8 @@
 #include "tracker.h"
 
 /* VmHWM is a high-water mark, so reading it now and then loses nothing while the process
- * lives; the spike of a process that dies in between is in the reaper's rusage. */
+ * lives; the spike of a process that dies in between is in the eBPF exit hook's record,
+ * or in the root's rusage once it is reaped. */
 #define DN_HWM_PERIOD_NS (1000 * 1000000LL)
 
 /* Longest time an idle process goes without a full read of its /proc files. */
@@ -657,17 +658,7 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
 
     for (size_t qi = 0; qi < c->queue_len; qi++) {
         pid_t pid = c->queue[qi];
-        /* VmHWM is a high-water mark, so reading it now and then loses nothing while the process
- * lives; the spike of a process that dies in between is in the reaper's rusage. */
-#define DN_HWM_PERIOD_NS (1000 * 1000000LL)
-
-/* Longest time an idle process goes without a full read of its /proc files. */
-#define DN_FULL_READ_PERIOD_NS (1000 * 1000000LL)
-
-/* Longest wait between two reads of the tracked map when the task iterator is in use. */
-#define DN_SNAPSHOT_PERIOD_NS (1000 * 1000000LL)
-
-/* An exited tracked process is counted through the map, not read again. The root
+        /* An exited tracked process is counted through the map, not read again. The root
          * is still read once as a zombie for its final counters, but not added twice. */
         bool exited = use_tracker && tracked_exited(c, pid);
         if (exited && qi > 0)
