@@ -97,6 +97,9 @@ static PyMethodDef module_methods[] = {
     {"syscall_name", py_syscall_name, METH_O, syscall_name_doc},
     {"syscall_category", py_syscall_category, METH_O, syscall_category_doc},
     {"syscall_number", py_syscall_number, METH_O, syscall_number_doc},
+    {"_after_fork_child", dn_py_after_fork_child, METH_NOARGS,
+     PyDoc_STR("_after_fork_child()\n--\n\nMake the monitors a forked child inherited "
+               "inert (registered with os.register_at_fork).")},
     {"_stop_all", dn_py_stop_all, METH_NOARGS,
      PyDoc_STR("_stop_all()\n--\n\nStop every sampling monitor (called at interpreter exit).")},
     {NULL, NULL, 0, NULL},

@@ -22,5 +22,7 @@ PyObject *dn_py_ebpf_available(PyObject *module, PyObject *unused);
 
 /* _stop_all(): stops every sampling monitor (registered with atexit). */
 PyObject *dn_py_stop_all(PyObject *module, PyObject *unused);
+/* _after_fork_child(): makes the monitors inherited by a forked child inert. */
+PyObject *dn_py_after_fork_child(PyObject *module, PyObject *unused);
 
 #endif

@@ -702,6 +702,7 @@ static int finish_setup(MonitorObject *m, double t0_boot, uint64_t spawn_rss_kb)
     if (m->write_metadata && dn_writer_is_open(&m->writer))
         dn_writer_metadata(&m->writer, &m->md);
     m->initialized = true;
+    registry_add(m);
     return 0;
 }
 
@@ -822,6 +823,7 @@ static int monitor_init(PyObject *self, PyObject *args, PyObject *kwds)
             pthread_mutex_unlock(&m->lock);
             Py_END_ALLOW_THREADS
             m->initialized = true;
+            registry_add(m);
         } else {
             goto cleanup;
         }
@@ -1001,7 +1003,6 @@ static PyObject *monitor_start(PyObject *self, PyObject *unused)
     if (rc)
         return dn_raise_errno(rc, "cannot start the sampler thread", NULL, NULL);
     m->thread_started = true;
-    registry_add(m);
     Py_RETURN_NONE;
 }
 
@@ -1497,5 +1498,28 @@ PyObject *dn_py_stop_all(PyObject *module, PyObject *unused)
         Py_XDECREF(r);
     }
     Py_DECREF(list);
+    Py_RETURN_NONE;
+}
+
+PyObject *dn_py_after_fork_child(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    /* In the child of os.fork(): the sampler threads were not copied, a lock may have
+     * been held by one of them, and the command and output files belong to the parent.
+     * Each monitor is left readable but finished, so nothing joins a thread that does
+     * not exist, waits on a lock nobody will release, or writes the parent's summary. */
+    for (MonitorObject *m = registry_head; m; m = (MonitorObject *)m->reg_next) {
+        pthread_mutex_init(&m->lock, NULL);
+        m->thread_started = false;
+        m->thread_running = false;
+        m->stop_requested = true;
+        m->stopped = true;
+        m->owns_child = false;
+        if (!m->writer_closed) {
+            m->writer_closed = true;
+            dn_writer_close(&m->writer); /* flushed after every record: writes nothing */
+        }
+    }
     Py_RETURN_NONE;
 }

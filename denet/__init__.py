@@ -6,6 +6,7 @@
     print(mon.get_summary())
 """
 import atexit as _atexit
+import os as _os
 
 from . import _denet, analysis
 from ._denet import SCHEMA, SYSCALL_CATEGORIES, ProcessMonitor, ebpf_available
@@ -19,6 +20,8 @@ __version__ = "0.6.0"
 # The sampler threads never touch Python objects; stopping them at exit flushes output
 # files and writes their summary lines before the interpreter goes away.
 _atexit.register(_denet._stop_all)
+# A forked child has no sampler threads: its copies of running monitors become inert.
+_os.register_at_fork(after_in_child=_denet._after_fork_child)
 
 __all__ = [
     "ProcessMonitor", "SCHEMA", "SYSCALL_CATEGORIES", "ebpf_available",

@@ -364,3 +364,25 @@ def test_idle_processes_read_cheaply_give_the_same_numbers(monkeypatch):
     finally:
         os.killpg(p.pid, 9)
         p.wait()
+
+
+def test_fork_while_sampling_leaves_the_child_inert(tmp_path):
+    out = tmp_path / "o.jsonl"
+    code = (f"import denet, os, time\n"
+            f"m = denet.ProcessMonitor(['sleep', '1'], output_file={str(out)!r},"
+            " base_interval_ms=5)\n"
+            "m.start()\n"
+            "time.sleep(0.2)\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    assert m.get_summary()['sample_count'] > 0\n"
+            "    m.stop()\n"
+            "    raise SystemExit(0)  # normal exit: atexit handlers run\n"
+            "_, st = os.waitpid(pid, 0)\n"
+            "assert st == 0, st\n"
+            "print(m.wait())\n")
+    r = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "0"
+    kinds = [json.loads(l)["kind"] for l in out.read_text().splitlines()]
+    assert kinds.count("summary") == 1 and kinds[-1] == "summary"
