@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "grow.h"
 #include "procfs.h"
 #include "tracker.h"
 
@@ -178,15 +179,9 @@ static struct dn_proc *proc_open(struct dn_collector *c, pid_t pid, int *err)
     size_t at = proc_index(c, pid, &found);
     if (found)
         return c->procs[at];
-    if (c->nprocs == c->procs_cap) {
-        size_t ncap = c->procs_cap ? c->procs_cap * 2 : 32;
-        struct dn_proc **np = realloc(c->procs, ncap * sizeof *np);
-        if (!np) {
-            *err = -ENOMEM;
-            return NULL;
-        }
-        c->procs = np;
-        c->procs_cap = ncap;
+    if (dn_grow(&c->procs, &c->procs_cap, c->nprocs + 1, sizeof *c->procs, 32)) {
+        *err = -ENOMEM;
+        return NULL;
     }
     struct dn_proc *p = calloc(1, sizeof *p);
     if (!p) {
@@ -337,14 +332,9 @@ void dn_collector_free(struct dn_collector *c)
 
 static int queue_push(struct dn_collector *c, pid_t pid)
 {
-    if (c->queue_len == c->queue_cap) {
-        size_t ncap = c->queue_cap ? c->queue_cap * 2 : 64;
-        pid_t *nq = realloc(c->queue, ncap * sizeof *nq);
-        if (!nq)
-            return -ENOMEM;
-        c->queue = nq;
-        c->queue_cap = ncap;
-    }
+    int rc = dn_grow(&c->queue, &c->queue_cap, c->queue_len + 1, sizeof *c->queue, 64);
+    if (rc)
+        return rc;
     c->queue[c->queue_len++] = pid;
     return 0;
 }
@@ -374,14 +364,8 @@ static int tracker_pass(struct dn_collector *c, int64_t mono_ns, bool queue_live
         }
         struct dn_exited *x = exited_find(c, e->tgid);
         if (!x) {
-            if (c->exited_len == c->exited_cap) {
-                size_t ncap = c->exited_cap ? c->exited_cap * 2 : 32;
-                struct dn_exited *nx = realloc(c->exited, ncap * sizeof *nx);
-                if (!nx)
-                    return -ENOMEM;
-                c->exited = nx;
-                c->exited_cap = ncap;
-            }
+            if (dn_grow(&c->exited, &c->exited_cap, c->exited_len + 1, sizeof *c->exited, 32))
+                return -ENOMEM;
             x = &c->exited[c->exited_len++];
             x->tgid = e->tgid;
             x->counted_ns = 0;
@@ -498,13 +482,8 @@ static int find_children(struct dn_collector *c, struct dn_proc *p, const struct
     if (rc)
         return rc;
     size_t n = c->queue_len - start;
-    if (n > p->kids_cap) {
-        pid_t *nk = realloc(p->kids, n * sizeof *nk);
-        if (!nk)
-            return -ENOMEM;
-        p->kids = nk;
-        p->kids_cap = n;
-    }
+    if (dn_grow(&p->kids, &p->kids_cap, n, sizeof *p->kids, 8))
+        return -ENOMEM;
     if (n)
         memcpy(p->kids, c->queue + start, n * sizeof *p->kids);
     p->nkids = n;
@@ -542,14 +521,8 @@ static int iter_pass(struct dn_collector *c)
             i = j;
             continue;
         }
-        if (c->iprocs_len == c->iprocs_cap) {
-            size_t ncap = c->iprocs_cap ? c->iprocs_cap * 2 : 32;
-            struct dn_iter_proc *np = realloc(c->iprocs, ncap * sizeof *np);
-            if (!np)
-                return -ENOMEM;
-            c->iprocs = np;
-            c->iprocs_cap = ncap;
-        }
+        if (dn_grow(&c->iprocs, &c->iprocs_cap, c->iprocs_len + 1, sizeof *c->iprocs, 32))
+            return -ENOMEM;
         struct dn_iter_proc *ip = &c->iprocs[c->iprocs_len++];
         struct dn_proc_raw *r = &ip->raw;
         memset(r, 0, sizeof *r);
@@ -707,16 +680,8 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
             out->has_parent = true;
             out->parent = p->last;
         } else {
-            if (nchildren == children_cap) {
-                size_t ncap = children_cap ? children_cap * 2 : 8;
-                struct dn_child *nc = realloc(children, ncap * sizeof *nc);
-                if (!nc) {
-                    rc = -ENOMEM;
-                    goto fail;
-                }
-                children = nc;
-                children_cap = ncap;
-            }
+            if ((rc = dn_grow(&children, &children_cap, nchildren + 1, sizeof *children, 8)))
+                goto fail;
             children[nchildren].pid = pid;
             children[nchildren].command = p->command;
             children[nchildren].metrics = p->last;

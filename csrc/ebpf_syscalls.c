@@ -12,6 +12,7 @@
 #include <bpf/libbpf.h>
 
 #include "ebpf_common.h"
+#include "grow.h"
 #include "syscall_table.h"
 #include "syscalls.h"
 #include "syscalls.skel.h"
@@ -58,14 +59,8 @@ static int hi_add(struct hi_vec *v, uint32_t nr, uint64_t count)
             v->items[i].count += count;
             return 0;
         }
-    if (v->len == v->cap) {
-        size_t ncap = v->cap ? v->cap * 2 : 8;
-        struct hi_count *ni = realloc(v->items, ncap * sizeof *ni);
-        if (!ni)
-            return -ENOMEM;
-        v->items = ni;
-        v->cap = ncap;
-    }
+    if (dn_grow(&v->items, &v->cap, v->len + 1, sizeof *v->items, 8))
+        return -ENOMEM;
     v->items[v->len++] = (struct hi_count){nr, count};
     return 0;
 }

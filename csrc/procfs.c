@@ -1,4 +1,5 @@
 #include "procfs.h"
+#include "grow.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -258,14 +259,8 @@ int dn_procfs_read_memory(struct dn_procfs *p, struct dn_proc_raw *r)
 
 static int push_pid(pid_t pid, pid_t **pids, size_t *n, size_t *cap)
 {
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 64;
-        pid_t *np = realloc(*pids, ncap * sizeof *np);
-        if (!np)
-            return -ENOMEM;
-        *pids = np;
-        *cap = ncap;
-    }
+    if (dn_grow(pids, cap, *n + 1, sizeof **pids, 64))
+        return -ENOMEM;
     (*pids)[(*n)++] = pid;
     return 0;
 }

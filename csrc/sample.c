@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ebpf_sample.h"
+#include "grow.h"
 
 void dn_sample_clear(struct dn_sample *s)
 {
@@ -37,14 +38,8 @@ int dn_sample_copy(struct dn_sample *dst, const struct dn_sample *src)
 
 int dn_sample_vec_push(struct dn_sample_vec *v, struct dn_sample *s)
 {
-    if (v->len == v->cap) {
-        size_t ncap = v->cap ? v->cap * 2 : 256;
-        struct dn_sample *n = realloc(v->items, ncap * sizeof *n);
-        if (!n)
-            return -ENOMEM;
-        v->items = n;
-        v->cap = ncap;
-    }
+    if (dn_grow(&v->items, &v->cap, v->len + 1, sizeof *v->items, 256))
+        return -ENOMEM;
     v->items[v->len++] = *s;
     memset(s, 0, sizeof *s);
     return 0;
