@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "syscall_table.h"
+#include "ebpf/syscall_table.h"
 
 #define DN_MAX_BOTTLENECK_INDICATORS 8   /* at most 6 rules can fire */
 #define DN_MAX_OPTIMIZATION_HINTS 4      /* at most 3 per behavior */

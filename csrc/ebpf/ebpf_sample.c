@@ -1,4 +1,4 @@
-#include "ebpf_sample.h"
+#include "ebpf/ebpf_sample.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* Port of the reference's generate_syscall_analysis; see syscall_analysis.h.
  * Thresholds are strict comparisons exactly as in the reference: a value equal to
  * a threshold does not trigger its rule. */
-#include "syscall_analysis.h"
+#include "ebpf/syscall_analysis.h"
 
 #include <string.h>
 

@@ -21,17 +21,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "collector.h"
-#include "ebpf_common.h"
-#include "ebpf_sample.h"
-#include "ebpf_syscalls.h"
-#include "encode_dict.h"
-#include "errors.h"
-#include "module.h"
-#include "procfs.h"
-#include "spawn.h"
-#include "tracker.h"
-#include "writer.h"
+#include "core/collector.h"
+#include "ebpf/common.h"
+#include "ebpf/ebpf_sample.h"
+#include "ebpf/syscalls.h"
+#include "python/encode_dict.h"
+#include "python/errors.h"
+#include "python/module.h"
+#include "core/procfs.h"
+#include "core/spawn.h"
+#include "ebpf/tracked.h"
+#include "core/writer.h"
 
 typedef struct MonitorObject_ {
     PyObject_HEAD

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "emit.h"
+#include "core/emit.h"
 
 struct dn_buf {
     char *data;

@@ -1,4 +1,4 @@
-#include "encode_dict.h"
+#include "python/encode_dict.h"
 
 #define DN_PY_MAX_DEPTH 16
 

@@ -5,7 +5,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include "encode_dict.h"
+#include "python/encode_dict.h"
 
 typedef struct {
     PyTypeObject *monitor_type;

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "ebpf_sample.h"
+#include "ebpf/ebpf_sample.h"
 
 struct dn_syscalls;
 

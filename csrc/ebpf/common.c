@@ -1,4 +1,4 @@
-#include "ebpf_common.h"
+#include "ebpf/common.h"
 
 #include <errno.h>
 #include <stdbool.h>

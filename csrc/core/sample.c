@@ -1,11 +1,11 @@
-#include "sample.h"
+#include "core/sample.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ebpf_sample.h"
-#include "grow.h"
+#include "ebpf/ebpf_sample.h"
+#include "core/grow.h"
 
 void dn_sample_clear(struct dn_sample *s)
 {

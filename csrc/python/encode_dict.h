@@ -5,7 +5,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include "emit.h"
+#include "core/emit.h"
 
 /* Dict keys are static C strings; their Python strings are made once and kept here
  * (in the module state), keyed by address. */

@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "collector.h"
-#include "sample.h"
+#include "core/collector.h"
+#include "core/sample.h"
 
 /* key is NULL for list items and for the top-level value. */
 struct dn_emitter_ops {

@@ -1,13 +1,13 @@
-#include "collector.h"
+#include "core/collector.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "grow.h"
-#include "procfs.h"
-#include "tracker.h"
+#include "core/grow.h"
+#include "core/procfs.h"
+#include "ebpf/tracked.h"
 
 /* VmHWM is a high-water mark, so reading it now and then loses nothing while the process
  * lives; the spike of a process that dies in between is in the eBPF exit hook's record,

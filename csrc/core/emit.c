@@ -1,8 +1,8 @@
-#include "emit.h"
+#include "core/emit.h"
 
-#include "ebpf_sample.h"
-#include "syscall_analysis.h"
-#include "syscall_table.h"
+#include "ebpf/ebpf_sample.h"
+#include "ebpf/syscall_analysis.h"
+#include "ebpf/syscall_table.h"
 
 #define OPS (e->ops)
 #define CTX (e->ctx)

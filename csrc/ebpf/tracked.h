@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../bpf/procstat.h"
-#include "../bpf/tracked.h"
+#include "bpf/procstat.h"
+#include "bpf/tracked.h"
 
 struct dn_tracker;
 

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "schema.h"
+#include "core/schema.h"
 
 struct dn_child {
     pid_t pid;

@@ -1,5 +1,5 @@
-#include "procfs.h"
-#include "grow.h"
+#include "core/procfs.h"
+#include "core/grow.h"
 
 #include <ctype.h>
 #include <dirent.h>

@@ -1,4 +1,4 @@
-#include "jsonbuf.h"
+#include "core/jsonbuf.h"
 
 #include <inttypes.h>
 #include <math.h>

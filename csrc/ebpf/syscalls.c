@@ -1,4 +1,4 @@
-#include "ebpf_syscalls.h"
+#include "ebpf/syscalls.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -11,12 +11,12 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "ebpf_common.h"
-#include "grow.h"
-#include "syscall_table.h"
-#include "syscalls.h"
+#include "ebpf/common.h"
+#include "core/grow.h"
+#include "ebpf/syscall_table.h"
+#include "bpf/syscalls.h"
 #include "syscalls.skel.h"
-#include "tracked.h"
+#include "bpf/tracked.h"
 
 _Static_assert(DN_SC_NR_MAX == DN_SYSCALL_MAX, "bpf/syscalls.h and syscall_table.h disagree");
 _Static_assert(DN_EBPF_NCATEGORIES == DN_CAT_COUNT, "ebpf_sample.h and syscall_table.h disagree");

@@ -1,4 +1,4 @@
-#include "tracker.h"
+#include "ebpf/tracked.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -8,8 +8,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "ebpf_common.h"
-#include "procfs.h"
+#include "ebpf/common.h"
+#include "core/procfs.h"
 #include "procstat.skel.h"
 #include "tracked.skel.h"
 

@@ -9,7 +9,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
-#include "sample.h"
+#include "core/sample.h"
 
 struct dn_tracker;
 

@@ -6,8 +6,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "emit.h"
-#include "jsonbuf.h"
+#include "core/emit.h"
+#include "core/jsonbuf.h"
 
 enum dn_format { DN_FMT_JSONL, DN_FMT_JSON, DN_FMT_CSV };
 

@@ -4,13 +4,13 @@
 
 #include <errno.h>
 
-#include "ebpf_common.h"
-#include "ebpf_syscalls.h"
-#include "encode_dict.h"
-#include "module.h"
-#include "syscall_analysis.h"
-#include "syscall_table.h"
-#include "tracker.h"
+#include "ebpf/common.h"
+#include "ebpf/syscalls.h"
+#include "python/encode_dict.h"
+#include "python/module.h"
+#include "ebpf/syscall_analysis.h"
+#include "ebpf/syscall_table.h"
+#include "ebpf/tracked.h"
 
 static dn_module_state *get_state(PyObject *m)
 {

@@ -1,4 +1,4 @@
-#include "errors.h"
+#include "python/errors.h"
 
 #include <errno.h>
 #include <string.h>

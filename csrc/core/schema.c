@@ -1,4 +1,4 @@
-#include "schema.h"
+#include "core/schema.h"
 
 #define F(name, unit, type, desc) {#name, unit, type, offsetof(struct dn_metrics, name), desc}
 

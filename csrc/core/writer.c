@@ -1,4 +1,4 @@
-#include "writer.h"
+#include "core/writer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ebpf_sample.h"
-#include "syscall_table.h"
+#include "ebpf/ebpf_sample.h"
+#include "ebpf/syscall_table.h"
 
 int dn_format_parse(const char *s, enum dn_format *out)
 {
