@@ -100,6 +100,7 @@ struct dn_collector {
     uint64_t total_cpu_ns;     /* held at its maximum: never dips when a child is reaped */
     uint64_t peak_process_rss_kb;
     uint64_t processes_seen;
+    uint64_t detached_fork_dropped, detached_processes; /* the tracker's, when detached */
 };
 
 /* ---- string pool ------------------------------------------------------------------- */
@@ -790,10 +791,55 @@ void dn_collector_summary(const struct dn_collector *c, struct dn_summary *s)
     s->total_cpu_time_secs = (double)c->total_cpu_ns / 1e9;
     s->peak_process_rss_kb = c->peak_process_rss_kb;
     s->processes_seen = c->processes_seen;
+    uint64_t dropped = c->detached_fork_dropped, tracked = c->detached_processes;
     if (c->o.tracker) {
-        s->tracker_fork_dropped = dn_tracker_fork_dropped(c->o.tracker);
-        /* The kernel saw every fork, including children that lived between samples. */
-        if (c->o.include_children && dn_tracker_processes(c->o.tracker) > s->processes_seen)
-            s->processes_seen = dn_tracker_processes(c->o.tracker);
+        dropped = dn_tracker_fork_dropped(c->o.tracker);
+        tracked = dn_tracker_processes(c->o.tracker);
     }
+    s->tracker_fork_dropped = dropped;
+    /* The kernel saw every fork, including children that lived between samples. */
+    if (c->o.include_children && tracked > s->processes_seen)
+        s->processes_seen = tracked;
+}
+
+void dn_collector_detach_tracker(struct dn_collector *c)
+{
+    if (!c->o.tracker)
+        return;
+    c->detached_fork_dropped = dn_tracker_fork_dropped(c->o.tracker);
+    c->detached_processes = dn_tracker_processes(c->o.tracker);
+    c->o.tracker = NULL;
+}
+
+/* Adds pid's children (of every thread) to the list. */
+static void push_children(pid_t pid, pid_t **pids, size_t *n, size_t *cap)
+{
+    struct dn_procfs pf;
+    if (dn_procfs_open(&pf, pid) != 0)
+        return;
+    struct dn_proc_raw r;
+    if (dn_procfs_read(&pf, &r, false) == 0)
+        dn_procfs_children(&pf, r.num_threads, pids, n, cap);
+    dn_procfs_close(&pf);
+}
+
+int dn_collector_register_tree(struct dn_tracker *t, pid_t root)
+{
+    int rc = dn_tracker_add(t, root);
+    if (rc)
+        return rc;
+    pid_t *pids = NULL;
+    size_t n = 0, cap = 0;
+    /* Twice: a process that forked while the first walk read its parent is registered
+     * by the second (from then on the kernel follows its forks). */
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+        n = 0;
+        push_children(root, &pids, &n, &cap);
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            rc = dn_tracker_add(t, pids[i]);
+            push_children(pids[i], &pids, &n, &cap);
+        }
+    }
+    free(pids);
+    return rc;
 }

@@ -1,5 +1,5 @@
 /* Reads a process tree into one sample, without threads or Python: the sampler thread and
- * sample_once() both call it under the monitor's collect lock. It also keeps the running
+ * sample_once() both call it under the session's lock. It also keeps the running
  * summary, including work of processes that exited between samples. */
 #ifndef DENET_COLLECTOR_H
 #define DENET_COLLECTOR_H
@@ -20,6 +20,7 @@ struct dn_collector_opts {
     double t0_boot;             /* CLOCK_BOOTTIME when monitoring began */
     struct dn_tracker *tracker; /* optional: BPF tracked-process map */
     uint64_t spawn_rss_kb;      /* RSS of the process that forked the root (see root_reaped) */
+    int pidfd;                  /* the root's pidfd, or -1: says whether it still lives */
 };
 
 struct dn_summary {
@@ -56,6 +57,14 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out);
 void dn_collector_root_reaped(struct dn_collector *c, const struct rusage *ru);
 
 void dn_collector_summary(const struct dn_collector *c, struct dn_summary *out);
+
+/* Registers a running process and every descendant it has now with the eBPF tracker
+ * (the /proc walk lives here: the eBPF side never reads /proc). 0 or -errno. */
+int dn_collector_register_tree(struct dn_tracker *t, pid_t root);
+
+/* Stops using the tracker (it is about to be closed): its last counts are kept for the
+ * summary and the tree is read through /proc from now on. */
+void dn_collector_detach_tracker(struct dn_collector *c);
 
 /* Interns a string for the lifetime of the collector (child commands in samples). */
 const char *dn_collector_intern(struct dn_collector *c, const char *s);

@@ -22,13 +22,10 @@ int dn_format_parse(const char *s, enum dn_format *out)
     return 0;
 }
 
-int dn_writer_open(struct dn_writer *w, const char *path, enum dn_format fmt)
+static int open_stream(struct dn_writer *w, int fd, enum dn_format fmt)
 {
     memset(w, 0, sizeof *w);
     w->fmt = fmt;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -errno;
     w->f = fdopen(fd, "w");
     if (!w->f) {
         int e = errno;
@@ -38,6 +35,22 @@ int dn_writer_open(struct dn_writer *w, const char *path, enum dn_format fmt)
     if (fmt == DN_FMT_JSON)
         fputs("[\n", w->f);
     return 0;
+}
+
+int dn_writer_open(struct dn_writer *w, const char *path, enum dn_format fmt)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    return open_stream(w, fd, fmt);
+}
+
+int dn_writer_open_fd(struct dn_writer *w, int fd, enum dn_format fmt)
+{
+    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (dup_fd < 0)
+        return -errno;
+    return open_stream(w, dup_fd, fmt);
 }
 
 bool dn_writer_is_open(const struct dn_writer *w)
@@ -227,6 +240,18 @@ void dn_writer_summary(struct dn_writer *w, const struct dn_summary *s,
     dn_json_emitter(&e, &jw, &w->buf);
     dn_emit_summary(&e, s, ebpf, true);
     flush_record(w);
+}
+
+void dn_writer_abandon(struct dn_writer *w)
+{
+    if (!w->f)
+        return;
+    /* Records are flushed one by one, but a record the parent's sampler was writing when
+     * the fork happened may sit in the buffer: closing the descriptor first drops it. */
+    close(fileno(w->f));
+    fclose(w->f);
+    w->f = NULL;
+    dn_buf_free(&w->buf);
 }
 
 int dn_writer_close(struct dn_writer *w)

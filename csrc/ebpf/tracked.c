@@ -9,8 +9,7 @@
 #include <bpf/libbpf.h>
 
 #include "ebpf/common.h"
-#include "core/procfs.h"
-#include "procstat.skel.h"
+#include "ebpf/procstat.h"
 #include "tracked.skel.h"
 
 #include <unistd.h>
@@ -18,72 +17,24 @@
 struct dn_tracker {
     struct tracked_bpf *skel;
     int map_fd;
-    struct procstat_bpf *iter_skel; /* NULL when the kernel lacks task iterators */
-    struct bpf_link *iter_link;
+    struct dn_procstat *iter;       /* NULL when the kernel lacks task iterators */
     struct dn_map_buf scratch;      /* of dn_tracker_snapshot (callers serialise) */
     uint64_t added;                 /* processes registered from user space */
 };
 
-/* The task iterator is an optimisation: when it cannot load, /proc is read instead. */
-static void open_task_iter(struct dn_tracker *t)
-{
-    struct procstat_bpf *skel = procstat_bpf__open();
-    if (!skel)
-        return;
-    if (bpf_map__reuse_fd(skel->maps.tracked, t->map_fd) || procstat_bpf__load(skel)) {
-        procstat_bpf__destroy(skel);
-        return;
-    }
-    t->iter_link = bpf_program__attach_iter(skel->progs.dn_procstat, NULL);
-    if (!t->iter_link) {
-        procstat_bpf__destroy(skel);
-        return;
-    }
-    t->iter_skel = skel;
-}
-
 bool dn_tracker_has_task_iter(const struct dn_tracker *t)
 {
-    return t->iter_skel != NULL;
+    return t->iter != NULL;
 }
 
 int dn_tracker_read_tasks(struct dn_tracker *t, struct dn_task_rec **buf, size_t *n,
                           size_t *cap)
 {
-    *n = 0;
-    if (!t->iter_link)
+    if (!t->iter) {
+        *n = 0;
         return -ENOTSUP;
-    int fd = bpf_iter_create(bpf_link__fd(t->iter_link));
-    if (fd < 0)
-        return -errno;
-    /* read() may end mid-record (seq_file copies what fits): count bytes. */
-    int rc = 0;
-    size_t bytes = 0;
-    for (;;) {
-        if (bytes + sizeof **buf > *cap * sizeof **buf) {
-            size_t ncap = *cap ? *cap * 2 : 64;
-            struct dn_task_rec *nb = realloc(*buf, ncap * sizeof *nb);
-            if (!nb) {
-                rc = -ENOMEM;
-                break;
-            }
-            *buf = nb;
-            *cap = ncap;
-        }
-        ssize_t got = read(fd, (char *)*buf + bytes, *cap * sizeof **buf - bytes);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = -errno;
-            break;
-        }
-        if (got == 0)
-            break;
-        bytes += (size_t)got;
     }
-    *n = bytes / sizeof **buf;
-    close(fd);
-    return rc;
+    return dn_procstat_read(t->iter, buf, n, cap);
 }
 
 int dn_tracker_open(struct dn_tracker **out, char *err, size_t errlen)
@@ -112,8 +63,9 @@ int dn_tracker_open(struct dn_tracker **out, char *err, size_t errlen)
         goto cleanup;
     }
     t->map_fd = bpf_map__fd(t->skel->maps.tracked);
+    /* The task iterator is an optimisation: when it cannot load, /proc is read instead. */
     if (!getenv("DENET_NO_TASK_ITER"))
-        open_task_iter(t);
+        t->iter = dn_procstat_open(t->map_fd);
     *out = t;
     return 0;
 
@@ -126,8 +78,7 @@ void dn_tracker_close(struct dn_tracker *t)
 {
     if (!t)
         return;
-    bpf_link__destroy(t->iter_link);
-    procstat_bpf__destroy(t->iter_skel);
+    dn_procstat_close(t->iter);
     tracked_bpf__destroy(t->skel);
     free(t->scratch.keys);
     free(t->scratch.vals);
@@ -150,39 +101,6 @@ int dn_tracker_add(struct dn_tracker *t, pid_t tgid)
         return 0;
     }
     t->added++;
-    return 0;
-}
-
-/* Adds pid's children (of every thread) to the queue. */
-static void push_children(pid_t pid, pid_t **pids, size_t *n, size_t *cap)
-{
-    struct dn_procfs pf;
-    if (dn_procfs_open(&pf, pid) != 0)
-        return;
-    struct dn_proc_raw r;
-    if (dn_procfs_read(&pf, &r, false) == 0)
-        dn_procfs_children(&pf, r.num_threads, pids, n, cap);
-    dn_procfs_close(&pf);
-}
-
-int dn_tracker_add_tree(struct dn_tracker *t, pid_t root)
-{
-    int rc = dn_tracker_add(t, root);
-    if (rc)
-        return rc;
-    pid_t *pids = NULL;
-    size_t n = 0, cap = 0;
-    /* Twice: a process that forked while the first walk read its parent is registered
-     * by the second (from then on the kernel follows its forks). */
-    for (int pass = 0; pass < 2; pass++) {
-        n = 0;
-        push_children(root, &pids, &n, &cap);
-        for (size_t i = 0; i < n; i++) {
-            dn_tracker_add(t, pids[i]);
-            push_children(pids[i], &pids, &n, &cap);
-        }
-    }
-    free(pids);
     return 0;
 }
 

@@ -1,4 +1,5 @@
-/* User side of bpf/tracked.bpf.c: load, register the root, snapshot and prune. */
+/* User side of bpf/tracked.bpf.c: load, register processes, snapshot and prune. It also
+ * owns the task iterator (ebpf/procstat.c), which filters on its map. */
 #ifndef DENET_TRACKER_H
 #define DENET_TRACKER_H
 
@@ -7,7 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "bpf/procstat.h"
+#include "ebpf/procstat.h"
 #include "bpf/tracked.h"
 
 struct dn_tracker;
@@ -25,8 +26,6 @@ void dn_tracker_close(struct dn_tracker *t);
 int dn_tracker_map_fd(const struct dn_tracker *t);
 int dn_tracker_add(struct dn_tracker *t, pid_t tgid);      /* 0 or -errno */
 int dn_tracker_forget(struct dn_tracker *t, pid_t tgid);   /* 0 or -errno */
-/* Registers a running process and every descendant it has now. 0 or -errno. */
-int dn_tracker_add_tree(struct dn_tracker *t, pid_t root);
 uint64_t dn_tracker_fork_dropped(const struct dn_tracker *t);
 /* Processes the map has followed: registered from user space plus forks followed in the
  * kernel, however short-lived. */

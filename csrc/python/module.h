@@ -17,7 +17,7 @@ extern PyModuleDef dn_module_def;
 /* Creates the ProcessMonitor heap type for module m. */
 PyTypeObject *dn_monitor_type_create(PyObject *m);
 
-/* ebpf_available(): (bool, reason) — defined in ebpf_api.c */
+/* ebpf_available(): (bool, reason) — defined in module.c */
 PyObject *dn_py_ebpf_available(PyObject *module, PyObject *unused);
 
 /* _stop_all(): stops every sampling monitor (registered with atexit). */

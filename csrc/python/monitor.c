@@ -1,7 +1,8 @@
-/* denet.ProcessMonitor: the Python type. It owns the command it started (or a pid it
- * attached to), a collector, an optional output file and eBPF tracker, and a native
- * sampler thread that never touches Python objects. One mutex guards all of that state;
- * Python-facing methods release the GIL while they wait for it or read /proc. */
+/* denet.ProcessMonitor: the Python type. It owns a sampling session (csrc/core/session.c:
+ * the command or attached pid, collectors, output file and the native sampler thread)
+ * and turns Python arguments into the session's options and its C data into dicts.
+ * Every session call may block on the session's lock, so the GIL is released around it;
+ * Python objects are built only from copies, outside that lock. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
@@ -9,70 +10,34 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <pthread.h>
+#include <math.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/collector.h"
-#include "ebpf/common.h"
+#include "core/procfs.h"
+#include "core/session.h"
 #include "ebpf/ebpf_sample.h"
-#include "ebpf/syscalls.h"
+#include "python/args.h"
 #include "python/encode_dict.h"
 #include "python/errors.h"
 #include "python/module.h"
-#include "core/procfs.h"
-#include "core/spawn.h"
-#include "ebpf/tracked.h"
-#include "core/writer.h"
+
+/* How run() ends a command on Ctrl-C: SIGTERM, then SIGKILL after the grace period
+ * (denet/_kill.py follows the same policy for the CLI and execute_with_monitoring). */
+#define DN_TERM_GRACE_SECS 2.0
+#define DN_KILL_WAIT_SECS 5.0
 
 typedef struct MonitorObject_ {
     PyObject_HEAD
     PyObject *weakreflist;
     bool initialized;
-
-    /* configuration, fixed after __init__ */
-    int base_ms, max_ms;
-    bool include_children, since_process_start, store_in_memory, quiet, write_metadata;
-    bool enable_ebpf;
-
-    /* the process */
-    pid_t pid;
-    bool owns_child; /* we started it, so we reap it */
-    int pidfd;       /* readable once the process has exited */
-
-    /* everything below is guarded by lock */
-    pthread_mutex_t lock;
-    bool reaped;      /* owned child reaped; status valid */
-    int wait_status;
-    bool gone;        /* the root has exited: no more samples */
-    struct dn_collector *collector;
-    struct dn_tracker *tracker;
-    struct dn_syscalls *syscalls; /* eBPF syscall counter, NULL when not loaded */
-    int64_t syscalls_t0_ns;       /* monotonic time it began counting */
-    char *ebpf_error;
-    struct dn_writer writer;
-    bool writer_closed;
-    struct dn_metadata md;
-    struct dn_sample_vec samples;
-    struct dn_sample latest;
-    bool have_latest;
-
-    /* the sampler thread */
-    pthread_t thread;
-    bool thread_started; /* joinable */
-    bool thread_running; /* still sampling */
-    bool stop_requested;
-    bool stopped;        /* stop() was called: the monitor is finished */
-    int wake_fd;         /* eventfd: wakes the sampler for stop() */
-    int64_t start_mono_ns;
+    bool stopped; /* stop() was called: the monitor is finished */
+    bool quiet;
+    struct dn_session s;
 
     /* registry of live monitors, for stopping them at interpreter exit (GIL guards it) */
     struct MonitorObject_ *reg_prev, *reg_next;
@@ -86,9 +51,9 @@ static void registry_add(MonitorObject *m)
     if (m->registered)
         return;
     m->reg_prev = NULL;
-    m->reg_next = (struct MonitorObject_ *)registry_head;
+    m->reg_next = registry_head;
     if (registry_head)
-        registry_head->reg_prev = (struct MonitorObject_ *)m;
+        registry_head->reg_prev = m;
     registry_head = m;
     m->registered = true;
 }
@@ -97,17 +62,14 @@ static void registry_remove(MonitorObject *m)
 {
     if (!m->registered)
         return;
-    MonitorObject *prev = (MonitorObject *)m->reg_prev, *next = (MonitorObject *)m->reg_next;
-    if (prev)
-        prev->reg_next = (struct MonitorObject_ *)next;
+    if (m->reg_prev)
+        m->reg_prev->reg_next = m->reg_next;
     else
-        registry_head = next;
-    if (next)
-        next->reg_prev = (struct MonitorObject_ *)prev;
+        registry_head = m->reg_next;
+    if (m->reg_next)
+        m->reg_next->reg_prev = m->reg_prev;
     m->registered = false;
 }
-
-/* ---- helpers ----------------------------------------------------------------------- */
 
 /* The module's cache of dict keys, found from the type (subclasses included). */
 static struct dn_key_cache *key_cache(PyObject *self)
@@ -116,220 +78,15 @@ static struct dn_key_cache *key_cache(PyObject *self)
     return &((dn_module_state *)PyModule_GetState(mod))->keys;
 }
 
-static void lock_nogil(MonitorObject *m)
+static int check_init(MonitorObject *m)
 {
-    if (pthread_mutex_trylock(&m->lock) == 0)
-        return;
-    Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&m->lock);
-    Py_END_ALLOW_THREADS
-}
-
-static void unlock(MonitorObject *m)
-{
-    pthread_mutex_unlock(&m->lock);
-}
-
-static int pidfd_open_(pid_t pid)
-{
-    return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
-/* Whether the root has exited (a zombie counts), without reaping it. */
-static bool root_exited(const MonitorObject *m)
-{
-    if (m->pidfd >= 0) {
-        struct pollfd p = {.fd = m->pidfd, .events = POLLIN};
-        return poll(&p, 1, 0) > 0;
+    if (!m->initialized) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "ProcessMonitor is not initialized (did a subclass __init__ forget to "
+                        "call super().__init__()?)");
+        return -1;
     }
-    /* No pidfd (kernel < 5.3): peek at our own child, or probe a foreign pid. */
-    if (m->owns_child) {
-        siginfo_t si = {0};
-        return waitid(P_PID, (id_t)m->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-               si.si_pid == m->pid;
-    }
-    return kill(m->pid, 0) < 0 && errno == ESRCH;
-}
-
-static int64_t interval_ms(const MonitorObject *m, int64_t elapsed_ns)
-{
-    /* base for the first second, a linear ramp to max by 10 s, then max. */
-    if (m->max_ms <= m->base_ms)
-        return m->base_ms;
-    double t = (double)elapsed_ns / 1e9;
-    if (t < 1.0)
-        return m->base_ms;
-    if (t >= 10.0)
-        return m->max_ms;
-    return m->base_ms + (int64_t)((m->max_ms - m->base_ms) * (t - 1.0) / 9.0);
-}
-
-/* Reaps the owned child if it has exited (lock held). */
-static void reap_locked(MonitorObject *m, bool block)
-{
-    if (!m->owns_child || m->reaped || m->pid <= 0)
-        return;
-    int st;
-    struct rusage ru;
-    pid_t r;
-    do {
-        r = wait4(m->pid, &st, block ? 0 : WNOHANG, &ru);
-    } while (r < 0 && errno == EINTR);
-    if (r == m->pid) {
-        m->reaped = true;
-        m->wait_status = st;
-        m->gone = true;
-        if (m->collector)
-            dn_collector_root_reaped(m->collector, &ru);
-    } else if (r < 0 && errno == ECHILD) {
-        /* Someone else reaped it (os.wait() in the user's code): no exit status. */
-        m->reaped = true;
-        m->wait_status = -1;
-        m->gone = true;
-    }
-}
-
-/* The eBPF part of sample s: cumulative syscall counts of the tree, or the error. */
-static struct dn_ebpf_sample *ebpf_part_locked(MonitorObject *m, const struct dn_sample *s)
-{
-    if (!m->syscalls)
-        return m->ebpf_error ? dn_ebpf_sample_new_error(m->ebpf_error) : NULL;
-    struct dn_ebpf_sample *x = calloc(1, sizeof *x);
-    if (!x)
-        return NULL;
-    if (!m->include_children)
-        dn_syscalls_only_tgid(m->syscalls, m->pid);
-    int rc = dn_syscalls_snapshot(m->syscalls, x);
-    if (rc) {
-        char err[512];
-        dn_ebpf_explain(err, sizeof err, "reading the eBPF syscall counts", rc);
-        x->error = strdup(err);
-    }
-    x->cpu_usage = s->tree && s->has_aggregated ? s->aggregated.cpu_usage : s->parent.cpu_usage;
-    x->elapsed_secs = (double)(dn_monotonic_ns() - m->syscalls_t0_ns) / 1e9;
-    return x;
-}
-
-/* Stores a sample taken under the lock: file, latest, memory. Takes ownership. */
-static void record_locked(MonitorObject *m, struct dn_sample *s)
-{
-    if (m->enable_ebpf)
-        s->ebpf = ebpf_part_locked(m, s);
-    if (dn_writer_is_open(&m->writer))
-        dn_writer_sample(&m->writer, s);
-    dn_sample_clear(&m->latest);
-    m->have_latest = dn_sample_copy(&m->latest, s) == 0;
-    if (!m->store_in_memory || dn_sample_vec_push(&m->samples, s) != 0)
-        dn_sample_clear(s);
-}
-
-/* One collection under the lock. Returns 0, or -ESRCH when the root is gone. */
-static int collect_locked(MonitorObject *m, struct dn_sample *out)
-{
-    if (m->gone || !m->collector)
-        return -ESRCH;
-    int rc = dn_collector_collect(m->collector, out);
-    if (rc == -ESRCH)
-        m->gone = true;
-    return rc;
-}
-
-/* The eBPF totals for a summary: a fresh snapshot, so syscalls made after the last
- * sample (say, by an attached process that exited in between) still count. Caller frees. */
-static struct dn_ebpf_sample *summary_ebpf_locked(MonitorObject *m)
-{
-    if (m->syscalls) {
-        struct dn_ebpf_sample *x = calloc(1, sizeof *x);
-        if (x && dn_syscalls_snapshot(m->syscalls, x) == 0)
-            return x;
-        dn_ebpf_sample_free(x);
-    }
-    return m->have_latest && m->latest.ebpf ? dn_ebpf_sample_dup(m->latest.ebpf) : NULL;
-}
-
-static void write_summary_and_close_locked(MonitorObject *m)
-{
-    if (m->writer_closed)
-        return;
-    m->writer_closed = true;
-    if (dn_writer_is_open(&m->writer)) {
-        if (m->collector) {
-            struct dn_summary sum;
-            dn_collector_summary(m->collector, &sum);
-            struct dn_ebpf_sample *x = summary_ebpf_locked(m);
-            dn_writer_summary(&m->writer, &sum, x);
-            dn_ebpf_sample_free(x);
-        }
-        dn_writer_close(&m->writer);
-    }
-}
-
-/* ---- the sampler thread ------------------------------------------------------------ */
-
-static void *sampler_main(void *arg)
-{
-    MonitorObject *m = arg;
-    /* Signals are for the interpreter's main thread. */
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
-
-    pthread_mutex_lock(&m->lock);
-    if (m->syscalls) /* a monitor watching its own process must not count its sampler */
-        dn_syscalls_exclude_tid(m->syscalls, gettid());
-    while (!m->stop_requested && !m->gone) {
-        int64_t t_start = dn_monotonic_ns();
-        struct dn_sample s;
-        if (collect_locked(m, &s) == 0)
-            record_locked(m, &s);
-        if (m->gone)
-            break;
-        int64_t wait_ms =
-            interval_ms(m, t_start - m->start_mono_ns) - (dn_monotonic_ns() - t_start) / 1000000;
-        if (wait_ms < 0)
-            wait_ms = 0;
-        pthread_mutex_unlock(&m->lock);
-
-        struct pollfd fds[2] = {{.fd = m->wake_fd, .events = POLLIN},
-                                {.fd = m->pidfd, .events = POLLIN}};
-        int n = poll(fds, m->pidfd >= 0 ? 2 : 1, (int)wait_ms);
-        pthread_mutex_lock(&m->lock);
-        bool exited = m->pidfd >= 0 ? n > 0 && (fds[1].revents & POLLIN) : root_exited(m);
-        if (exited && !m->stop_requested) {
-            /* The root exited. It is a zombie until reaped: one last read gets its final
-             * counters, then reaping gets its rusage. */
-            if (collect_locked(m, &s) == 0)
-                record_locked(m, &s);
-            reap_locked(m, true);
-            m->gone = true;
-        }
-    }
-    if (m->gone) {
-        reap_locked(m, false);
-        write_summary_and_close_locked(m);
-    }
-    if (m->syscalls) /* this tid may be reused by a thread we must count */
-        dn_syscalls_exclude_tid(m->syscalls, 0);
-    m->thread_running = false;
-    pthread_mutex_unlock(&m->lock);
-    return NULL;
-}
-
-/* Stops and joins the sampler thread. Called with the GIL held, lock not held. */
-static void stop_thread(MonitorObject *m)
-{
-    if (!m->thread_started)
-        return;
-    lock_nogil(m);
-    m->stop_requested = true;
-    unlock(m);
-    uint64_t one = 1;
-    ssize_t w = write(m->wake_fd, &one, sizeof one);
-    (void)w;
-    Py_BEGIN_ALLOW_THREADS
-    pthread_join(m->thread, NULL);
-    Py_END_ALLOW_THREADS
-    m->thread_started = false;
+    return 0;
 }
 
 /* ---- construction ------------------------------------------------------------------ */
@@ -341,232 +98,23 @@ static PyObject *monitor_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     MonitorObject *m = (MonitorObject *)type->tp_alloc(type, 0);
     if (!m)
         return NULL;
-    m->pid = -1;
-    m->pidfd = -1;
-    m->wake_fd = -1;
-    pthread_mutex_init(&m->lock, NULL);
+    struct dn_session_opts none = {0};
+    dn_session_init(&m->s, &none);
     return (PyObject *)m;
 }
 
-static void free_strv(char **v)
-{
-    if (!v)
-        return;
-    for (char **p = v; *p; p++)
-        PyMem_RawFree(*p);
-    PyMem_RawFree(v);
-}
+/* Keywords shared by the constructor and from_pid, in this order after the first
+ * positional argument (cmd or pid). One table, one format, one struct. */
+#define COMMON_KWLIST                                                                      \
+    "base_interval_ms", "max_interval_ms", "since_process_start", "output_file",           \
+        "output_format", "store_in_memory", "quiet", "include_children", "write_metadata", \
+        "enable_ebpf"
+#define COMMON_FORMAT "iipOsppppp"
+#define COMMON_ARGS(o)                                                                      \
+    &(o).base_ms, &(o).max_ms, &(o).since_process_start, &(o).output_file, &(o).output_format, \
+        &(o).store_in_memory, &(o).quiet, &(o).include_children, &(o).write_metadata,        \
+        &(o).enable_ebpf
 
-static char *raw_strdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = PyMem_RawMalloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
-/* A list/tuple of str or path-like into a NULL-terminated argv. */
-static char **argv_from_cmd(PyObject *cmd)
-{
-    if (PyUnicode_Check(cmd) || PyBytes_Check(cmd)) {
-        PyErr_SetString(PyExc_TypeError,
-                        "cmd must be a list of strings such as ['sleep', '1'], not a single "
-                        "string (split it with shlex.split())");
-        return NULL;
-    }
-    PyObject *seq = PySequence_Fast(cmd, "cmd must be a list of strings such as ['sleep', '1']");
-    if (!seq)
-        return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    if (n == 0) {
-        Py_DECREF(seq);
-        PyErr_SetString(PyExc_ValueError, "cmd is empty: give the program and its arguments, "
-                                          "e.g. ['python3', 'train.py']");
-        return NULL;
-    }
-    char **argv = PyMem_RawCalloc((size_t)n + 1, sizeof *argv);
-    if (!argv) {
-        Py_DECREF(seq);
-        PyErr_NoMemory();
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
-        PyObject *bytes = NULL;
-        if (!PyUnicode_Check(item) && !PyBytes_Check(item) &&
-            !PyObject_HasAttrString(item, "__fspath__")) {
-            PyErr_Format(PyExc_TypeError, "cmd[%zd] must be a string, not %.100s", i,
-                         Py_TYPE(item)->tp_name);
-            goto fail;
-        }
-        if (!PyUnicode_FSConverter(item, &bytes))
-            goto fail;
-        const char *s = PyBytes_AS_STRING(bytes);
-        if ((Py_ssize_t)strlen(s) != PyBytes_GET_SIZE(bytes)) {
-            Py_DECREF(bytes);
-            PyErr_Format(PyExc_ValueError, "cmd[%zd] contains a NUL character", i);
-            goto fail;
-        }
-        argv[i] = raw_strdup(s);
-        Py_DECREF(bytes);
-        if (!argv[i]) {
-            PyErr_NoMemory();
-            goto fail;
-        }
-    }
-    Py_DECREF(seq);
-    return argv;
-fail:
-    Py_DECREF(seq);
-    free_strv(argv);
-    return NULL;
-}
-
-/* A mapping into "KEY=VALUE" strings. */
-static char **envp_from_mapping(PyObject *env)
-{
-    PyObject *items = PyMapping_Items(env);
-    if (!items) {
-        PyErr_SetString(PyExc_TypeError, "env must be a mapping of str to str");
-        return NULL;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(items);
-    char **envp = PyMem_RawCalloc((size_t)n + 1, sizeof *envp);
-    if (!envp) {
-        Py_DECREF(items);
-        PyErr_NoMemory();
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *k = NULL, *v = NULL;
-        PyObject *kv = PyList_GET_ITEM(items, i);
-        if (!PyUnicode_FSConverter(PyTuple_GET_ITEM(kv, 0), &k) ||
-            !PyUnicode_FSConverter(PyTuple_GET_ITEM(kv, 1), &v)) {
-            Py_XDECREF(k);
-            goto fail;
-        }
-        const char *ks = PyBytes_AS_STRING(k), *vs = PyBytes_AS_STRING(v);
-        if (!*ks || strchr(ks, '=')) {
-            PyErr_Format(PyExc_ValueError, "illegal environment variable name %R",
-                         PyTuple_GET_ITEM(kv, 0));
-            Py_DECREF(k);
-            Py_DECREF(v);
-            goto fail;
-        }
-        size_t len = strlen(ks) + strlen(vs) + 2;
-        envp[i] = PyMem_RawMalloc(len);
-        if (envp[i])
-            snprintf(envp[i], len, "%s=%s", ks, vs);
-        Py_DECREF(k);
-        Py_DECREF(v);
-        if (!envp[i]) {
-            PyErr_NoMemory();
-            goto fail;
-        }
-    }
-    Py_DECREF(items);
-    return envp;
-fail:
-    Py_DECREF(items);
-    free_strv(envp);
-    return NULL;
-}
-
-/* stdout=/stderr=: None (inherit), a path, an int fd, subprocess.DEVNULL (-3),
- * subprocess.STDOUT (-2, stderr only), or an object with fileno(). Returns the fd to
- * dup2 in the child (-1 to inherit) and whether we opened it (*owned). -2 on error. */
-static int redirect_fd(PyObject *obj, const char *which, bool *owned)
-{
-    *owned = false;
-    if (obj == NULL || obj == Py_None)
-        return -1;
-    if (PyLong_Check(obj)) {
-        long v = PyLong_AsLong(obj);
-        if (v == -1 && PyErr_Occurred())
-            return -2;
-        if (v == -3) { /* subprocess.DEVNULL */
-            int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-            if (fd < 0) {
-                dn_raise_errno(errno, "cannot open /dev/null", NULL, NULL);
-                return -2;
-            }
-            *owned = true;
-            return fd;
-        }
-        if (v == -2 && !strcmp(which, "stderr"))
-            return -3; /* STDOUT: resolved by the caller */
-        if (v < 0 || v > INT_MAX) {
-            PyErr_Format(PyExc_ValueError,
-                         "%s=%ld is not supported: use None, a path, an open file, a file "
-                         "descriptor or subprocess.DEVNULL (pipes are not supported; use "
-                         "denet.execute_with_monitoring for captured output)",
-                         which, v);
-            return -2;
-        }
-        if (fcntl((int)v, F_GETFD) < 0) {
-            dn_raise_errno(errno, which, "not an open file descriptor", NULL);
-            return -2;
-        }
-        return (int)v;
-    }
-    if (PyUnicode_Check(obj) || PyBytes_Check(obj) || PyObject_HasAttrString(obj, "__fspath__")) {
-        PyObject *bytes = NULL;
-        if (!PyUnicode_FSConverter(obj, &bytes))
-            return -2;
-        int fd;
-        Py_BEGIN_ALLOW_THREADS
-        fd = open(PyBytes_AS_STRING(bytes), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        Py_END_ALLOW_THREADS
-        if (fd < 0) {
-            PyObject *fn = PyUnicode_DecodeFSDefault(PyBytes_AS_STRING(bytes));
-            char what[64];
-            snprintf(what, sizeof what, "cannot open the %s file", which);
-            dn_raise_errno(errno, what, NULL, fn);
-            Py_XDECREF(fn);
-            Py_DECREF(bytes);
-            return -2;
-        }
-        Py_DECREF(bytes);
-        *owned = true;
-        return fd;
-    }
-    PyObject *r = PyObject_CallMethod(obj, "fileno", NULL);
-    if (!r) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError,
-                     "%s must be None, a path, a file descriptor, subprocess.DEVNULL or a file "
-                     "object with fileno(), not %.100s",
-                     which, Py_TYPE(obj)->tp_name);
-        return -2;
-    }
-    long v = PyLong_AsLong(r);
-    Py_DECREF(r);
-    if (v == -1 && PyErr_Occurred())
-        return -2;
-    /* Flush Python-level buffers first so output keeps its order. */
-    PyObject *fr = PyObject_CallMethod(obj, "flush", NULL);
-    if (fr)
-        Py_DECREF(fr);
-    else
-        PyErr_Clear();
-    return (int)v;
-}
-
-static PyObject *validate_intervals(int base, int max)
-{
-    if (base <= 0) {
-        PyErr_Format(PyExc_ValueError, "base_interval_ms must be positive, got %d", base);
-        return NULL;
-    }
-    if (max <= 0) {
-        PyErr_Format(PyExc_ValueError, "max_interval_ms must be positive, got %d", max);
-        return NULL;
-    }
-    return Py_None;
-}
-
-/* Options common to the constructor and from_pid. */
 struct common_opts {
     int base_ms, max_ms;
     int since_process_start, store_in_memory, quiet, include_children, write_metadata;
@@ -575,43 +123,82 @@ struct common_opts {
     const char *output_format;
 };
 
-static int setup_common(MonitorObject *m, const struct common_opts *o, enum dn_format *fmt,
-                        PyObject **output_path)
+static const struct common_opts COMMON_DEFAULTS = {
+    .base_ms = 100,
+    .max_ms = 1000,
+    .store_in_memory = 1,
+    .include_children = 1,
+    .output_file = Py_None,
+    .output_format = "jsonl",
+};
+
+/* Where samples go: nothing, a path (*path, a bytes object) or an open descriptor. */
+struct output_target {
+    PyObject *path;
+    int fd;
+    enum dn_format fmt;
+};
+
+static int setup_common(MonitorObject *m, const struct common_opts *o, struct output_target *out)
 {
-    if (!validate_intervals(o->base_ms, o->max_ms))
+    out->path = NULL;
+    out->fd = -1;
+    if (o->base_ms <= 0) {
+        PyErr_Format(PyExc_ValueError, "base_interval_ms must be positive, got %d", o->base_ms);
         return -1;
-    if (dn_format_parse(o->output_format, fmt) != 0) {
+    }
+    if (o->max_ms <= 0) {
+        PyErr_Format(PyExc_ValueError, "max_interval_ms must be positive, got %d", o->max_ms);
+        return -1;
+    }
+    if (dn_format_parse(o->output_format, &out->fmt) != 0) {
         PyErr_Format(PyExc_ValueError,
                      "unknown output_format '%s': use \"jsonl\", \"json\" or \"csv\"",
                      o->output_format);
         return -1;
     }
-    *output_path = NULL;
-    if (o->output_file && o->output_file != Py_None) {
-        if (!PyUnicode_FSConverter(o->output_file, output_path))
+    PyObject *f = o->output_file;
+    if (f && f != Py_None) {
+        if (PyLong_Check(f) && !PyBool_Check(f)) {
+            long fd = PyLong_AsLong(f);
+            if (fd == -1 && PyErr_Occurred())
+                return -1;
+            if (fd < 0 || fd > INT_MAX || fcntl((int)fd, F_GETFD) < 0) {
+                PyErr_Format(PyExc_ValueError,
+                             "output_file=%ld is not an open file descriptor: give a path or "
+                             "the fileno() of an open file", fd);
+                return -1;
+            }
+            out->fd = (int)fd;
+        } else if (!PyUnicode_FSConverter(f, &out->path)) {
             return -1;
+        }
     }
-    m->base_ms = o->base_ms;
-    m->max_ms = o->max_ms;
-    m->since_process_start = o->since_process_start;
-    m->store_in_memory = o->store_in_memory;
+    struct dn_session_opts so = {
+        .base_ms = o->base_ms,
+        .max_ms = o->max_ms,
+        .include_children = o->include_children,
+        .since_process_start = o->since_process_start,
+        .store_in_memory = o->store_in_memory,
+        .write_metadata = o->write_metadata,
+        .enable_ebpf = o->enable_ebpf,
+    };
+    m->s.o = so;
     m->quiet = o->quiet;
-    m->include_children = o->include_children;
-    m->write_metadata = o->write_metadata;
-    m->enable_ebpf = o->enable_ebpf;
     return 0;
 }
 
-static int open_output(MonitorObject *m, PyObject *path_bytes, enum dn_format fmt)
+static int open_output(MonitorObject *m, const struct output_target *out)
 {
-    if (!path_bytes)
+    if (!out->path && out->fd < 0)
         return 0;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = dn_writer_open(&m->writer, PyBytes_AS_STRING(path_bytes), fmt);
+    rc = dn_session_open_output(&m->s, out->path ? PyBytes_AS_STRING(out->path) : NULL, out->fd,
+                                out->fmt);
     Py_END_ALLOW_THREADS
     if (rc) {
-        PyObject *fn = PyUnicode_DecodeFSDefault(PyBytes_AS_STRING(path_bytes));
+        PyObject *fn = out->path ? PyUnicode_DecodeFSDefault(PyBytes_AS_STRING(out->path)) : NULL;
         dn_raise_errno(rc, "cannot open output_file for writing", NULL, fn);
         Py_XDECREF(fn);
         return -1;
@@ -619,26 +206,21 @@ static int open_output(MonitorObject *m, PyObject *path_bytes, enum dn_format fm
     return 0;
 }
 
-/* eBPF: load the tracker; a failure is reported in samples, never raised. */
-static void open_tracker(MonitorObject *m)
+/* eBPF off, with the reason: kept in samples, and a RuntimeWarning unless quiet. */
+static void warn_ebpf(MonitorObject *m)
+{
+    if (!m->s.ebpf_error || m->quiet)
+        return;
+    if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1, "denet: eBPF disabled: %s", m->s.ebpf_error) < 0)
+        PyErr_Clear(); /* warnings turned into errors must not stop monitoring */
+}
+
+static void open_ebpf(MonitorObject *m)
 {
     char err[512];
-    int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = dn_tracker_open(&m->tracker, err, sizeof err);
-    if (rc == 0) {
-        /* Syscall counting: filtered on the tracker's map; counts begin now. */
-        rc = dn_syscalls_open(&m->syscalls, dn_tracker_map_fd(m->tracker), err, sizeof err);
-        m->syscalls_t0_ns = dn_monotonic_ns();
-    }
+    dn_session_open_ebpf(&m->s, err, sizeof err);
     Py_END_ALLOW_THREADS
-    if (rc) {
-        m->ebpf_error = raw_strdup(err);
-        if (!m->quiet)
-            PyErr_WarnFormat(PyExc_RuntimeWarning, 1, "denet: eBPF disabled: %s", err);
-        if (PyErr_Occurred())
-            PyErr_Clear(); /* warnings turned into errors must not stop monitoring */
-    }
 }
 
 /* Our own resident set: a forked child carries it until it execs. */
@@ -659,94 +241,80 @@ static uint64_t self_rss_kb(void)
     return (uint64_t)resident * (uint64_t)dn_page_kb();
 }
 
-static int finish_setup(MonitorObject *m, double t0_boot, uint64_t spawn_rss_kb)
+/* First read of the tree. -1 with ProcessLookupError when the process is already gone. */
+static int begin(MonitorObject *m, double t0_boot, uint64_t spawn_rss_kb)
 {
-    struct dn_collector_opts co = {
-        .spawn_rss_kb = spawn_rss_kb,
-        .root = m->pid,
-        .include_children = m->include_children,
-        .since_process_start = m->since_process_start,
-        .t0_boot = t0_boot,
-        .tracker = m->tracker,
-    };
-    int err = 0;
-    struct dn_collector *c;
+    int rc;
     Py_BEGIN_ALLOW_THREADS
-    c = dn_collector_new(&co, &err);
+    rc = dn_session_begin(&m->s, t0_boot, spawn_rss_kb);
     Py_END_ALLOW_THREADS
-    if (!c) {
-        if (err == -ESRCH || err == -ENOENT) {
-            PyErr_Format(PyExc_ProcessLookupError,
-                         "process %d exited before monitoring could start", (int)m->pid);
-        } else {
-            char what[96];
-            snprintf(what, sizeof what, "cannot read /proc/%d", (int)m->pid);
-            dn_raise_errno(err, what,
-                           err == -EACCES ? "monitor your own processes, or run as root" : NULL,
-                           NULL);
-        }
-        return -1;
+    if (rc == 0)
+        return 0;
+    if (rc == -ESRCH || rc == -ENOENT) {
+        PyErr_Format(PyExc_ProcessLookupError, "process %d exited before monitoring could start",
+                     (int)m->s.pid);
+    } else {
+        char what[96];
+        snprintf(what, sizeof what, "cannot read /proc/%d", (int)m->s.pid);
+        dn_raise_errno(rc, what, rc == -EACCES ? "monitor your own processes, or run as root" : NULL,
+                       NULL);
     }
-    m->collector = c;
-    m->md.pid = m->pid;
-    m->md.t0_ms = dn_now_ms();
-    if (!m->md.executable) {
-        char exe[PATH_MAX], link[64];
-        snprintf(link, sizeof link, "/proc/%d/exe", (int)m->pid);
-        ssize_t n = readlink(link, exe, sizeof exe - 1);
-        if (n > 0) {
-            exe[n] = '\0';
-            m->md.executable = raw_strdup(exe);
-        }
-    }
-    if (m->write_metadata && dn_writer_is_open(&m->writer))
-        dn_writer_metadata(&m->writer, &m->md);
+    return -1;
+}
+
+static void finish_init(MonitorObject *m)
+{
+    warn_ebpf(m);
     m->initialized = true;
     registry_add(m);
-    return 0;
+}
+
+/* A failed __init__ leaves nothing behind, so a second __init__ starts clean. */
+static void reset_session(MonitorObject *m)
+{
+    struct dn_session_opts none = {0};
+    Py_BEGIN_ALLOW_THREADS
+    dn_session_destroy(&m->s);
+    Py_END_ALLOW_THREADS
+    dn_session_init(&m->s, &none);
 }
 
 static int monitor_init(PyObject *self, PyObject *args, PyObject *kwds)
 {
     MonitorObject *m = (MonitorObject *)self;
-    static char *kwlist[] = {"cmd", "base_interval_ms", "max_interval_ms", "since_process_start",
-                             "output_file", "output_format", "store_in_memory", "quiet",
-                             "include_children", "write_metadata", "enable_ebpf", "stdout",
-                             "stderr", "start_new_session", "cwd", "env", NULL};
+    static char *kwlist[] = {"cmd", COMMON_KWLIST, "stdout", "stderr", "start_new_session", "cwd",
+                             "env", NULL};
     PyObject *cmd, *out_stdout = Py_None, *out_stderr = Py_None, *cwd = Py_None, *env = Py_None;
-    struct common_opts o = {100, 1000, 0, 1, 0, 1, 0, 0, Py_None, "jsonl"};
+    struct common_opts o = COMMON_DEFAULTS;
     int new_session = 0;
     if (m->initialized) {
         PyErr_SetString(PyExc_RuntimeError, "ProcessMonitor is already initialized");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|iipOsppppp$OOpOO:ProcessMonitor", kwlist,
-                                     &cmd, &o.base_ms, &o.max_ms, &o.since_process_start,
-                                     &o.output_file, &o.output_format, &o.store_in_memory,
-                                     &o.quiet, &o.include_children, &o.write_metadata,
-                                     &o.enable_ebpf, &out_stdout, &out_stderr, &new_session, &cwd,
-                                     &env))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|" COMMON_FORMAT "$OOpOO:ProcessMonitor",
+                                     kwlist, &cmd, COMMON_ARGS(o), &out_stdout, &out_stderr,
+                                     &new_session, &cwd, &env))
         return -1;
 
     int ret = -1;
     char **argv = NULL, **envp = NULL;
-    PyObject *out_path = NULL, *cwd_bytes = NULL;
+    PyObject *cwd_bytes = NULL;
+    struct output_target out = {.fd = -1};
     int fd_out = -1, fd_err = -1;
     bool own_out = false, own_err = false;
-    enum dn_format fmt;
 
-    argv = argv_from_cmd(cmd);
+    argv = dn_argv_from_cmd(cmd);
     if (!argv)
         goto cleanup;
-    if (setup_common(m, &o, &fmt, &out_path) < 0)
+    if (setup_common(m, &o, &out) < 0)
         goto cleanup;
-    if (env != Py_None && !(envp = envp_from_mapping(env)))
+    if (env != Py_None && !(envp = dn_envp_from_mapping(env)))
         goto cleanup;
     if (cwd != Py_None && !PyUnicode_FSConverter(cwd, &cwd_bytes))
         goto cleanup;
-    if ((fd_out = redirect_fd(out_stdout, "stdout", &own_out)) == -2)
+    if ((fd_out = dn_redirect_fd(out_stdout, "stdout", &own_out)) == -2)
         goto cleanup;
-    if ((fd_err = redirect_fd(out_stderr, "stderr", &own_err)) == -2)
+    if ((fd_err = dn_redirect_fd(out_stderr, "stderr", &own_err)) == -2)
         goto cleanup;
     if (fd_err == -3)
         fd_err = fd_out >= 0 ? fd_out : 1;
@@ -760,10 +328,10 @@ static int monitor_init(PyObject *self, PyObject *args, PyObject *kwds)
         Py_XDECREF(fn);
         goto cleanup;
     }
-    if (open_output(m, out_path, fmt) < 0)
+    if (open_output(m, &out) < 0)
         goto cleanup;
-    if (m->enable_ebpf)
-        open_tracker(m);
+    if (m->s.o.enable_ebpf)
+        open_ebpf(m);
 
     double t0_boot = dn_boottime_secs();
     uint64_t spawn_rss_kb = self_rss_kb();
@@ -775,19 +343,11 @@ static int monitor_init(PyObject *self, PyObject *args, PyObject *kwds)
         .stdout_fd = fd_out,
         .stderr_fd = fd_err,
         .new_session = new_session,
-        .hold_before_exec = m->tracker != NULL,
     };
-    struct dn_spawned sp;
     int child_errno = 0;
     enum dn_spawn_stage stage = DN_STAGE_NONE;
     Py_BEGIN_ALLOW_THREADS
-    rc = dn_spawn(&so, &sp, &child_errno, &stage);
-    if (rc == 0 && m->tracker) {
-        /* Registered before exec, so its very first system call is seen. */
-        int trc = dn_tracker_add(m->tracker, sp.pid);
-        (void)trc;
-        rc = dn_spawn_release(&sp, &child_errno, &stage) == 0 ? 0 : 1;
-    }
+    rc = dn_session_spawn(&m->s, &so, &child_errno, &stage);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
         dn_raise_errno(rc, "cannot start the command (fork failed)", NULL, NULL);
@@ -805,35 +365,27 @@ static int monitor_init(PyObject *self, PyObject *args, PyObject *kwds)
         Py_XDECREF(fn);
         goto cleanup;
     }
-    m->pid = sp.pid;
-    m->owns_child = true;
-    m->pidfd = pidfd_open_(sp.pid);
-    m->md.cmd = argv;
+    m->s.md.cmd = argv;
     argv = NULL;
-    m->md.executable = raw_strdup(exe);
-    if (finish_setup(m, t0_boot, spawn_rss_kb) < 0) {
-        /* The command runs but cannot be read (it may have exited at once). */
-        if (PyErr_ExceptionMatches(PyExc_ProcessLookupError)) {
-            /* Exited before the first read: still a valid (finished) monitor. */
-            PyErr_Clear();
-            Py_BEGIN_ALLOW_THREADS
-            pthread_mutex_lock(&m->lock);
-            m->gone = true;
-            reap_locked(m, true);
-            pthread_mutex_unlock(&m->lock);
-            Py_END_ALLOW_THREADS
-            m->initialized = true;
-            registry_add(m);
-        } else {
+    m->s.md.executable = strdup(exe);
+    if (begin(m, t0_boot, spawn_rss_kb) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_ProcessLookupError))
             goto cleanup;
-        }
+        /* Exited before the first read: still a valid (finished) monitor. */
+        PyErr_Clear();
+        Py_BEGIN_ALLOW_THREADS
+        dn_session_mark_gone(&m->s);
+        Py_END_ALLOW_THREADS
     }
+    finish_init(m);
     ret = 0;
 
 cleanup:
-    free_strv(argv);
-    free_strv(envp);
-    Py_XDECREF(out_path);
+    if (ret < 0)
+        reset_session(m);
+    dn_free_strv(argv);
+    dn_free_strv(envp);
+    Py_XDECREF(out.path);
     Py_XDECREF(cwd_bytes);
     if (own_out && fd_out >= 0)
         close(fd_out);
@@ -842,18 +394,41 @@ cleanup:
     return ret;
 }
 
+/* The command line of an attached process, for metadata: NULL-terminated, maybe empty. */
+static char **attached_cmdline(pid_t pid)
+{
+    char buf[4096], path[64];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    size_t count = 0;
+    if (n > 0) {
+        buf[n] = '\0';
+        for (ssize_t i = 0; i < n; i += (ssize_t)strlen(buf + i) + 1)
+            count++;
+    }
+    char **v = calloc(count + 1, sizeof *v);
+    if (!v)
+        return NULL;
+    size_t k = 0;
+    for (ssize_t i = 0; n > 0 && i < n && k < count; i += (ssize_t)strlen(buf + i) + 1) {
+        if (!(v[k++] = strdup(buf + i))) {
+            dn_free_strv(v);
+            return NULL;
+        }
+    }
+    return v;
+}
+
 static PyObject *monitor_from_pid(PyObject *cls, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"pid", "base_interval_ms", "max_interval_ms", "since_process_start",
-                             "output_file", "output_format", "store_in_memory", "quiet",
-                             "include_children", "write_metadata", "enable_ebpf", NULL};
+    static char *kwlist[] = {"pid", COMMON_KWLIST, NULL};
     PyObject *pid_obj;
-    struct common_opts o = {100, 1000, 0, 1, 0, 1, 0, 0, Py_None, "jsonl"};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|iipOsppppp:from_pid", kwlist, &pid_obj,
-                                     &o.base_ms, &o.max_ms, &o.since_process_start,
-                                     &o.output_file, &o.output_format, &o.store_in_memory,
-                                     &o.quiet, &o.include_children, &o.write_metadata,
-                                     &o.enable_ebpf))
+    struct common_opts o = COMMON_DEFAULTS;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|" COMMON_FORMAT ":from_pid", kwlist, &pid_obj,
+                                     COMMON_ARGS(o)))
         return NULL;
     if (!PyLong_Check(pid_obj) || PyBool_Check(pid_obj)) {
         PyErr_Format(PyExc_TypeError, "pid must be an int, not %.100s", Py_TYPE(pid_obj)->tp_name);
@@ -870,60 +445,35 @@ static PyObject *monitor_from_pid(PyObject *cls, PyObject *args, PyObject *kwds)
     MonitorObject *m = (MonitorObject *)type->tp_new(type, NULL, NULL);
     if (!m)
         return NULL;
-    enum dn_format fmt;
-    PyObject *out_path = NULL;
-    if (setup_common(m, &o, &fmt, &out_path) < 0)
+    struct output_target out = {.fd = -1};
+    if (setup_common(m, &o, &out) < 0)
         goto fail;
-    m->pid = (pid_t)pid;
-    m->pidfd = pidfd_open_(m->pid);
-    if (m->pidfd < 0) {
-        if (errno == ESRCH)
+    if (m->s.o.enable_ebpf)
+        open_ebpf(m);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = dn_session_attach(&m->s, (pid_t)pid);
+    Py_END_ALLOW_THREADS
+    if (rc) {
+        if (rc == -ESRCH)
             PyErr_Format(PyExc_ProcessLookupError, "no process with pid %ld", pid);
         else
-            dn_raise_errno(errno, "cannot watch the process (pidfd_open)", NULL, NULL);
+            dn_raise_errno(rc, "cannot watch the process (pidfd_open)", NULL, NULL);
         goto fail;
     }
-    if (open_output(m, out_path, fmt) < 0)
+    if (open_output(m, &out) < 0)
         goto fail;
-    m->md.cmd = PyMem_RawCalloc(1, sizeof(char *));
-    {
-        /* The command line of an attached process, for metadata. */
-        char buf[4096];
-        int fd;
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-        if (fd >= 0)
-            close(fd);
-        if (n > 0) {
-            buf[n] = '\0';
-            size_t count = 0;
-            for (ssize_t i = 0; i < n; i += (ssize_t)strlen(buf + i) + 1)
-                count++;
-            char **v = PyMem_RawCalloc(count + 1, sizeof *v);
-            if (v) {
-                size_t k = 0;
-                for (ssize_t i = 0; i < n && k < count; i += (ssize_t)strlen(buf + i) + 1)
-                    v[k++] = raw_strdup(buf + i);
-                free_strv(m->md.cmd);
-                m->md.cmd = v;
-            }
-        }
-    }
-    if (m->enable_ebpf) {
-        open_tracker(m);
-        if (m->tracker) {
-            /* Later forks are followed in the kernel; what exists now is registered. */
-            dn_tracker_add_tree(m->tracker, m->pid);
-        }
-    }
-    if (finish_setup(m, dn_boottime_secs(), 0) < 0)
+    if (!(m->s.md.cmd = attached_cmdline((pid_t)pid))) {
+        PyErr_NoMemory();
         goto fail;
-    Py_XDECREF(out_path);
+    }
+    if (begin(m, dn_boottime_secs(), 0) < 0)
+        goto fail;
+    finish_init(m);
+    Py_XDECREF(out.path);
     return (PyObject *)m;
 fail:
-    Py_XDECREF(out_path);
+    Py_XDECREF(out.path);
     Py_DECREF(m);
     return NULL;
 }
@@ -935,40 +485,14 @@ static void monitor_dealloc(PyObject *self)
     if (m->weakreflist)
         PyObject_ClearWeakRefs(self);
     registry_remove(m);
-    stop_thread(m);
-    pthread_mutex_lock(&m->lock);
-    write_summary_and_close_locked(m);
-    reap_locked(m, false);
-    pthread_mutex_unlock(&m->lock);
-    dn_collector_free(m->collector);
-    dn_syscalls_close(m->syscalls);
-    dn_tracker_close(m->tracker);
-    dn_sample_vec_clear(&m->samples);
-    dn_sample_clear(&m->latest);
-    free_strv(m->md.cmd);
-    PyMem_RawFree(m->md.executable);
-    PyMem_RawFree(m->ebpf_error);
-    if (m->pidfd >= 0)
-        close(m->pidfd);
-    if (m->wake_fd >= 0)
-        close(m->wake_fd);
-    pthread_mutex_destroy(&m->lock);
+    Py_BEGIN_ALLOW_THREADS
+    dn_session_destroy(&m->s);
+    Py_END_ALLOW_THREADS
     tp->tp_free(self);
     Py_DECREF(tp);
 }
 
 /* ---- methods ----------------------------------------------------------------------- */
-
-static int check_init(MonitorObject *m)
-{
-    if (!m->initialized) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "ProcessMonitor is not initialized (did a subclass __init__ forget to "
-                        "call super().__init__()?)");
-        return -1;
-    }
-    return 0;
-}
 
 PyDoc_STRVAR(start_doc, "start($self, /)\n--\n\n"
                         "Start the native sampling thread and return at once. Samples are taken "
@@ -985,30 +509,20 @@ static PyObject *monitor_start(PyObject *self, PyObject *unused)
                         "this monitor was stopped; create a new ProcessMonitor to monitor again");
         return NULL;
     }
-    if (m->thread_started)
-        Py_RETURN_NONE; /* already sampling */
-    if (m->wake_fd < 0) {
-        m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (m->wake_fd < 0)
-            return dn_raise_errno(errno, "cannot create the sampler's eventfd", NULL, NULL);
-    }
-    lock_nogil(m);
-    m->stop_requested = false;
-    m->thread_running = true;
-    m->start_mono_ns = dn_monotonic_ns();
-    int rc = pthread_create(&m->thread, NULL, sampler_main, m);
-    if (rc)
-        m->thread_running = false;
-    unlock(m);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = dn_session_start(&m->s);
+    Py_END_ALLOW_THREADS
     if (rc)
         return dn_raise_errno(rc, "cannot start the sampler thread", NULL, NULL);
-    m->thread_started = true;
     Py_RETURN_NONE;
 }
 
 PyDoc_STRVAR(stop_doc, "stop($self, /)\n--\n\n"
                        "Stop sampling, write the summary line to output_file and close it. The "
-                       "command itself is\nnot signalled.");
+                       "command itself is\nnot signalled. Raises OSError when output_file could "
+                       "not be written completely\n(a full disk): the samples in memory stay "
+                       "valid.");
 
 static PyObject *monitor_stop(PyObject *self, PyObject *unused)
 {
@@ -1016,25 +530,27 @@ static PyObject *monitor_stop(PyObject *self, PyObject *unused)
     MonitorObject *m = (MonitorObject *)self;
     if (check_init(m) < 0)
         return NULL;
-    stop_thread(m);
-    lock_nogil(m);
-    reap_locked(m, false);
-    write_summary_and_close_locked(m);
-    unlock(m);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = dn_session_stop(&m->s);
+    Py_END_ALLOW_THREADS
     m->stopped = true;
+    if (rc)
+        return dn_raise_errno(rc, "writing output_file failed; the file is incomplete",
+                              rc == -ENOSPC ? "free disk space or write elsewhere" : NULL, NULL);
     Py_RETURN_NONE;
 }
 
-static PyObject *exit_code_locked(MonitorObject *m)
+static PyObject *exit_code(MonitorObject *m)
 {
-    if (!m->owns_child || !m->reaped || m->wait_status == -1)
+    int code;
+    bool known;
+    Py_BEGIN_ALLOW_THREADS
+    known = dn_session_exit_code(&m->s, &code);
+    Py_END_ALLOW_THREADS
+    if (!known)
         Py_RETURN_NONE;
-    int st = m->wait_status;
-    if (WIFEXITED(st))
-        return PyLong_FromLong(WEXITSTATUS(st));
-    if (WIFSIGNALED(st))
-        return PyLong_FromLong(-WTERMSIG(st));
-    Py_RETURN_NONE;
+    return PyLong_FromLong(code);
 }
 
 /* Waits until the root is gone. Returns 1 when it is, 0 on timeout, -1 with an exception
@@ -1043,33 +559,20 @@ static int wait_gone(MonitorObject *m, double timeout)
 {
     double deadline = timeout >= 0 ? dn_boottime_secs() + timeout : 0;
     for (;;) {
-        lock_nogil(m);
-        bool exited = root_exited(m);
-        if (exited && !m->thread_running)
-            reap_locked(m, true); /* no sampler to do it */
-        bool done = m->owns_child ? m->reaped : exited;
-        unlock(m);
-        if (done)
-            return 1;
         double slice = 0.1;
         if (timeout >= 0) {
             double left = deadline - dn_boottime_secs();
-            if (left <= 0)
-                return 0;
             if (left < slice)
-                slice = left;
+                slice = left > 0 ? left : 0;
         }
+        int done;
         Py_BEGIN_ALLOW_THREADS
-        struct pollfd p = {.fd = m->pidfd, .events = POLLIN};
-        poll(&p, m->pidfd >= 0 ? 1 : 0, (int)(slice * 1000) + 1);
+        done = dn_session_wait_gone(&m->s, (int)(slice * 1000) + (slice > 0));
         Py_END_ALLOW_THREADS
-        /* After the pidfd fired, the sampler reaps within moments; poll() returns at once
-         * then, so give it a breath instead of spinning. */
-        if (root_exited(m)) {
-            Py_BEGIN_ALLOW_THREADS
-            usleep(1000);
-            Py_END_ALLOW_THREADS
-        }
+        if (done)
+            return 1;
+        if (timeout >= 0 && dn_boottime_secs() >= deadline)
+            return 0;
         if (PyErr_CheckSignals() < 0)
             return -1;
     }
@@ -1095,7 +598,7 @@ static PyObject *monitor_wait(PyObject *self, PyObject *args, PyObject *kwds)
         timeout = PyFloat_AsDouble(timeout_obj);
         if (timeout == -1 && PyErr_Occurred())
             return NULL;
-        if (timeout < 0 || timeout != timeout) {
+        if (timeout < 0 || isnan(timeout)) {
             PyErr_SetString(PyExc_ValueError, "timeout must be None or a non-negative number");
             return NULL;
         }
@@ -1105,10 +608,7 @@ static PyObject *monitor_wait(PyObject *self, PyObject *args, PyObject *kwds)
         return NULL;
     if (r == 0)
         Py_RETURN_NONE;
-    lock_nogil(m);
-    PyObject *code = exit_code_locked(m);
-    unlock(m);
-    return code;
+    return exit_code(m);
 }
 
 PyDoc_STRVAR(run_doc,
@@ -1129,21 +629,16 @@ static PyObject *monitor_run(PyObject *self, PyObject *unused)
     if (w < 0) {
         PyObject *et, *ev, *tb;
         PyErr_Fetch(&et, &ev, &tb);
-        if (m->owns_child) {
-            lock_nogil(m);
-            bool alive = !m->reaped;
-            unlock(m);
-            if (alive) {
-                kill(m->pid, SIGTERM);
-                if (wait_gone(m, 2.0) == 0) {
-                    kill(m->pid, SIGKILL);
-                    wait_gone(m, 5.0);
-                }
-                PyErr_Clear();
-            }
+        /* Signalled through the pidfd: a command reaped meanwhile answers ESRCH, and no
+         * other process that took its pid is ever hit. */
+        if (dn_session_signal(&m->s, SIGTERM) == 0 && wait_gone(m, DN_TERM_GRACE_SECS) == 0) {
+            dn_session_signal(&m->s, SIGKILL);
+            wait_gone(m, DN_KILL_WAIT_SECS);
         }
+        PyErr_Clear();
         r = monitor_stop(self, NULL);
         Py_XDECREF(r);
+        PyErr_Clear();
         PyErr_Restore(et, ev, tb);
         return NULL;
     }
@@ -1151,10 +646,7 @@ static PyObject *monitor_run(PyObject *self, PyObject *unused)
     if (!r)
         return NULL;
     Py_DECREF(r);
-    lock_nogil(m);
-    PyObject *code = exit_code_locked(m);
-    unlock(m);
-    return code;
+    return exit_code(m);
 }
 
 PyDoc_STRVAR(sample_once_doc,
@@ -1168,21 +660,12 @@ static PyObject *monitor_sample_once(PyObject *self, PyObject *unused)
     MonitorObject *m = (MonitorObject *)self;
     if (check_init(m) < 0)
         return NULL;
-    struct dn_sample s, copy;
+    struct dn_sample copy;
     int rc;
-    bool have = false;
     Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&m->lock);
-    rc = collect_locked(m, &s);
-    if (rc == 0) {
-        record_locked(m, &s); /* adds the eBPF part */
-        have = m->have_latest && dn_sample_copy(&copy, &m->latest) == 0;
-    } else if (rc == -ESRCH) {
-        reap_locked(m, false);
-    }
-    pthread_mutex_unlock(&m->lock);
+    rc = dn_session_sample_once(&m->s, &copy);
     Py_END_ALLOW_THREADS
-    if (rc == -ENOMEM || (rc == 0 && !have))
+    if (rc == -ENOMEM)
         return PyErr_NoMemory();
     if (rc != 0)
         Py_RETURN_NONE;
@@ -1200,9 +683,10 @@ static PyObject *monitor_is_running(PyObject *self, PyObject *unused)
     MonitorObject *m = (MonitorObject *)self;
     if (check_init(m) < 0)
         return NULL;
-    lock_nogil(m);
-    bool running = !m->gone && !m->reaped && !root_exited(m);
-    unlock(m);
+    bool running;
+    Py_BEGIN_ALLOW_THREADS
+    running = dn_session_is_running(&m->s);
+    Py_END_ALLOW_THREADS
     return PyBool_FromLong(running);
 }
 
@@ -1212,7 +696,7 @@ static PyObject *monitor_get_pid(PyObject *self, PyObject *unused)
     MonitorObject *m = (MonitorObject *)self;
     if (check_init(m) < 0)
         return NULL;
-    return PyLong_FromLong(m->pid);
+    return PyLong_FromLong(m->s.pid);
 }
 
 static PyObject *monitor_get_metadata(PyObject *self, PyObject *unused)
@@ -1221,7 +705,8 @@ static PyObject *monitor_get_metadata(PyObject *self, PyObject *unused)
     MonitorObject *m = (MonitorObject *)self;
     if (check_init(m) < 0)
         return NULL;
-    return dn_metadata_to_dict(key_cache(self), &m->md);
+    /* Fixed once the session began: read without the lock. */
+    return dn_metadata_to_dict(key_cache(self), &m->s.md);
 }
 
 static PyObject *monitor_get_samples(PyObject *self, PyObject *unused)
@@ -1230,18 +715,27 @@ static PyObject *monitor_get_samples(PyObject *self, PyObject *unused)
     MonitorObject *m = (MonitorObject *)self;
     if (check_init(m) < 0)
         return NULL;
+    struct dn_sample *v;
+    size_t n;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = dn_session_copy_samples(&m->s, &v, &n);
+    Py_END_ALLOW_THREADS
+    if (rc)
+        return PyErr_NoMemory();
     struct dn_key_cache *kc = key_cache(self);
-    lock_nogil(m);
-    PyObject *list = PyList_New((Py_ssize_t)m->samples.len);
-    for (size_t i = 0; list && i < m->samples.len; i++) {
-        PyObject *d = dn_sample_to_dict(kc, &m->samples.items[i]);
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        PyObject *d = dn_sample_to_dict(kc, &v[i]);
         if (!d) {
             Py_CLEAR(list);
             break;
         }
         PyList_SET_ITEM(list, (Py_ssize_t)i, d);
     }
-    unlock(m);
+    Py_BEGIN_ALLOW_THREADS
+    dn_sample_array_free(v, n);
+    Py_END_ALLOW_THREADS
     return list;
 }
 
@@ -1251,10 +745,17 @@ static PyObject *monitor_latest_sample(PyObject *self, PyObject *unused)
     MonitorObject *m = (MonitorObject *)self;
     if (check_init(m) < 0)
         return NULL;
-    lock_nogil(m);
-    PyObject *d = m->have_latest ? dn_sample_to_dict(key_cache(self), &m->latest)
-                                 : Py_NewRef(Py_None);
-    unlock(m);
+    struct dn_sample copy;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = dn_session_copy_latest(&m->s, &copy);
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
+        return PyErr_NoMemory();
+    if (rc == 0)
+        Py_RETURN_NONE;
+    PyObject *d = dn_sample_to_dict(key_cache(self), &copy);
+    dn_sample_clear(&copy);
     return d;
 }
 
@@ -1264,9 +765,9 @@ static PyObject *monitor_clear_samples(PyObject *self, PyObject *unused)
     MonitorObject *m = (MonitorObject *)self;
     if (check_init(m) < 0)
         return NULL;
-    lock_nogil(m);
-    dn_sample_vec_clear(&m->samples);
-    unlock(m);
+    Py_BEGIN_ALLOW_THREADS
+    dn_session_clear_samples(&m->s);
+    Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
 
@@ -1296,25 +797,9 @@ static PyObject *monitor_save_samples(PyObject *self, PyObject *args, PyObject *
                      format);
         return NULL;
     }
-    struct dn_writer w;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = dn_writer_open(&w, PyBytes_AS_STRING(path), fmt);
-    if (rc == 0) {
-        pthread_mutex_lock(&m->lock);
-        dn_writer_metadata(&w, &m->md);
-        for (size_t i = 0; i < m->samples.len; i++)
-            dn_writer_sample(&w, &m->samples.items[i]);
-        if (m->collector) {
-            struct dn_summary sum;
-            dn_collector_summary(m->collector, &sum);
-            struct dn_ebpf_sample *x = summary_ebpf_locked(m);
-            dn_writer_summary(&w, &sum, x);
-            dn_ebpf_sample_free(x);
-        }
-        pthread_mutex_unlock(&m->lock);
-        rc = dn_writer_close(&w);
-    }
+    rc = dn_session_save(&m->s, PyBytes_AS_STRING(path), fmt);
     Py_END_ALLOW_THREADS
     if (rc) {
         PyObject *fn = PyUnicode_DecodeFSDefault(PyBytes_AS_STRING(path));
@@ -1339,15 +824,13 @@ static PyObject *monitor_get_summary(PyObject *self, PyObject *unused)
     MonitorObject *m = (MonitorObject *)self;
     if (check_init(m) < 0)
         return NULL;
-    lock_nogil(m);
-    reap_locked(m, false);
-    struct dn_summary sum = {0};
-    if (m->collector)
-        dn_collector_summary(m->collector, &sum);
-    struct dn_ebpf_sample *x = summary_ebpf_locked(m);
+    struct dn_summary sum;
+    struct dn_ebpf_sample *x;
+    Py_BEGIN_ALLOW_THREADS
+    dn_session_summary(&m->s, &sum, &x);
+    Py_END_ALLOW_THREADS
     PyObject *d = dn_summary_to_dict(key_cache(self), &sum, x);
     dn_ebpf_sample_free(x);
-    unlock(m);
     return d;
 }
 
@@ -1381,18 +864,22 @@ static PyObject *monitor_repr(PyObject *self)
     MonitorObject *m = (MonitorObject *)self;
     if (!m->initialized)
         return PyUnicode_FromFormat("<%s (uninitialized)>", Py_TYPE(self)->tp_name);
-    return PyUnicode_FromFormat("<%s pid=%d %s%s>", Py_TYPE(self)->tp_name, (int)m->pid,
-                                m->gone ? "exited" : "running",
-                                m->thread_started ? ", sampling" : "");
+    bool running;
+    Py_BEGIN_ALLOW_THREADS
+    running = dn_session_is_running(&m->s);
+    Py_END_ALLOW_THREADS
+    return PyUnicode_FromFormat("<%s pid=%d %s%s>", Py_TYPE(self)->tp_name, (int)m->s.pid,
+                                running ? "running" : "exited",
+                                m->s.thread_started ? ", sampling" : "");
 }
 
 static PyObject *monitor_get_ebpf_error(PyObject *self, void *closure)
 {
     (void)closure;
     MonitorObject *m = (MonitorObject *)self;
-    if (!m->ebpf_error)
+    if (!m->s.ebpf_error)
         Py_RETURN_NONE;
-    return PyUnicode_FromString(m->ebpf_error);
+    return PyUnicode_FromString(m->s.ebpf_error);
 }
 
 static PyMethodDef monitor_methods[] = {
@@ -1486,7 +973,7 @@ PyObject *dn_py_stop_all(PyObject *module, PyObject *unused)
     PyObject *list = PyList_New(0);
     if (!list)
         return NULL;
-    for (MonitorObject *m = registry_head; m; m = (MonitorObject *)m->reg_next)
+    for (MonitorObject *m = registry_head; m; m = m->reg_next)
         if (PyList_Append(list, (PyObject *)m) < 0) {
             Py_DECREF(list);
             return NULL;
@@ -1505,21 +992,12 @@ PyObject *dn_py_after_fork_child(PyObject *module, PyObject *unused)
 {
     (void)module;
     (void)unused;
-    /* In the child of os.fork(): the sampler threads were not copied, a lock may have
-     * been held by one of them, and the command and output files belong to the parent.
-     * Each monitor is left readable but finished, so nothing joins a thread that does
-     * not exist, waits on a lock nobody will release, or writes the parent's summary. */
-    for (MonitorObject *m = registry_head; m; m = (MonitorObject *)m->reg_next) {
-        pthread_mutex_init(&m->lock, NULL);
-        m->thread_started = false;
-        m->thread_running = false;
-        m->stop_requested = true;
+    /* In the child of os.fork(): each monitor is left readable but finished, so nothing
+     * joins a thread that does not exist, waits on a lock nobody will release, writes
+     * the parent's file, or keeps the parent's eBPF programs attached. */
+    for (MonitorObject *m = registry_head; m; m = m->reg_next) {
+        dn_session_after_fork_child(&m->s);
         m->stopped = true;
-        m->owns_child = false;
-        if (!m->writer_closed) {
-            m->writer_closed = true;
-            dn_writer_close(&m->writer); /* flushed after every record: writes nothing */
-        }
     }
     Py_RETURN_NONE;
 }
