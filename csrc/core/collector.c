@@ -36,6 +36,8 @@ struct dn_proc {
     uint64_t last_cpu_ns;
     int64_t next_hwm_ns;       /* when to read VmHWM again */
     char comm[16];             /* task name when command was read */
+    bool hwm_untrusted;        /* predates monitoring and its VmHWM could not be reset */
+    bool skip_hwm_once;        /* the first read's VmHWM predates the reset */
     struct dn_proc_raw last_raw; /* last full read, for idle reads */
     bool have_raw;
     int64_t next_full_ns;      /* when a full read is due even if idle */
@@ -245,10 +247,16 @@ static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct 
          * work happened under observation. */
         double start_secs = (double)r->start_ticks / (double)dn_clk_tck();
         bool started_before = start_secs + 1.0 / (double)dn_clk_tck() < c->o.t0_boot;
-        if (!c->o.since_process_start && started_before)
+        if (!c->o.since_process_start && started_before) {
             p->base = *r;
-        else
+            /* Its high-water mark covers its whole life: reset it to the current RSS so
+             * the peak is the watched interval's. Where that is not allowed (another
+             * user's process), only the RSS read while watching counts. */
+            p->hwm_untrusted = dn_procfs_reset_hwm(p->fs.pid) != 0;
+            p->skip_hwm_once = true;
+        } else {
             memset(&p->base, 0, sizeof p->base);
+        }
     }
     struct dn_metrics *m = &p->last;
     double uptime = boot_secs - (double)r->start_ticks / (double)dn_clk_tck();
@@ -263,22 +271,29 @@ static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct 
         m->cpu_usage = uptime > 0.001 ? (double)r->cpu_ns / 1e9 / uptime * 100.0 : 0.0;
     }
     m->cpu_usage = (double)(int64_t)(m->cpu_usage * 1000.0 + 0.5) / 1000.0;
-    m->mem_rss_kb = r->rss_pages * (uint64_t)dn_page_kb();
-    m->mem_vms_kb = r->vsize_bytes / 1024;
+    /* A zombie has no memory left: its last live values stand, so a chart of the run
+     * does not end in a drop to zero that never happened. */
+    bool zombie = r->state == 'Z' && p->have_prev;
+    if (!zombie) {
+        m->mem_rss_kb = r->rss_pages * (uint64_t)dn_page_kb();
+        m->mem_vms_kb = r->vsize_bytes / 1024;
+        m->thread_count = r->num_threads;
+    }
     m->disk_read_bytes = sub_sat(r->read_bytes, p->base.read_bytes);
     m->disk_write_bytes = sub_sat(r->write_bytes, p->base.write_bytes);
     m->syscall_read_bytes = sub_sat(r->rchar, p->base.rchar);
     m->syscall_write_bytes = sub_sat(r->wchar, p->base.wchar);
     m->page_faults_cached = sub_sat(r->minflt, p->base.minflt);
     m->page_faults_disk = sub_sat(r->majflt, p->base.majflt);
-    m->thread_count = r->num_threads;
     m->uptime_secs = (uint64_t)uptime;
     m->cpu_core = r->processor;
     p->prev_cpu_ns = r->cpu_ns;
     p->prev_mono_ns = mono_ns;
     p->have_prev = true;
     p->last_cpu_ns = r->cpu_ns;
-    uint64_t peak = r->hwm_kb ? r->hwm_kb : m->mem_rss_kb;
+    uint64_t peak = r->hwm_kb && !p->hwm_untrusted && !p->skip_hwm_once ? r->hwm_kb
+                                                                        : m->mem_rss_kb;
+    p->skip_hwm_once = false;
     if (peak > c->peak_process_rss_kb)
         c->peak_process_rss_kb = peak;
 }
@@ -377,7 +392,11 @@ static int tracker_pass(struct dn_collector *c, int64_t mono_ns, bool queue_live
         struct dn_proc *p = proc_find(c, (pid_t)e->tgid);
         if (p && p->last_cpu_ns > final_ns)
             final_ns = p->last_cpu_ns;
+        if (p) /* only what it did while watched */
+            final_ns = sub_sat(final_ns, p->base.cpu_ns);
         uint64_t peak_kb = e->val.hiwater_pages * (uint64_t)dn_page_kb();
+        if (p && p->hwm_untrusted)
+            peak_kb = 0;
         if (peak_kb > c->peak_process_rss_kb)
             c->peak_process_rss_kb = peak_kb;
         if (final_ns > x->counted_ns) {
@@ -470,7 +489,11 @@ static int find_children(struct dn_collector *c, struct dn_proc *p, const struct
                          int idle, int64_t t)
 {
     if (idle == 1 && p->have_kids && t < p->next_kids_ns) {
+        /* Only children still in the table: their kept files belong to the process that
+         * was read, so a pid reused since (by anyone) is never opened from this list. */
         for (size_t i = 0; i < p->nkids; i++) {
+            if (!proc_find(c, p->kids[i]))
+                continue;
             int rc = queue_push(c, p->kids[i]);
             if (rc)
                 return rc;
@@ -619,8 +642,11 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
         }
     }
     if (use_iter) {
+        /* A zombie child's CPU time is in the exit hook's record (its exit is in the map):
+         * read as a live process it would be counted twice. */
         for (size_t i = 0; i < c->iprocs_len; i++)
-            if (c->iprocs[i].tgid != c->o.root && (rc = queue_push(c, c->iprocs[i].tgid)))
+            if (c->iprocs[i].tgid != c->o.root && c->iprocs[i].raw.state != 'Z' &&
+                (rc = queue_push(c, c->iprocs[i].tgid)))
                 return rc;
     }
 
@@ -654,10 +680,10 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
         struct dn_proc_raw raw;
         int64_t t = dn_monotonic_ns();
         int idle = 0;
-        if (use_iter) {
-            const struct dn_proc_raw *ir = iter_find(c, pid);
-            if (!ir)
-                continue; /* gone: swept below */
+        const struct dn_proc_raw *ir = use_iter ? iter_find(c, pid) : NULL;
+        if (use_iter && !ir && qi > 0)
+            continue; /* gone: swept below */
+        if (ir) {
             raw = *ir;
             /* CPU time from the process clock: exact, where the iterator's view of a
              * thread running on another CPU lags by up to a tick. */
@@ -665,6 +691,8 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
             if (p->fs.cpu_clock_ok && clock_gettime(p->fs.cpu_clock, &ts) == 0)
                 raw.cpu_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
         } else {
+            /* Also the root when the iterator did not return it: a zombie (its entry is
+             * closed) or a task some kernels' iterators skip (pid 1 in this VM). */
             idle = read_procfs(c, p, &raw, t);
             if (idle < 0)
                 continue; /* gone: swept below */
@@ -673,8 +701,11 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
         proc_update(c, p, &raw, t, now_ms, boot);
         p->last.sys_net_rx_bytes = rx;
         p->last.sys_net_tx_bytes = tx;
+        /* Only the work done while watched: proc_update set the baseline of a process
+         * that predates monitoring (zero unless since_process_start). */
         if (!exited)
-            live_cpu_ns += raw.cpu_ns + (use_tracker ? 0 : raw.child_cpu_ns);
+            live_cpu_ns += sub_sat(raw.cpu_ns, p->base.cpu_ns) +
+                           (use_tracker ? 0 : sub_sat(raw.child_cpu_ns, p->base.child_cpu_ns));
 
         if (qi == 0) {
             root_ok = true;

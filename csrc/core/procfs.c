@@ -416,3 +416,15 @@ int dn_netdev_read(int fd, uint64_t *rx, uint64_t *tx)
     }
     return 0;
 }
+
+int dn_procfs_reset_hwm(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/clear_refs", (int)pid);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = write(fd, "5", 1) == 1 ? 0 : -errno;
+    close(fd);
+    return rc;
+}

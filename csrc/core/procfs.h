@@ -58,6 +58,10 @@ int dn_procfs_cpu_ns(struct dn_procfs *p, uint64_t *ns);
  * -ESRCH/-errno. */
 int dn_procfs_read_memory(struct dn_procfs *p, struct dn_proc_raw *r);
 
+/* Resets the kernel's RSS high-water mark of pid to its current RSS (clear_refs 5):
+ * allowed for our own processes, or as root. 0 or -errno. */
+int dn_procfs_reset_hwm(pid_t pid);
+
 /* Appends the pids of the children of every thread of the process to *pids
  * (grown with realloc). Returns 0 or -errno; a vanished process yields no children. */
 int dn_procfs_children(struct dn_procfs *p, uint64_t num_threads, pid_t **pids, size_t *n,

@@ -147,6 +147,8 @@ static int collect_locked(struct dn_session *s, struct dn_sample *out)
  * sample (say, by an attached process that exited in between) still count. */
 static struct dn_ebpf_sample *summary_ebpf_locked(struct dn_session *s)
 {
+    if (s->final_ebpf)
+        return dn_ebpf_sample_dup(s->final_ebpf);
     if (s->syscalls) {
         struct dn_ebpf_sample *e = calloc(1, sizeof *e);
         if (e && dn_syscalls_snapshot(s->syscalls, e) == 0)
@@ -236,6 +238,17 @@ static void stop_thread(struct dn_session *s)
     (void)w;
     pthread_join(s->thread, NULL);
     s->thread_started = false;
+}
+
+/* Detaches and closes the eBPF collectors; the collector reads /proc from then on. */
+static void close_ebpf_locked(struct dn_session *s)
+{
+    if (s->collector)
+        dn_collector_detach_tracker(s->collector);
+    dn_syscalls_close(s->syscalls);
+    s->syscalls = NULL;
+    dn_tracker_close(s->tracker);
+    s->tracker = NULL;
 }
 
 /* ---- set-up ------------------------------------------------------------------------ */
@@ -388,6 +401,12 @@ int dn_session_stop(struct dn_session *s)
     write_summary_and_close_locked(s);
     int rc = s->writer_err;
     s->writer_err = 0; /* reported once */
+    /* Counting stops with sampling: the final counts are kept for the summary and the
+     * programs detached, so nothing that runs later (a process that takes a pid of the
+     * tree, say) can change them. */
+    if (s->syscalls && !s->final_ebpf)
+        s->final_ebpf = summary_ebpf_locked(s);
+    close_ebpf_locked(s);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -593,6 +612,7 @@ void dn_session_destroy(struct dn_session *s)
     dn_tracker_close(s->tracker);
     dn_sample_vec_clear(&s->samples);
     dn_sample_clear(&s->latest);
+    dn_ebpf_sample_free(s->final_ebpf);
     free_strv(s->md.cmd);
     free(s->md.executable);
     free(s->ebpf_error);
@@ -621,10 +641,5 @@ void dn_session_after_fork_child(struct dn_session *s)
         dn_writer_abandon(&s->writer); /* no JSON trailer through the parent's offset */
     }
     /* Inherited eBPF programs would stay attached for as long as this child lives. */
-    if (s->collector)
-        dn_collector_detach_tracker(s->collector);
-    dn_syscalls_close(s->syscalls);
-    s->syscalls = NULL;
-    dn_tracker_close(s->tracker);
-    s->tracker = NULL;
+    close_ebpf_locked(s);
 }

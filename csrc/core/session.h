@@ -46,6 +46,7 @@ struct dn_session {
     struct dn_syscalls *syscalls; /* eBPF syscall counter, NULL when not loaded */
     int64_t syscalls_t0_ns;       /* monotonic time it began counting */
     char *ebpf_error;             /* why eBPF is off, or NULL */
+    struct dn_ebpf_sample *final_ebpf; /* the counts when sampling stopped */
     struct dn_writer writer;
     bool writer_closed;
     int writer_err;               /* the output file's first error (-errno), once closed */
