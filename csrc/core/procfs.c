@@ -252,6 +252,8 @@ int dn_procfs_read_memory(struct dn_procfs *p, struct dn_proc_raw *r)
     while (*s == ' ')
         s++;
     uint64_t resident = parse_u64(&s);
+    if (size_pages == 0) /* no memory at all: a zombie, whose state needs a full read */
+        return -ESRCH;
     r->vsize_bytes = size_pages * (uint64_t)dn_page_kb() * 1024;
     r->rss_pages = resident;
     return 0;

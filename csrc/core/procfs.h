@@ -55,7 +55,7 @@ int dn_procfs_cpu_ns(struct dn_procfs *p, uint64_t *ns);
 /* Refreshes only rss_pages and vsize_bytes of r from /proc/PID/statm (cheap). Meant for
  * a process whose CPU time has not moved since r was read: it has not run, so nothing
  * else in r can have changed, but reclaim can still shrink its memory. Returns 0 or
- * -ESRCH/-errno. */
+ * -ESRCH/-errno (-ESRCH also for a process without memory: a zombie). */
 int dn_procfs_read_memory(struct dn_procfs *p, struct dn_proc_raw *r);
 
 /* Resets the kernel's RSS high-water mark of pid to its current RSS (clear_refs 5):
