@@ -370,7 +370,7 @@ def process_tree_analysis(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     """Resource use of each process of a tree over time.
 
     Understands denet's tree samples (``parent``, ``children`` as
-    ``{"pid", "command", "metrics"}``, ``aggregated``) and upstream's older
+    ``{"pid", "ppid", "command", "metrics"}``, ``aggregated``) and upstream's older
     shape (process fields at the top level with a ``pid``, ``children`` or
     ``child_processes`` holding process dicts).
 

@@ -715,6 +715,7 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
             if ((rc = dn_grow(&children, &children_cap, nchildren + 1, sizeof *children, 8)))
                 goto fail;
             children[nchildren].pid = pid;
+            children[nchildren].ppid = raw.ppid;
             children[nchildren].command = p->command;
             children[nchildren].metrics = p->last;
             nchildren++;

@@ -96,6 +96,7 @@ static void emit_children(const struct dn_emitter *e, const char *key, const str
         const struct dn_child *c = &s->children[i];
         OPS->begin_object(CTX, NULL);
         OPS->i64(CTX, "pid", c->pid);
+        OPS->i64(CTX, "ppid", c->ppid);
         OPS->str(CTX, "command", c->command ? c->command : "");
         OPS->begin_object(CTX, "metrics");
         dn_emit_metrics_fields(e, &c->metrics);

@@ -12,6 +12,7 @@
 
 struct dn_child {
     pid_t pid;
+    pid_t ppid;          /* its parent, so the tree's shape survives flattening */
     const char *command; /* interned, owned by the collector's string pool */
     struct dn_metrics metrics;
 };
