@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One process's metrics at one instant (SPEC §3 `Metrics`). */
+/* One process's metrics at one instant (the `Metrics` table of README's Samples section). */
 struct dn_metrics {
     int64_t ts_ms;                 /* ms since epoch */
     double cpu_usage;              /* %, 100 = one core */

@@ -1,4 +1,4 @@
-/* The eBPF part of a sample as C data (SPEC §3 `ebpf`). */
+/* The eBPF part of a sample as C data (the `ebpf` part of a sample, README's eBPF section). */
 #ifndef DENET_EBPF_SAMPLE_H
 #define DENET_EBPF_SAMPLE_H
 

@@ -115,10 +115,10 @@ static int module_exec(PyObject *m)
     if (PyModule_AddType(m, st->monitor_type) < 0)
         return -1;
     PyObject *schema = dn_schema_tuple();
-    if (!schema || PyModule_AddObject(m, "SCHEMA", schema) < 0) {
-        Py_XDECREF(schema);
+    int rc = schema ? PyModule_AddObjectRef(m, "SCHEMA", schema) : -1;
+    Py_XDECREF(schema);
+    if (rc < 0)
         return -1;
-    }
     PyObject *cats = PyTuple_New(DN_CAT_COUNT);
     if (!cats)
         return -1;
@@ -130,10 +130,10 @@ static int module_exec(PyObject *m)
         }
         PyTuple_SET_ITEM(cats, i, s);
     }
-    if (PyModule_AddObject(m, "SYSCALL_CATEGORIES", cats) < 0) {
-        Py_DECREF(cats);
+    rc = PyModule_AddObjectRef(m, "SYSCALL_CATEGORIES", cats);
+    Py_DECREF(cats);
+    if (rc < 0)
         return -1;
-    }
     if (PyModule_AddStringConstant(m, "SYSCALL_ARCH", dn_syscall_arch()) < 0)
         return -1;
     return 0;
@@ -159,11 +159,15 @@ static void module_free(void *m)
 
 static PyModuleDef_Slot module_slots[] = {
     {Py_mod_exec, module_exec},
+#ifdef Py_mod_multiple_interpreters
+    /* The registry of live monitors (atexit, fork) is process-wide. */
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
     {0, NULL},
 };
 
 PyModuleDef dn_module_def = {
-    PyModuleDef_HEAD_INIT,
+    .m_base = PyModuleDef_HEAD_INIT,
     .m_name = "denet._denet",
     .m_doc = "Native core of denet: the ProcessMonitor type, its sampler thread, /proc "
              "readers and eBPF collectors.",
