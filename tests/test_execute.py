@@ -172,18 +172,12 @@ class TestExecute:
     def test_timeout_terminates_before_it_kills(self, ext, tmp_path):
         # the policy of denet._procgroup: SIGTERM to the group, SIGKILL after the grace
         # period; a command that cleans up on SIGTERM gets to do so
+        # (sh sets its trap within milliseconds, long before the timeout)
         marker = tmp_path / "cleaned-up"
-        code = (
-            "import signal, sys, time\n"
-            "def bye(*_):\n"
-            f"    open({str(marker)!r}, 'w').write('bye')\n"
-            "    sys.exit(0)\n"
-            "signal.signal(signal.SIGTERM, bye)\n"
-            "time.sleep(30)\n"
-        )
+        script = f"trap 'echo bye > {marker}; exit 0' TERM; sleep 30 & wait"
         with pytest.raises(subprocess.TimeoutExpired):
-            execute_with_monitoring(py(code), timeout=1.0, quiet=True)
-        assert marker.read_text() == "bye"
+            execute_with_monitoring(["sh", "-c", script], timeout=1.0, quiet=True)
+        assert marker.read_text() == "bye\n"
 
     def test_timeout_kills_what_ignores_sigterm(self, ext, tmp_path):
         pidfile = tmp_path / "pid"

@@ -10,15 +10,19 @@ import time
 from denet import _procgroup
 
 
-def start_group(code):
-    """A Python child in a session of its own that starts `sleep 30` and runs `code`;
-    returns (Popen, grandchild pid)."""
-    script = ("import subprocess, sys, time\n"
+def start_group(setup=""):
+    """A Python child in a session of its own that runs `setup`, starts `sleep 30`,
+    says so and sleeps; returns (Popen, grandchild pid) once it is ready."""
+    script = (setup + "\nimport subprocess, sys, time\n"
               "g = subprocess.Popen(['sleep', '30'])\n"
-              "print(g.pid, flush=True)\n" + code)
+              "print(g.pid, flush=True)\n"
+              "time.sleep(30)\n")
     p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
                          start_new_session=True)
     return p, int(p.stdout.readline())
+
+
+IGNORE_SIGTERM = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)"
 
 
 def gone(pid, timeout=5.0):
@@ -41,7 +45,7 @@ def test_policy_times_match_process_monitor_run():
 
 
 def test_group_that_obeys_sigterm_needs_no_sigkill():
-    p, grandchild = start_group("time.sleep(30)\n")
+    p, grandchild = start_group()
     try:
         assert _procgroup.stop_group(p.pid, reap=p.poll) is False
         assert p.wait(timeout=5) == -signal.SIGTERM
@@ -54,8 +58,7 @@ def test_group_that_obeys_sigterm_needs_no_sigkill():
 
 
 def test_group_that_ignores_sigterm_gets_sigkill_after_the_grace_period():
-    p, grandchild = start_group("import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-                                "time.sleep(30)\n")
+    p, grandchild = start_group(IGNORE_SIGTERM)
     try:
         assert _procgroup.stop_group(p.pid, reap=p.poll, grace=0.3) is True
         assert p.wait(timeout=5) == -signal.SIGKILL
@@ -75,7 +78,7 @@ def test_gone_group_is_not_an_error():
 
 
 def test_hurry_kills_at_once():
-    p, _ = start_group("import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(30)\n")
+    p, _ = start_group(IGNORE_SIGTERM)
     try:
         stop = _procgroup.GroupStop(p.pid, grace=60.0)
         stop.start()
