@@ -27,7 +27,7 @@
 #include "python/module.h"
 
 /* How run() ends a command on Ctrl-C: SIGTERM, then SIGKILL after the grace period
- * (denet/_kill.py follows the same policy for the CLI and execute_with_monitoring). */
+ * (denet/_procgroup.py follows the same policy for the CLI and execute_with_monitoring). */
 #define DN_TERM_GRACE_SECS 2.0
 #define DN_KILL_WAIT_SECS 5.0
 
