@@ -425,6 +425,17 @@ def _monitor_loop(monitor, args, status: _cli_format.StatusLine, forward: _JsonF
     return code, reason
 
 
+def _stop(monitor) -> bool:
+    """Stops the monitor; False (after saying so) when the output file could not be
+    written completely, e.g. a full disk."""
+    try:
+        monitor.stop()
+    except OSError as e:
+        _err(f"warning: {e.strerror or e}: the --out file is incomplete")
+        return False
+    return True
+
+
 def _latest(monitor) -> dict | None:
     try:
         return monitor.latest_sample()
@@ -537,10 +548,10 @@ def cmd_run(args) -> int:
             except BaseException:
                 # an error of our own: never leave the command running behind
                 _procgroup.kill_group_now(pid)
-                monitor.stop()
+                _stop(monitor)
                 status.clear()
                 raise
-            monitor.stop()
+            out_ok = _stop(monitor)
             status.clear()
             if forward is not None:
                 forward.pump(final=True)
@@ -551,7 +562,7 @@ def cmd_run(args) -> int:
             extra = [("Command", shlex.join(cmd)), ("Exit code", _describe_exit(code))]
             if reason is not None:
                 extra.append(("Stopped by", "--duration" if reason == "duration" else reason))
-            if not _finish_report(args, summary, extra):
+            if not _finish_report(args, summary, extra) or not out_ok:
                 return exit_code or 1
             return exit_code
     finally:
@@ -602,18 +613,19 @@ def cmd_attach(args) -> int:
                 _err(str(e))
                 return 1
             _report_ebpf_error(monitor, args)
+            out_ok = False
             try:
                 monitor.start()
                 _, reason = _monitor_loop(monitor, args, status, forward, stopper, pgid=None)
             finally:
-                monitor.stop()
+                out_ok = _stop(monitor)
             status.clear()
             if forward is not None:
                 forward.pump(final=True)
             summary = _summarize(monitor)
             extra = [("Attached to pid", str(args.pid))]
             extra.append(("Stopped by", {None: "process exit", "duration": "--duration"}.get(reason, reason)))
-            return 0 if _finish_report(args, summary, extra) else 1
+            return 0 if _finish_report(args, summary, extra) and out_ok else 1
     finally:
         if forward is not None:
             forward.close()

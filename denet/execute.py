@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import warnings
 from typing import Any, BinaryIO
 
 from . import _procgroup
@@ -308,6 +309,10 @@ def _finish(monitor, drains) -> None:
     if monitor is not None:
         try:
             monitor.stop()
+        except OSError as e:
+            # output_file could not be written completely (a full disk): the samples in
+            # memory are fine, the file is not, and the caller must hear of it.
+            warnings.warn(f"denet: {e}", RuntimeWarning, stacklevel=3)
         except Exception:
             pass
     for t in drains:

@@ -140,3 +140,17 @@ def test_run_interrupted_terminates_only_its_own_command(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         mon.run()
     assert mon.wait(timeout=10) == -9
+
+
+def test_cli_out_on_a_full_disk_warns_and_fails():
+    import subprocess, sys
+    r = subprocess.run([sys.executable, "-m", "denet", "--out", "/dev/full", "--format", "jsonl",
+                        "run", "--", "true"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "incomplete" in r.stderr
+
+
+def test_execute_with_monitoring_warns_on_a_full_disk():
+    with pytest.warns(RuntimeWarning, match="output_file"):
+        code, _ = denet.execute_with_monitoring(["true"], output_file="/dev/full")
+    assert code == 0
