@@ -1,7 +1,10 @@
 #include "core/collector.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -103,6 +106,10 @@ struct dn_collector {
     uint64_t peak_process_rss_kb;
     uint64_t processes_seen;
     uint64_t detached_fork_dropped, detached_processes; /* the tracker's, when detached */
+
+    /* File descriptors: processes whose /proc files stay open, and how many may. */
+    size_t kept, keep_max;
+    uint64_t unreadable_now, max_unreadable; /* processes no descriptor could read */
 };
 
 /* ---- string pool ------------------------------------------------------------------- */
@@ -191,12 +198,18 @@ static struct dn_proc *proc_open(struct dn_collector *c, pid_t pid, int *err)
         *err = -ENOMEM;
         return NULL;
     }
-    int rc = dn_procfs_open(&p->fs, pid);
+    bool keep = c->kept < c->keep_max;
+    int rc = dn_procfs_open(&p->fs, pid, keep);
+    if (rc == -EMFILE || rc == -ENFILE) /* someone else took the descriptors: read and close */
+        rc = dn_procfs_open(&p->fs, pid, keep = false);
     if (rc) {
         free(p);
+        if (rc == -EMFILE || rc == -ENFILE)
+            c->unreadable_now++;
         *err = rc;
         return NULL;
     }
+    c->kept += keep;
     char cmd[1024];
     if (dn_procfs_command(pid, cmd, sizeof cmd) != 0)
         cmd[0] = '\0';
@@ -215,8 +228,10 @@ static struct dn_proc *proc_open(struct dn_collector *c, pid_t pid, int *err)
     return p;
 }
 
-static void proc_free(struct dn_proc *p)
+static void proc_free(struct dn_collector *c, struct dn_proc *p)
 {
+    if (!p->fs.transient)
+        c->kept--;
     dn_procfs_close(&p->fs);
     free(p->kids);
     free(p);
@@ -271,10 +286,11 @@ static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct 
         m->cpu_usage = uptime > 0.001 ? (double)r->cpu_ns / 1e9 / uptime * 100.0 : 0.0;
     }
     m->cpu_usage = (double)(int64_t)(m->cpu_usage * 1000.0 + 0.5) / 1000.0;
-    /* A zombie has no memory left: its last live values stand, so a chart of the run
-     * does not end in a drop to zero that never happened. */
-    bool zombie = r->state == 'Z' && p->have_prev;
-    if (!zombie) {
+    /* A process on its way out (past exit_mm, or a zombie) has no memory left: its last
+     * live values stand, so a chart of the run does not end in a drop to zero that never
+     * happened. A live process always has some virtual memory. */
+    bool exiting = (r->state == 'Z' || r->vsize_bytes == 0) && p->have_prev;
+    if (!exiting) {
         m->mem_rss_kb = r->rss_pages * (uint64_t)dn_page_kb();
         m->mem_vms_kb = r->vsize_bytes / 1024;
         m->thread_count = r->num_threads;
@@ -300,6 +316,30 @@ static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct 
 
 /* ---- construction ------------------------------------------------------------------ */
 
+/* Each process read through /proc keeps DN_FDS_PER_PROC descriptors open. They come out
+ * of the host program's own limit, so at most half of what is free now is used, and a
+ * quarter of the limit (at least 32) always stays free for the host; processes past
+ * that are read by opening and closing their files at each sample. */
+#define DN_FDS_PER_PROC 5
+
+static size_t keep_budget(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return SIZE_MAX / DN_FDS_PER_PROC;
+    size_t limit = (size_t)rl.rlim_cur, open_now = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        while (readdir(d))
+            open_now++;
+        closedir(d);
+    }
+    size_t reserve = limit / 4 > 32 ? limit / 4 : 32;
+    if (limit <= open_now + reserve)
+        return 0;
+    return (limit - open_now - reserve) / 2 / DN_FDS_PER_PROC;
+}
+
 struct dn_collector *dn_collector_new(const struct dn_collector_opts *o, int *err)
 {
     struct dn_collector *c = calloc(1, sizeof *c);
@@ -309,6 +349,7 @@ struct dn_collector *dn_collector_new(const struct dn_collector_opts *o, int *er
     }
     c->o = *o;
     c->net_fd = -1;
+    c->keep_max = keep_budget();
     c->always_full = getenv("DENET_ALWAYS_FULL_READ") != NULL;
     c->first_ts_ms = -1;
     int rc = 0;
@@ -329,7 +370,7 @@ void dn_collector_free(struct dn_collector *c)
     if (!c)
         return;
     for (size_t i = 0; i < c->nprocs; i++)
-        proc_free(c->procs[i]);
+        proc_free(c, c->procs[i]);
     free(c->procs);
     free(c->queue);
     if (c->net_fd >= 0)
@@ -449,7 +490,7 @@ static void sweep_departed(struct dn_collector *c)
         c->departed_sys_read += p->last.syscall_read_bytes;
         c->departed_sys_write += p->last.syscall_write_bytes;
         c->departed_last = true;
-        proc_free(p);
+        proc_free(c, p);
     }
     c->nprocs = w;
 }
@@ -624,6 +665,7 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
     }
 
     c->queue_len = 0;
+    c->unreadable_now = 0;
     if ((rc = queue_push(c, c->o.root)))
         return rc;
     bool use_tracker = c->o.tracker && c->o.include_children;
@@ -756,6 +798,8 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
         c->first_ts_ms = now_ms;
     c->last_ts_ms = now_ms;
     c->sample_count++;
+    if (c->unreadable_now > c->max_unreadable)
+        c->max_unreadable = c->unreadable_now;
     uint64_t nproc = out->tree ? out->process_count : 1;
     if (nproc > c->max_processes)
         c->max_processes = nproc;
@@ -823,6 +867,7 @@ void dn_collector_summary(const struct dn_collector *c, struct dn_summary *s)
     s->total_cpu_time_secs = (double)c->total_cpu_ns / 1e9;
     s->peak_process_rss_kb = c->peak_process_rss_kb;
     s->processes_seen = c->processes_seen;
+    s->processes_unreadable = c->max_unreadable;
     uint64_t dropped = c->detached_fork_dropped, tracked = c->detached_processes;
     if (c->o.tracker) {
         dropped = dn_tracker_fork_dropped(c->o.tracker);
@@ -847,7 +892,7 @@ void dn_collector_detach_tracker(struct dn_collector *c)
 static void push_children(pid_t pid, pid_t **pids, size_t *n, size_t *cap)
 {
     struct dn_procfs pf;
-    if (dn_procfs_open(&pf, pid) != 0)
+    if (dn_procfs_open(&pf, pid, false) != 0)
         return;
     struct dn_proc_raw r;
     if (dn_procfs_read(&pf, &r, false) == 0)

@@ -187,6 +187,8 @@ void dn_emit_summary(const struct dn_emitter *e, const struct dn_summary *s,
     OPS->u64(CTX, "processes_seen", s->processes_seen);
     if (s->tracker_fork_dropped) /* the tracked map was full: these were not followed */
         OPS->u64(CTX, "untracked_forks", s->tracker_fork_dropped);
+    if (s->processes_unreadable) /* out of file descriptors: missing from some samples */
+        OPS->u64(CTX, "processes_unreadable", s->processes_unreadable);
     if (ebpf && ebpf->has_syscalls) {
         OPS->u64(CTX, "total_syscalls", ebpf->total);
         OPS->begin_object(CTX, "syscalls_by_category");
