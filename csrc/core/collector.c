@@ -295,10 +295,15 @@ static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct 
         m->mem_vms_kb = r->vsize_bytes / 1024;
         m->thread_count = r->num_threads;
     }
-    m->disk_read_bytes = sub_sat(r->read_bytes, p->base.read_bytes);
-    m->disk_write_bytes = sub_sat(r->write_bytes, p->base.write_bytes);
-    m->syscall_read_bytes = sub_sat(r->rchar, p->base.rchar);
-    m->syscall_write_bytes = sub_sat(r->wchar, p->base.wchar);
+    if (r->have_io) {
+        m->disk_read_bytes = sub_sat(r->read_bytes, p->base.read_bytes);
+        m->disk_write_bytes = sub_sat(r->write_bytes, p->base.write_bytes);
+        m->syscall_read_bytes = sub_sat(r->rchar, p->base.rchar);
+        m->syscall_write_bytes = sub_sat(r->wchar, p->base.wchar);
+    } else { /* not permitted: unknown, never a 0 that reads as "no I/O" */
+        m->disk_read_bytes = m->disk_write_bytes = DN_U64_NONE;
+        m->syscall_read_bytes = m->syscall_write_bytes = DN_U64_NONE;
+    }
     m->page_faults_cached = sub_sat(r->minflt, p->base.minflt);
     m->page_faults_disk = sub_sat(r->majflt, p->base.majflt);
     m->uptime_secs = (uint64_t)uptime;
@@ -465,10 +470,10 @@ static void add_metrics(struct dn_metrics *sum, const struct dn_metrics *m)
     sum->cpu_usage += m->cpu_usage;
     sum->mem_rss_kb += m->mem_rss_kb;
     sum->mem_vms_kb += m->mem_vms_kb;
-    sum->disk_read_bytes += m->disk_read_bytes;
-    sum->disk_write_bytes += m->disk_write_bytes;
-    sum->syscall_read_bytes += m->syscall_read_bytes;
-    sum->syscall_write_bytes += m->syscall_write_bytes;
+    sum->disk_read_bytes = dn_u64_add(sum->disk_read_bytes, m->disk_read_bytes);
+    sum->disk_write_bytes = dn_u64_add(sum->disk_write_bytes, m->disk_write_bytes);
+    sum->syscall_read_bytes = dn_u64_add(sum->syscall_read_bytes, m->syscall_read_bytes);
+    sum->syscall_write_bytes = dn_u64_add(sum->syscall_write_bytes, m->syscall_write_bytes);
     sum->page_faults_cached += m->page_faults_cached;
     sum->page_faults_disk += m->page_faults_disk;
     sum->thread_count += m->thread_count;
@@ -485,10 +490,10 @@ static void sweep_departed(struct dn_collector *c)
             c->procs[w++] = p;
             continue;
         }
-        c->departed_disk_read += p->last.disk_read_bytes;
-        c->departed_disk_write += p->last.disk_write_bytes;
-        c->departed_sys_read += p->last.syscall_read_bytes;
-        c->departed_sys_write += p->last.syscall_write_bytes;
+        c->departed_disk_read = dn_u64_add(c->departed_disk_read, p->last.disk_read_bytes);
+        c->departed_disk_write = dn_u64_add(c->departed_disk_write, p->last.disk_write_bytes);
+        c->departed_sys_read = dn_u64_add(c->departed_sys_read, p->last.syscall_read_bytes);
+        c->departed_sys_write = dn_u64_add(c->departed_sys_write, p->last.syscall_write_bytes);
         c->departed_last = true;
         proc_free(c, p);
     }
@@ -727,6 +732,11 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
             continue; /* gone: swept below */
         if (ir) {
             raw = *ir;
+            /* The iterator reads the kernel's approximate RSS counters (per-CPU deltas
+             * not folded in): a process that just started can show 0 while it has
+             * memory. statm has the exact sum. */
+            if (raw.rss_pages == 0 && raw.vsize_bytes > 0)
+                dn_procfs_read_memory(&p->fs, &raw);
             /* CPU time from the process clock: exact, where the iterator's view of a
              * thread running on another CPU lags by up to a tick. */
             struct timespec ts;
@@ -859,10 +869,11 @@ void dn_collector_summary(const struct dn_collector *c, struct dn_summary *s)
     s->total_syscall_write_bytes = c->departed_sys_write;
     for (size_t i = 0; i < c->nprocs; i++) {
         const struct dn_metrics *m = &c->procs[i]->last;
-        s->total_disk_read_bytes += m->disk_read_bytes;
-        s->total_disk_write_bytes += m->disk_write_bytes;
-        s->total_syscall_read_bytes += m->syscall_read_bytes;
-        s->total_syscall_write_bytes += m->syscall_write_bytes;
+        s->total_disk_read_bytes = dn_u64_add(s->total_disk_read_bytes, m->disk_read_bytes);
+        s->total_disk_write_bytes = dn_u64_add(s->total_disk_write_bytes, m->disk_write_bytes);
+        s->total_syscall_read_bytes = dn_u64_add(s->total_syscall_read_bytes, m->syscall_read_bytes);
+        s->total_syscall_write_bytes =
+            dn_u64_add(s->total_syscall_write_bytes, m->syscall_write_bytes);
     }
     s->total_cpu_time_secs = (double)c->total_cpu_ns / 1e9;
     s->peak_process_rss_kb = c->peak_process_rss_kb;
