@@ -5,7 +5,7 @@ APT_PKGS  := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev python3-dev pyt
              python3-pytest python3-psutil python3-setuptools
 BENCH_PKGS := strace linux-perf libbpf-tools
 STAMP     := $(VENV)/.denet-installed
-SOURCES   := $(wildcard csrc/*.c csrc/*.h bpf/*.c bpf/*.h) setup.py pyproject.toml
+SOURCES   := $(wildcard csrc/*.c csrc/*.h bpf/*.c bpf/*.h bpf/vmlinux/*/vmlinux.h) setup.py pyproject.toml
 
 .PHONY: all deps venv build test test-c demo bench asan valgrind clean
 
