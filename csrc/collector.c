@@ -672,7 +672,9 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
         proc_update(c, p, &raw, t, now_ms, boot);
         p->last.sys_net_rx_bytes = rx;
         p->last.sys_net_tx_bytes = tx;
-        if (!exited)
+        /* A zombie child's final CPU time is counted through the map, also when the map
+         * pass that just forgot it came after this pass's iterator read. */
+        if (!exited && !(use_tracker && qi > 0 && raw.state == 'Z'))
             live_cpu_ns += raw.cpu_ns + (use_tracker ? 0 : raw.child_cpu_ns);
 
         if (qi == 0) {
