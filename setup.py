@@ -15,8 +15,10 @@ from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BPF_ARCH = {"x86_64": "x86", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "x86")
-# Architectures with a vendored bpf/vmlinux/<arch>/vmlinux.h (`make vmlinux-h` regenerates
-# this host's). Others fall back to dumping the build host's own BTF.
+# Architectures with a vendored bpf/vmlinux/<arch>/vmlinux.h: x86 (from Linux 6.18's BTF)
+# and arm64 (from Debian 12's linux-image-6.12.117+deb12-arm64); the first line of each
+# says where it came from, `make vmlinux-h` regenerates this host's. Others fall back to
+# dumping the build host's own BTF.
 VENDORED_VMLINUX = sorted(d for d in os.listdir(os.path.join(HERE, "bpf", "vmlinux"))
                           if os.path.exists(os.path.join(HERE, "bpf", "vmlinux", d, "vmlinux.h")))
 
