@@ -59,7 +59,7 @@ int BPF_PROG(dn_exec, struct task_struct *p)
 }
 
 /* Runs in the context of every exiting thread. The argument list changed across kernels
- * (6.15 added group_dead), so only the task is read and group death is taken from
+ * (6.16 added group_dead), so only the task is read and group death is taken from
  * signal->live, which do_exit() decrements before this tracepoint. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(dn_exit, struct task_struct *p)
@@ -76,12 +76,12 @@ int BPF_PROG(dn_exit, struct task_struct *p)
     __u64 peak = 0;
     struct mm_struct *mm = p->mm;
     if (mm) {
-        /* Linux >= 6.15: the tracepoint precedes exit_mm(), the memory is attached. */
+        /* Linux >= 6.16: the tracepoint precedes exit_mm(), the memory is attached. */
         __u64 rss = dn_mm_rss_pages(mm);
         __u64 hw = BPF_CORE_READ(mm, hiwater_rss);
         peak = hw > rss ? hw : rss;
     } else if (v->flags & DN_TRACKED_EXEC_MAXRSS) {
-        /* Before 6.15 it follows exit_mm(). do_exit() stored max(hiwater_rss, rss) of the
+        /* Before 6.16 it follows exit_mm(). do_exit() stored max(hiwater_rss, rss) of the
          * memory in signal->maxrss (pages) just before; that maximum also holds the images
          * replaced by exec, so it is this image's own peak only when it rose past them.
          * Otherwise the peak stays unknown (0) and samples give it. */

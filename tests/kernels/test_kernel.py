@@ -2,7 +2,7 @@
 BPF object loads and its programs attach, and each collector gives the number the kernel
 itself reports, on whatever kernel runs this file. run.py runs it on the host and inside
 a booted Debian 12 kernel, where the layouts differ (mm->rss_stat before 6.2; the exit
-tracepoint after exit_mm() before 6.15).
+tracepoint after exit_mm() before 6.16).
 
 Workloads run in one small helper process (python -S) driven over a pipe. Its children
 report their own ground truth (VmHWM, CPU time) just before they exit. Monitors sample
@@ -284,8 +284,9 @@ def statm_rss_kb(pid):
 def rss_tolerance_pages():
     """How far the iterator's RSS may be from statm's. Before 6.2 both read the same
     atomic counters: exactly equal. From 6.2 the iterator reads each percpu_counter's
-    global count (as statm did until it summed the per-CPU parts, 6.16), which is off by
-    less than the batch (max(32, 2 * CPUs)) on each CPU, for each of the 3 counters."""
+    global count, as statm did until it summed the per-CPU parts (6.16, and stable
+    kernels from 6.12.39): that count is off by less than the batch (max(32, 2 * CPUs))
+    on each CPU, for each of the 3 counters."""
     major, minor = (int(x) for x in os.uname().release.split(".")[:2])
     if (major, minor) < (6, 2):
         return 0
