@@ -24,6 +24,7 @@ import selectors
 import shlex
 import shutil
 import stat
+import struct
 import subprocess
 import sys
 import tarfile
@@ -242,13 +243,25 @@ $B poweroff -f
 """
 
 
+def has_interpreter(elf):
+    """Whether a 64-bit little-endian ELF has a PT_INTERP (is dynamically linked)."""
+    if elf[:4] != b"\x7fELF" or elf[4] != 2:
+        raise Failure("busybox is not a 64-bit ELF")
+    phoff, = struct.unpack_from("<Q", elf, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    return any(struct.unpack_from("<I", elf, phoff + i * phentsize)[0] == 3 for i in range(phnum))
+
+
 def build_initramfs(mods, out_path):
     order = module_order(mods, GUEST_MODULES)
     entries = [("bin", stat.S_IFDIR | 0o755, b""), ("modules", stat.S_IFDIR | 0o755, b"")]
     busybox = shutil.which("busybox") or "/bin/busybox"
-    data = open(busybox, "rb").read()
-    if b"GLIBC_" in data and b"statically linked" not in sh(["file", "-b", busybox]).encode():
-        raise Failure(f"{busybox} is not static; install busybox-static")
+    try:
+        data = open(busybox, "rb").read()
+    except OSError as e:
+        raise Failure(f"no busybox ({e}); install busybox-static")
+    if has_interpreter(data):
+        raise Failure(f"{busybox} is dynamically linked; install busybox-static")
     entries.append(("bin/busybox", stat.S_IFREG | 0o755, data))
     entries.append(("init", stat.S_IFREG | 0o755, INIT.encode()))
     entries.append(("modules.order", stat.S_IFREG | 0o644,
