@@ -754,8 +754,10 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
         p->last.sys_net_rx_bytes = rx;
         p->last.sys_net_tx_bytes = tx;
         /* Only the work done while watched: proc_update set the baseline of a process
-         * that predates monitoring (zero unless since_process_start). */
-        if (!exited)
+         * that predates monitoring (zero unless since_process_start). A zombie child's
+         * final CPU time is counted through the map, also when the map pass that just
+         * forgot it came after this pass's iterator read. */
+        if (!exited && !(use_tracker && qi > 0 && raw.state == 'Z'))
             live_cpu_ns += sub_sat(raw.cpu_ns, p->base.cpu_ns) +
                            (use_tracker ? 0 : sub_sat(raw.child_cpu_ns, p->base.child_cpu_ns));
 
