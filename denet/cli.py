@@ -356,10 +356,14 @@ def _monitor_kwargs(args, output_file: str | None) -> dict:
     }
 
 
-def _finish_report(args, summary: dict, extra_rows: list[tuple[str, str]]) -> bool:
-    """Print/write the summary as the options ask; False if --stats failed."""
+def _finish_report(args, summary: dict, extra_rows: list[tuple[str, str]],
+                   streamed: bool = False) -> bool:
+    """Print/write the summary as the options ask; False if --stats failed.
+    ``streamed``: the monitor already wrote the summary line to stdout itself."""
     ok = True
-    if args.json:
+    if args.json and streamed:
+        pass
+    elif args.json:
         line = _json_text(_formats.tag(summary, "summary"), separators=(",", ":"))
         try:
             sys.stdout.write(line + "\n")
@@ -427,11 +431,14 @@ def _monitor_loop(monitor, args, status: _cli_format.StatusLine, forward: _JsonF
 
 def _stop(monitor) -> bool:
     """Stops the monitor; False (after saying so) when the output file could not be
-    written completely, e.g. a full disk."""
+    written completely, e.g. a full disk.  A reader of ``--json`` that went away
+    (a closed pipe) is not an error."""
     try:
         monitor.stop()
+    except BrokenPipeError:
+        return True
     except OSError as e:
-        _err(f"warning: {e.strerror or e}: the --out file is incomplete")
+        _err(f"warning: {e.strerror or e}: the output is incomplete")
         return False
     return True
 
@@ -443,15 +450,28 @@ def _latest(monitor) -> dict | None:
         return None
 
 
-def _prepare_output(args) -> tuple[str | None, str | None]:
-    """(output_file for the monitor, temporary file to delete or None)."""
+def _prepare_output(args) -> tuple[str | int | None, str | None]:
+    """(output_file for the monitor, temporary file to delete or None).
+
+    ``--json`` alone hands our stdout's descriptor to the monitor: its writer streams
+    metadata, samples and the summary line there itself (JSON lines, flushed per
+    record), so nothing is copied.  With ``--out`` as well the file is followed and
+    copied to stdout by :class:`_JsonForwarder`."""
     if args.out:
         return args.out, None
     if args.json:
-        fd, path = tempfile.mkstemp(prefix="denet-", suffix=".jsonl")
-        os.close(fd)
-        return path, path
+        try:
+            sys.stdout.flush()
+            return sys.stdout.fileno(), None
+        except (AttributeError, OSError, ValueError):  # no real stdout: follow a file
+            fd, path = tempfile.mkstemp(prefix="denet-", suffix=".jsonl")
+            os.close(fd)
+            return path, path
     return None, None
+
+
+def _streams_to_stdout(output_file) -> bool:
+    return isinstance(output_file, int)
 
 
 def _status_enabled(args) -> bool:
@@ -513,7 +533,8 @@ def cmd_run(args) -> int:
         return 1
     output_file, temp = _prepare_output(args)
     status = _cli_format.StatusLine(_status_enabled(args), args.enable_ebpf)
-    forward = _JsonForwarder(output_file) if args.json and output_file else None
+    forward = (_JsonForwarder(output_file)
+               if args.json and output_file is not None and not _streams_to_stdout(output_file) else None)
     try:
         with _Stopper() as stopper:
             try:
@@ -562,7 +583,7 @@ def cmd_run(args) -> int:
             extra = [("Command", shlex.join(cmd)), ("Exit code", _describe_exit(code))]
             if reason is not None:
                 extra.append(("Stopped by", "--duration" if reason == "duration" else reason))
-            if not _finish_report(args, summary, extra) or not out_ok:
+            if not _finish_report(args, summary, extra, _streams_to_stdout(output_file)) or not out_ok:
                 return exit_code or 1
             return exit_code
     finally:
@@ -593,7 +614,8 @@ def cmd_attach(args) -> int:
         return 1
     output_file, temp = _prepare_output(args)
     status = _cli_format.StatusLine(_status_enabled(args), args.enable_ebpf)
-    forward = _JsonForwarder(output_file) if args.json and output_file else None
+    forward = (_JsonForwarder(output_file)
+               if args.json and output_file is not None and not _streams_to_stdout(output_file) else None)
     try:
         with _Stopper() as stopper:
             try:
@@ -625,7 +647,7 @@ def cmd_attach(args) -> int:
             summary = _summarize(monitor)
             extra = [("Attached to pid", str(args.pid))]
             extra.append(("Stopped by", {None: "process exit", "duration": "--duration"}.get(reason, reason)))
-            return 0 if _finish_report(args, summary, extra) and out_ok else 1
+            return 0 if _finish_report(args, summary, extra, _streams_to_stdout(output_file)) and out_ok else 1
     finally:
         if forward is not None:
             forward.close()

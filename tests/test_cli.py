@@ -512,3 +512,18 @@ class TestAttach:
         r = denet("attach", "999999999")
         assert r.returncode == 1
         assert "no process" in r.stderr
+
+
+def test_json_streams_from_the_monitor_with_no_temporary_file(tmp_path):
+    # Layout issue: --json hands stdout's descriptor to the monitor's writer; no temp
+    # file, no copying thread. Exactly one summary line, last; every line is JSON.
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    r = subprocess.run([PY, "-m", "denet", "--json", "--interval", "20", "run", "--", PY, "-c",
+                        "import time; time.sleep(0.3)"], capture_output=True, text=True,
+                       timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(x) for x in r.stdout.splitlines()]
+    kinds = [x["kind"] for x in records]
+    assert kinds[0] == "metadata" and kinds[-1] == "summary" and kinds.count("summary") == 1
+    assert kinds.count("tree") >= 3
+    assert list(tmp_path.iterdir()) == []
