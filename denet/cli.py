@@ -5,11 +5,12 @@
     denet [options] run -- CMD [ARG...]   run CMD and monitor its process tree
     denet [options] attach PID            monitor a running process until it exits
     denet [options] stats FILE            summarise a file recorded with --out
+    denet report FILE [-o OUT.html]       HTML report of a file recorded with --out
 
 Options (before or after the sub-command name): ``--json``, ``--out FILE``,
 ``--interval MS``, ``--max-interval MS``, ``--duration SECS``,
 ``--exclude-children``, ``--since-process-start``, ``--quiet``,
-``--stats FILE``, ``--enable-ebpf``, ``--no-update``.
+``--stats FILE``, ``--enable-ebpf``, ``--no-update``, ``--html FILE``.
 
 ``run`` exits with the command's exit code (128 + N when signal N ended it).
 Ctrl-C (or SIGTERM to denet) and ``--duration`` end the command: SIGTERM to its
@@ -191,6 +192,7 @@ _DEFAULTS = {
     "stats": None,
     "enable_ebpf": False,
     "no_update": False,
+    "html": None,
 }
 
 
@@ -220,6 +222,8 @@ def _add_options(parser: argparse.ArgumentParser, with_defaults: bool) -> None:
                         help="count system calls with eBPF (needs root or CAP_BPF+CAP_PERFMON)")
     parser.add_argument("--no-update", action="store_true", default=d("no_update"),
                         help="no live status line")
+    parser.add_argument("--html", metavar="FILE", default=d("html"),
+                        help="write an HTML report of the run to FILE (charts, processes, syscalls)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,11 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
                "  denet run -- python train.py\n"
                "  denet --json --out run.jsonl run -- make -j4\n"
                "  denet --duration 30 attach 1234\n"
-               "  denet stats run.jsonl",
+               "  denet stats run.jsonl\n"
+               "  denet report run.jsonl -o run.html",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_options(parser, with_defaults=True)
-    sub = parser.add_subparsers(dest="command", metavar="{run,attach,stats}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,attach,stats,report}")
 
     run = sub.add_parser("run", help="run a command and monitor it", usage="denet [options] run [options] -- CMD [ARG...]")
     _add_options(run, with_defaults=False)
@@ -247,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats = sub.add_parser("stats", help="summarise a recorded JSONL file")
     _add_options(stats, with_defaults=False)
     stats.add_argument("file", help="file written by --out (or a monitor's output_file)")
+    _add_report_parser(sub)
     return parser
 
 
@@ -555,7 +561,7 @@ def _prepare_output(args) -> tuple[str | None, str | None]:
     """(output_file for the monitor, temporary file to delete or None)."""
     if args.out:
         return args.out, None
-    if args.json:
+    if args.json or args.html:  # samples for --json to forward or for the --html report
         fd, path = tempfile.mkstemp(prefix="denet-", suffix=".jsonl")
         os.close(fd)
         return path, path
@@ -672,6 +678,8 @@ def cmd_run(args) -> int:
                 extra.append(("Stopped by", "--duration" if reason == "duration" else reason))
             if not _finish_report(args, summary, extra):
                 return exit_code or 1
+            if not _write_html(args, output_file, title=f"denet run -- {shlex.join(cmd)}"):
+                return exit_code or 1
             return exit_code
     finally:
         if forward is not None:
@@ -732,7 +740,8 @@ def cmd_attach(args) -> int:
             summary = _summarize(monitor)
             extra = [("Attached to pid", str(args.pid))]
             extra.append(("Stopped by", {None: "process exit", "duration": "--duration"}.get(reason, reason)))
-            return 0 if _finish_report(args, summary, extra) else 1
+            ok = _finish_report(args, summary, extra)
+            return 0 if _write_html(args, output_file, title=f"denet attach {args.pid}") and ok else 1
     finally:
         if forward is not None:
             forward.close()
@@ -758,7 +767,60 @@ def cmd_stats(args) -> int:
     sys.stdout.flush()
     if args.stats and not _write_stats(args.stats, summary):
         return 1
+    if not _write_html(args, args.file):
+        return 1
     return 0
+
+
+# --------------------------------------------------------------------------
+# HTML report: `denet report FILE -o OUT.html` and `--html FILE` (see denet.report)
+
+
+def _add_report_parser(sub) -> None:
+    report = sub.add_parser("report", help="write an HTML report of a recorded JSONL file",
+                            usage="denet report FILE [-o OUT.html] [--title TEXT] [--offcpu-folded FILE]")
+    report.add_argument("file", help="file written by --out (or a monitor's output_file)")
+    report.add_argument("-o", "--output", dest="report_output", metavar="OUT.html", default=None,
+                        help="where to write the report (default: FILE with the suffix .html)")
+    report.add_argument("--title", default=None, help="heading of the report")
+    report.add_argument("--offcpu-folded", metavar="FOLDED", default=None,
+                        help="folded off-CPU stacks ('a;b;c 123' lines, values in ns) for a flame graph")
+
+
+def _write_html(args, samples_file: str | None, *, output: str | None = None, title: str | None = None,
+                folded: str | None = None) -> bool:
+    """Write the HTML report of samples_file to --html (or output); False after an error."""
+    target = output or getattr(args, "html", None)
+    if not target:
+        return True
+    from . import report  # noqa: PLC0415
+
+    try:
+        run = report.load_run(samples_file)
+        if folded:
+            with open(folded, encoding="utf-8", errors="replace") as f:
+                run.offcpu_folded = f.read()
+    except OSError as e:
+        _err(f"report: cannot read {e.filename}: {e.strerror}" if e.strerror else f"report: {e}")
+        return False
+    page = report.render_html(run.samples, run.summary, run.metadata, offcpu_folded=run.offcpu_folded,
+                              title=title or f"denet report: {os.path.basename(samples_file)}")
+    try:
+        report.write_text(target, page)
+    except OSError as e:
+        _err(f"cannot write the HTML report {target}: {e.strerror or e}")
+        return False
+    if not getattr(args, "quiet", False):
+        _err(f"HTML report written to {target}")
+    return True
+
+
+def cmd_report(args) -> int:
+    output = args.report_output or args.out
+    if not output:
+        base, ext = os.path.splitext(args.file)
+        output = (base if ext in (".jsonl", ".json") else args.file) + ".html"
+    return 0 if _write_html(args, args.file, output=output, title=args.title, folded=args.offcpu_folded) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -772,6 +834,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_run(args)
     if args.command == "attach":
         return cmd_attach(args)
+    if args.command == "report":
+        return cmd_report(args)
     return cmd_stats(args)
 
 
