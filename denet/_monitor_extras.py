@@ -10,6 +10,7 @@ and a clear ImportError says how to install them when they are missing.
 
 from __future__ import annotations
 
+import shlex
 from typing import Any, Sequence
 
 _INSTALL = {
@@ -54,7 +55,7 @@ def sample_rows(samples: Sequence[dict], metadata: dict | None = None) -> list[d
     known = {name for name, _, _ in schema}
     root_pid = metadata.get("pid")
     root_cmd = metadata.get("cmd")
-    root_command = " ".join(map(str, root_cmd)) if isinstance(root_cmd, list) else root_cmd
+    root_command = shlex.join(map(str, root_cmd)) if isinstance(root_cmd, list) else root_cmd
     timed = sorted(((ts, s) for s in samples if isinstance(s, dict) and (ts := _sample_ts(s)) is not None),
                    key=lambda p: p[0])
     if not timed:

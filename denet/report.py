@@ -799,8 +799,9 @@ _CSS = """
 .denet-report h1{font-size:20px;margin:0 0 2px}
 .denet-report h2{font-size:16px;margin:0 0 10px}
 .denet-report h3{font-size:13px;margin:0 0 8px;color:var(--muted);font-weight:600}
-.denet-report .meta{color:var(--muted);margin:0 0 14px;word-break:break-all}
-.denet-report .meta code{background:#eef2f7;padding:1px 5px;border-radius:4px}
+.denet-report .meta{color:var(--muted);margin:0 0 14px;display:flex;flex-wrap:wrap;gap:4px 14px}
+.denet-report .meta code{background:#eef2f7;padding:1px 6px;border-radius:4px;min-width:0;max-width:100%;overflow:hidden;
+ text-overflow:ellipsis;white-space:nowrap;font-size:12px}
 .denet-report .note{color:var(--muted);font-weight:400;font-size:12px;margin-left:6px}
 .denet-report p.note{margin:8px 0 0}
 .denet-report .card{background:var(--card);border:1px solid var(--line);border-radius:10px;
@@ -876,7 +877,8 @@ def _body(samples: Sequence[dict], summary: Mapping | None, metadata: Mapping | 
     if start:
         meta.append("started " + _esc(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start / 1000))))
     parts = [f"<{heading}>{_esc(title or 'denet report')}</{heading}>"]
-    parts.append(f'<p class="meta">{" · ".join(meta)}</p>' if meta else "")
+    parts.append('<p class="meta">' + "".join(m if m.startswith("<code") else f"<span>{m}</span>" for m in meta)
+                 + "</p>" if meta else "")
     parts.append(_tiles(summary))
     summary_card = f'<section class="card chart-card"><h2>Summary</h2>{_summary_table_html(summary)}</section>'
     if series.t:
