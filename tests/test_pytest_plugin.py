@@ -22,7 +22,7 @@ import denet
 from denet import pytest_plugin
 from denet._measure import OFFCPU_UNAVAILABLE, Measurement
 
-from conftest import PY, rss_exact
+from conftest import PY, UNDER_ASAN, rss_exact
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -157,6 +157,9 @@ def test_budgets_inside_pass_and_over_fail_with_measured_versus_allowed(budget_r
         "test_syscalls_inside": "passed" if ebpf else "skipped",
         "test_three_over": "failed", "test_fails_on_its_own": "failed", "test_fixture": "passed",
     }
+    if UNDER_ASAN:  # freed memory stays resident in ASan's quarantine: RSS budgets mean nothing
+        for name in ("test_rss_inside", "test_three_over", "test_fixture"):
+            expected.pop(name)
     for name, outcome in expected.items():
         assert outcomes[name][0] == outcome, f"{name}: {outcomes.get(name)}\n{log}"
 
@@ -169,8 +172,9 @@ def test_budgets_inside_pass_and_over_fail_with_measured_versus_allowed(budget_r
 
     # RSS: the 300 MiB bytearray, freed before the test ended, is caught by the high-water mark
     measured, allowed = over("test_rss_over", "peak_rss_mb")
-    assert 290 <= measured <= 700 and allowed == 150
-    assert records["test_rss_inside"]["peak_rss_mb"] < 150  # reset: not the earlier test's peak
+    assert 290 <= measured <= (2000 if UNDER_ASAN else 700) and allowed == 150
+    if not UNDER_ASAN:
+        assert records["test_rss_inside"]["peak_rss_mb"] < 150  # reset: not the earlier test's peak
     # CPU of a child that has exited and been waited for
     measured, allowed = over("test_cpu_over_in_child", "cpu_secs")
     assert 1.45 <= measured <= 6 and allowed == 0.5
@@ -182,7 +186,7 @@ def test_budgets_inside_pass_and_over_fail_with_measured_versus_allowed(budget_r
         measured, allowed = over("test_syscalls_over", "syscalls")
         assert 200_000 <= measured <= 400_000 and allowed == 50_000
         assert 1000 <= records["test_syscalls_inside"]["syscalls"] < 200_000
-    # every exceeded budget is listed, the ones that held are not
+    # every exceeded budget is listed
     text = outcomes["test_three_over"][1]
     assert "denet budget exceeded (3 of 3)" in text, text
     for key in ("cpu_secs", "wall_secs", "peak_rss_mb"):
@@ -398,3 +402,13 @@ def test_measurement_counts_children_still_running_at_the_end():
             p.kill()
             p.wait()
     assert 0.45 <= m.measurements["cpu_secs"] <= 5, m.measurements
+
+
+def test_readme_shows_the_failure_message_the_plugin_writes():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    block = re.search(r"^(denet budget exceeded \(2 of 3\):\n(?:  .*\n)+)", readme, re.M).group(1)
+    measured = {m.group(1): float(m.group(2)) for m in re.finditer(r"^  (\w+)\s+([\d.]+) \S+ measured", block, re.M)}
+    budgets = {"cpu_secs": 2.0, "peak_rss_mb": 500.0, "wall_secs": 10.0}
+    verdict = pytest_plugin.judge(budgets, dict(measured, wall_secs=6.11), {})
+    assert pytest_plugin.failure_message(verdict, budgets, False) + "\n" == block

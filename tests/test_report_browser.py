@@ -92,8 +92,10 @@ def chromium():
 def run_browser(args, timeout=180):
     profile = tempfile.mkdtemp(prefix="denet-chromium-")
     try:
+        # not under `make asan`'s preloaded sanitizer: that is for denet, not the browser
+        env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")}
         return subprocess.run([chromium()] + FLAGS + [f"--user-data-dir={profile}"] + args,
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout, env=env)
     finally:
         shutil.rmtree(profile, ignore_errors=True)
 
