@@ -325,6 +325,8 @@ def process_rows(samples: Sequence[dict], summary: Mapping | None = None,
                     "pid": pid, "ppid": m.get("ppid", child.get("ppid") if child else None),
                     "command": command, "cpu_secs": 0.0, "peak_rss_kb": 0,
                     "disk_read_bytes": 0, "disk_write_bytes": 0, "exit_code": None}
+            if child and child.get("command"):
+                row["command"] = child["command"]  # the latest: a child seen before its exec changes
             if dt is not None:
                 row["cpu_secs"] += _num(m.get("cpu_usage")) / 100.0 * dt
             row["peak_rss_kb"] = max(row["peak_rss_kb"], _num(m.get("mem_rss_kb")))
