@@ -209,7 +209,7 @@ class Measurement:
             self.ebpf_error = getattr(self.monitor, "ebpf_error", None)
         # after the monitor exists (loading BPF programs allocates), before it first reads
         # the high-water mark
-        self.hwm_error = reset_peak_rss()
+        self.hwm_error = reset_peak_rss()  # None, or why the peak cannot be the interval's own
         self.monitor.start()
         deadline = time.monotonic() + 1.0
         while self.monitor.latest_sample() is None and time.monotonic() < deadline:
@@ -262,8 +262,11 @@ class Measurement:
         if monitor_cpu is not None and self._monitor_cpu0 is not None:
             cpu = max(cpu, monitor_cpu - self._monitor_cpu0)
 
-        peaks_kb = [hwm or 0, summary.get("peak_process_rss_kb") or 0, self._sampled_child_peak_kb()]
-        peaks_kb += [p.hwm_kb or 0 for key, p in desc1.items() if key not in self._desc0]
+        peak_mb = None
+        if self.hwm_error is None:  # else our high-water mark is the process's lifetime's: no figure
+            peaks_kb = [hwm or 0, summary.get("peak_process_rss_kb") or 0, self._sampled_child_peak_kb()]
+            peaks_kb += [p.hwm_kb or 0 for key, p in desc1.items() if key not in self._desc0]
+            peak_mb = max(peaks_kb) / 1024
         disk = None
         if io1 is not None and self._io0 is not None:
             disk = max(0, io1 - self._io0 + write_desc) / MIB
@@ -271,7 +274,7 @@ class Measurement:
         self.measurements = {
             "wall_secs": wall,
             "cpu_secs": cpu,
-            "peak_rss_mb": max(peaks_kb) / 1024,
+            "peak_rss_mb": peak_mb,
             "rss_growth_mb": (rss1 - self._rss0) / 1024 if rss1 is not None and self._rss0 is not None else None,
             "disk_write_mb": disk,
             "syscalls": self._syscalls(summary),
@@ -323,6 +326,8 @@ class Measurement:
             if self.ebpf and self.ebpf_error:
                 return f"eBPF unavailable: {self.ebpf_error}"
             return OFFCPU_UNAVAILABLE
+        if key == "peak_rss_mb":
+            return self.hwm_error
         if key == "rss_growth_mb":
             return "cannot read VmRSS from /proc/self/status"
         if key == "disk_write_mb":

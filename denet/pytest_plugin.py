@@ -326,8 +326,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     tr = terminalreporter
     tr.write_sep("=", f"denet: {len(records)} heaviest of {len(state.records)} measured tests, by CPU time")
     for r in records:
-        parts = [f"{r.get('cpu_secs') or 0:7.2f}s cpu", f"{r.get('wall_secs') or 0:7.2f}s wall",
-                 f"{r.get('peak_rss_mb') or 0:8.1f} MiB peak"]
+        parts = [f"{r.get('cpu_secs') or 0:7.2f}s cpu", f"{r.get('wall_secs') or 0:7.2f}s wall"]
+        if r.get("peak_rss_mb") is not None:
+            parts.append(f"{r['peak_rss_mb']:8.1f} MiB peak")
         if r.get("disk_write_mb") is not None:
             parts.append(f"{r['disk_write_mb']:7.1f} MiB written")
         if r.get("syscalls") is not None:

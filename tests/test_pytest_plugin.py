@@ -372,6 +372,18 @@ def test_measurement_peak_rss_is_the_intervals_own():
     assert m2.measurements["peak_rss_mb"] >= 120 > rss_before - 20
 
 
+def test_measurement_without_a_resettable_peak_gives_no_peak_and_says_why(monkeypatch):
+    from denet import _measure
+
+    monkeypatch.setattr(_measure, "reset_peak_rss", lambda: "cannot reset the RSS high-water mark (test)")
+    with Measurement() as m:
+        pass
+    assert m.measurements["peak_rss_mb"] is None
+    assert m.why_unavailable("peak_rss_mb") == "cannot reset the RSS high-water mark (test)"
+    verdict = pytest_plugin.judge({"peak_rss_mb": 100}, m.measurements, {"peak_rss_mb": m.why_unavailable("peak_rss_mb")})
+    assert verdict == {"exceeded": {}, "unchecked": {"peak_rss_mb": "cannot reset the RSS high-water mark (test)"}}
+
+
 def test_measurement_counts_disk_writes_of_children():
     target = os.path.join(ROOT, "build", "measure-disk-test.bin")
     os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -324,6 +324,11 @@ def test_cli_report_writes_the_page(recorded, tmp_path):
     # default name: the input's, with .html
     r = subprocess.run(DENET + ["report", str(path)], capture_output=True, text=True)
     assert r.returncode == 0 and (tmp_path / "run.html").exists()
+    # `stats` takes --html too
+    r = subprocess.run(DENET + ["stats", str(path), "--html", str(tmp_path / "stats.html")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "denet summary of" in r.stdout
+    assert 'data-chart="cpu"' in (tmp_path / "stats.html").read_text()
 
 
 def test_cli_report_errors_say_what_failed(tmp_path):
