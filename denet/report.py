@@ -44,6 +44,7 @@ COLORS = {
 }
 
 _esc = html.escape
+_SVG_FONT = "system-ui, DejaVu Sans, sans-serif"
 
 
 # --------------------------------------------------------------------------
@@ -428,21 +429,24 @@ def _line_chart(name: str, t: list[float], lines: list[_Line], *, y_unit: str, s
     def Y(y: float) -> float:
         return mt + ph - ph * y / y_hi
 
-    parts = [f'<svg class="chart" data-chart="{_esc(name)}" viewBox="0 0 {width} {height}" '
-             f'preserveAspectRatio="xMidYMid meet" role="img" xmlns="http://www.w3.org/2000/svg">']
+    # presentation attributes as well as the stylesheet: a notebook that strips <style> from
+    # untrusted output still shows the charts
+    parts = [f'<svg class="chart" data-chart="{_esc(name)}" viewBox="0 0 {width} {height}" width="100%" '
+             f'preserveAspectRatio="xMidYMid meet" role="img" xmlns="http://www.w3.org/2000/svg" '
+             f'font-family="{_SVG_FONT}">']
     parts.append(f"<title>{_esc(name)} ({_esc(y_unit)}) over seconds since the start</title>")
     for v in yt:
         y = Y(v)
-        parts.append(f'<line class="grid" x1="{ml}" x2="{ml + pw}" y1="{y:.1f}" y2="{y:.1f}"/>')
-        parts.append(f'<text class="tick" x="{ml - 6}" y="{y + 4:.1f}" text-anchor="end">{_tick_label(v)}</text>')
+        parts.append(f'<line class="grid" stroke="#e2e8f0" x1="{ml}" x2="{ml + pw}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        parts.append(f'<text class="tick" fill="#64748b" font-size="11" x="{ml - 6}" y="{y + 4:.1f}" text-anchor="end">{_tick_label(v)}</text>')
     for v in xt:
         x = X(v)
-        parts.append(f'<line class="xtick" x1="{x:.1f}" x2="{x:.1f}" y1="{mt + ph}" y2="{mt + ph + 4}"/>')
-        parts.append(f'<text class="tick" x="{x:.1f}" y="{mt + ph + 16}" text-anchor="middle">{_tick_label(v)}</text>')
-    parts.append(f'<line class="axis" x1="{ml}" x2="{ml + pw}" y1="{mt + ph}" y2="{mt + ph}"/>')
-    parts.append(f'<text class="axis-label" x="{ml + pw}" y="{height - 3}" text-anchor="end">'
+        parts.append(f'<line class="xtick" stroke="#94a3b8" x1="{x:.1f}" x2="{x:.1f}" y1="{mt + ph}" y2="{mt + ph + 4}"/>')
+        parts.append(f'<text class="tick" fill="#64748b" font-size="11" x="{x:.1f}" y="{mt + ph + 16}" text-anchor="middle">{_tick_label(v)}</text>')
+    parts.append(f'<line class="axis" stroke="#94a3b8" x1="{ml}" x2="{ml + pw}" y1="{mt + ph}" y2="{mt + ph}"/>')
+    parts.append(f'<text class="axis-label" fill="#475569" font-size="11" x="{ml + pw}" y="{height - 3}" text-anchor="end">'
                  f"time since start (s)</text>")
-    parts.append(f'<text class="axis-label" transform="translate(13 {mt + ph / 2:.0f}) rotate(-90)" '
+    parts.append(f'<text class="axis-label" fill="#475569" font-size="11" transform="translate(13 {mt + ph / 2:.0f}) rotate(-90)" '
                  f'text-anchor="middle">{_esc(y_unit)}</text>')
     # dashed (secondary) lines first, so the main series is drawn on top of them
     for line in sorted(lines, key=lambda ln: not ln.dashed):
@@ -460,10 +464,10 @@ def _line_chart(name: str, t: list[float], lines: list[_Line], *, y_unit: str, s
             continue
         d = "M" + " L".join(pts)
         if line.fill:
-            parts.append(f'<path class="area" d="{d} L{X(xs[-1]):.1f},{Y(0):.1f} L{X(xs[0]):.1f},{Y(0):.1f} Z" '
+            parts.append(f'<path class="area" opacity="0.12" d="{d} L{X(xs[-1]):.1f},{Y(0):.1f} L{X(xs[0]):.1f},{Y(0):.1f} Z" '
                          f'fill="{line.color}"/>')
         dash = ' stroke-dasharray="5 3"' if line.dashed else ""
-        parts.append(f'<path class="series" d="{d}" stroke="{line.color}"{dash}>'
+        parts.append(f'<path class="series" fill="none" stroke-width="2" stroke-linejoin="round" d="{d}" stroke="{line.color}"{dash}>'
                      f"<title>{_esc(line.label)}: peak {_tick_label(max(ys))} {_esc(y_unit)}</title></path>")
     parts.append("</svg>")
     return "".join(parts)
@@ -472,8 +476,9 @@ def _line_chart(name: str, t: list[float], lines: list[_Line], *, y_unit: str, s
 def _legend(lines: list[_Line]) -> str:
     items = []
     for line in lines:
-        style = "border-top-style:dashed" if line.dashed else ""
-        items.append(f'<span class="key"><i style="border-color:{line.color};{style}"></i>'
+        kind = "dashed" if line.dashed else "solid"
+        items.append(f'<span class="key" style="margin-right:14px"><i style="display:inline-block;width:18px;'
+                     f'border-top:3px {kind} {line.color};vertical-align:middle;margin-right:5px"></i>'
                      f"{_esc(line.label)}</span>")
     return '<div class="legend">' + "".join(items) + "</div>"
 
@@ -602,12 +607,12 @@ def flame_graph_svg(folded: Any, *, title: str = "Off-CPU time", unit: str = "ns
     levels = depth(root) if total > 0 else 1
     top = 24
     height = top + levels * frame_height + 6
-    parts = [f'<svg class="flame" data-chart="flame" viewBox="0 0 {width} {height}" '
-             f'xmlns="http://www.w3.org/2000/svg" role="img">',
-             f'<text class="flame-title" x="{width / 2:.0f}" y="15" text-anchor="middle">'
+    parts = [f'<svg class="flame" data-chart="flame" viewBox="0 0 {width} {height}" width="100%" '
+             f'xmlns="http://www.w3.org/2000/svg" role="img" font-family="{_SVG_FONT}">',
+             f'<text class="flame-title" fill="#334155" font-size="13" x="{width / 2:.0f}" y="15" text-anchor="middle">'
              f"{_esc(title)}: {_esc(_fmt_time(total, unit))} in {len(stacks):,} stacks</text>"]
     if total <= 0:
-        parts.append(f'<text class="tick" x="{width / 2:.0f}" y="{top + 12}" text-anchor="middle">'
+        parts.append(f'<text class="tick" fill="#64748b" font-size="11" x="{width / 2:.0f}" y="{top + 12}" text-anchor="middle">'
                      "no off-CPU stacks recorded</text></svg>")
         return "".join(parts)
     scale = (width - 2) / total
@@ -627,7 +632,7 @@ def flame_graph_svg(folded: Any, *, title: str = "Off-CPU time", unit: str = "ns
         max_chars = int((w - 6) / char_px)
         if max_chars >= 3:
             text = name if len(name) <= max_chars else name[: max_chars - 1] + "…"
-            parts.append(f'<text class="frame" x="{x + 3:.2f}" y="{y + frame_height - 5}">{_esc(text)}</text>')
+            parts.append(f'<text class="frame" fill="#0f172a" font-size="11" x="{x + 3:.2f}" y="{y + frame_height - 5}">{_esc(text)}</text>')
         parts.append("</g>")
         kx = x
         for kid in sorted(node["kids"].values(), key=lambda k: k["name"]):
@@ -817,7 +822,6 @@ _CSS = """
 .denet-report figcaption{margin:0 0 2px}
 .denet-report .legend{font-size:12px;color:var(--muted);margin:0 0 4px}
 .denet-report .key{margin-right:14px;white-space:nowrap}
-.denet-report .key i{display:inline-block;width:18px;height:0;border-top:3px solid;vertical-align:middle;margin-right:5px}
 .denet-report svg{display:block;width:100%;height:auto}
 .denet-report svg .grid{stroke:#e2e8f0;stroke-width:1}
 .denet-report svg .axis{stroke:#94a3b8;stroke-width:1}

@@ -424,3 +424,25 @@ def test_readme_shows_the_failure_message_the_plugin_writes():
     budgets = {"cpu_secs": 2.0, "peak_rss_mb": 500.0, "wall_secs": 10.0}
     verdict = pytest_plugin.judge(budgets, dict(measured, wall_secs=6.11), {})
     assert pytest_plugin.failure_message(verdict, budgets, False) + "\n" == block
+
+
+def test_offcpu_budget_under_require_ebpf_fails_when_the_data_is_missing(tmp_path):
+    (tmp_path / "test_off.py").write_text(textwrap.dedent('''
+        import time, pytest
+
+        @pytest.mark.denet_budget(offcpu_secs=5, wall_secs=60)
+        def test_waits():
+            time.sleep(0.1)
+    '''))
+    proc, outcomes = _pytest(str(tmp_path), ["test_off.py", "--denet-require-ebpf", "--denet-report", "r.jsonl"])
+    record = _records(tmp_path / "r.jsonl")["test_waits"]
+    outcome, text = outcomes["test_waits"]
+    if record["offcpu_secs"] is not None:  # a build that records off-CPU time
+        assert outcome == "passed", text
+        return
+    assert outcome == "failed", proc.stdout + proc.stderr
+    assert "denet budget not checked, and --denet-require-ebpf is set:" in text
+    if _ebpf_expected():
+        assert f"offcpu_secs: {OFFCPU_UNAVAILABLE}" in text, text
+    else:
+        assert "offcpu_secs: eBPF unavailable:" in text, text
