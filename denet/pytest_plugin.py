@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from ._measure import EBPF_MEASURES, MEASURES, OFFCPU_UNAVAILABLE, Measurement
+from ._measure import EBPF_MEASURES, MEASURES, Measurement
 
 BUDGET_KEYS = tuple(MEASURES)
 MARKER = "denet_budget"
@@ -147,7 +147,7 @@ def failure_message(verdict: dict, budgets: dict[str, float], require_ebpf: bool
 
 
 def _hint(key: str, reason: str) -> str:
-    if key in EBPF_MEASURES and reason != OFFCPU_UNAVAILABLE and "eBPF" in reason:
+    if key in EBPF_MEASURES and "eBPF" in reason and "CAP_BPF" not in reason:  # say how to fix it
         return f"{reason}; run as root (or with CAP_BPF and CAP_PERFMON) to check it"
     return reason
 
@@ -158,7 +158,6 @@ def _hint(key: str, reason: str) -> str:
 
 class _State:
     def __init__(self, config: pytest.Config):
-        self.config = config
         try:
             self.defaults = parse_budget_spec(config.getoption("denet_budget_default") or "")
         except ValueError as e:
@@ -174,7 +173,6 @@ class _State:
                 raise pytest.UsageError(
                     f"--denet-report: cannot write {self.report_path}: {e.strerror or e}") from None
         self.records: list[dict] = []
-        self.outcomes: dict[str, str] = {}
 
     def measured(self, budgets: dict) -> bool:
         return bool(budgets) or self.report_file is not None

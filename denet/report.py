@@ -27,7 +27,7 @@ import shlex
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from . import _formats
 
@@ -723,7 +723,7 @@ def _process_table_html(rows: list[dict], derived: bool) -> str:
     return "".join(out)
 
 
-def _ebpf_parts(samples: Sequence[dict], summary: Mapping) -> tuple[dict | None, str | None]:
+def _ebpf_parts(samples: Sequence[dict]) -> tuple[dict | None, str | None]:
     """(syscalls dict of the last sample that has one, eBPF error if any)."""
     syscalls, error = None, None
     for sample in reversed(samples):
@@ -754,7 +754,7 @@ def _bars(items: list[tuple[str, float]], color: str, unit: str = "") -> str:
 
 
 def _syscalls_html(samples: Sequence[dict], summary: Mapping) -> str:
-    syscalls, error = _ebpf_parts(samples, summary)
+    syscalls, error = _ebpf_parts(samples)
     if syscalls is None and "total_syscalls" not in summary:
         if error:
             return (f'<section class="card"><h2>System calls</h2><p class="note">eBPF was requested '

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -340,7 +339,7 @@ def test_ebpf_budgets_skip_without_ebpf_and_fail_under_require_ebpf():
         outcome, text = outcomes["test_syscalls"]
         assert outcome == "skipped", proc.stdout + proc.stderr
         assert "denet budget not checked: syscalls=1,000,000 (eBPF unavailable:" in text, text
-        assert "run as root (or with CAP_BPF and CAP_PERFMON)" in text
+        assert "CAP_BPF" in text  # how to fix it
         assert "The test passed and its other budgets held." in text
 
         proc, outcomes = _pytest(d, ["test_ebpf.py", "--denet-require-ebpf"], prefix=prefix, env=env)
