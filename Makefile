@@ -8,7 +8,7 @@ APT_PKGS  := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev python3-dev pyt
 BENCH_PKGS := strace linux-perf libbpf-tools
 STAMP     := $(VENV)/.denet-installed
 KERNEL    := $(VENV)/share/jupyter/kernels/denet/kernel.json
-SOURCES   := $(wildcard csrc/*.c csrc/*.h bpf/*.c bpf/*.h) setup.py pyproject.toml
+SOURCES   := $(wildcard csrc/*/*.c csrc/*/*.h bpf/*.c bpf/*.h) setup.py pyproject.toml
 
 .PHONY: all deps venv build jupyter-kernel test test-c demo bench asan valgrind clean
 

@@ -1,5 +1,5 @@
 """Build of denet._denet: compiles bpf/*.bpf.c with clang, turns each object into a libbpf
-skeleton header with bpftool, then compiles csrc/*.c (C11, -Wall -Wextra -Werror)."""
+skeleton header with bpftool, then compiles csrc/*/*.c (C11, -Wall -Wextra -Werror)."""
 import glob
 import os
 import platform
@@ -77,9 +77,12 @@ if os.environ.get("DENET_SANITIZE"):
 
 ext = Extension(
     "denet._denet",
-    sources=sorted(glob.glob("csrc/*.c")),
-    depends=sorted(glob.glob("csrc/*.h") + glob.glob("bpf/*.h")),
-    include_dirs=["csrc", "bpf"],
+    # csrc/python (bindings), csrc/core (C-only session), csrc/ebpf (BPF user side).
+    # Headers are named from csrc/ ("core/writer.h") and shared BPF headers from the
+    # top ("bpf/tracked.h"), so a user-side file and a BPF header never share a name.
+    sources=sorted(glob.glob("csrc/*/*.c")),
+    depends=sorted(glob.glob("csrc/*/*.h") + glob.glob("bpf/*.h")),
+    include_dirs=["csrc", "."],
     libraries=["bpf", "elf", "z"],
     extra_compile_args=extra_cflags,
     extra_link_args=extra_ldflags,

@@ -24,7 +24,7 @@ int dn_procstat(struct bpf_iter__task *ctx)
     if (!t)
         return 0;
     __u32 tgid = t->tgid;
-    if (!bpf_map_lookup_elem(&tracked, &tgid))
+    if (!dn_tracked_live(tgid))
         return 0;
 
     struct dn_task_rec r = {};

@@ -52,7 +52,7 @@ int BPF_PROG(dn_sys_enter, struct pt_regs *regs, long id)
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     struct dn_sc_key key = {.tgid = pid_tgid >> 32, .nr = (__u32)id};
 
-    if (!bpf_map_lookup_elem(&tracked, &key.tgid))
+    if (!dn_tracked_live(key.tgid))
         return 0;
     if ((__u32)pid_tgid == *(volatile __u32 *)&excluded_tid)
         return 0;

@@ -26,7 +26,7 @@ int BPF_PROG(dn_fork, struct task_struct *parent, struct task_struct *child)
 
     if (ptgid == ctgid) /* a new thread, not a new process */
         return 0;
-    if (!bpf_map_lookup_elem(&tracked, &ptgid))
+    if (!dn_tracked_live(ptgid))
         return 0;
     struct dn_tracked v = {.parent_tgid = ptgid};
     /* An entry left by an exited process whose pid is now reused (not yet pruned by
@@ -47,8 +47,7 @@ int BPF_PROG(dn_fork, struct task_struct *parent, struct task_struct *child)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(dn_exit, struct task_struct *p)
 {
-    __u32 tgid = p->tgid;
-    struct dn_tracked *v = bpf_map_lookup_elem(&tracked, &tgid);
+    struct dn_tracked *v = dn_tracked_live(p->tgid);
     if (!v)
         return 0;
     __sync_fetch_and_add(&v->exited_cpu_ns, p->se.sum_exec_runtime);

@@ -13,4 +13,13 @@ struct {
     __type(value, struct dn_tracked);
 } tracked SEC(".maps");
 
+/* The entry of a tracked process that is still alive, or NULL. An entry whose process
+ * exited stays until user space collects its final counts; a new process that reuses
+ * the pid meanwhile must not be taken for it. */
+static __always_inline struct dn_tracked *dn_tracked_live(__u32 tgid)
+{
+    struct dn_tracked *v = bpf_map_lookup_elem(&tracked, &tgid);
+    return v && !v->exit_ns ? v : 0;
+}
+
 #endif

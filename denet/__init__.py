@@ -16,7 +16,7 @@ from .analysis import (aggregate_metrics, convert_format, find_peaks, load_metri
 from .execute import execute_with_monitoring
 from . import _monitor_extras
 
-__version__ = "0.6.0"
+__version__ = "0.6.0"  # the one version: pyproject.toml reads it from here
 
 # The sampler threads never touch Python objects; stopping them at exit flushes output
 # files and writes their summary lines before the interpreter goes away.

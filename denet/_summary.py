@@ -36,10 +36,15 @@ How each is computed from samples:
   between two samples are missed by both, and by ``processes_seen``) -- and the
   result carries ``"estimated": ["total_cpu_time_secs", "peak_process_rss_kb",
   "processes_seen"]``.
+
+Records that are not valid (see ``denet._formats.record_problem``: numbers must
+be finite, fields of the right type) are skipped, never folded in, and the
+result carries ``"skipped_records"``: how many, when that is not 0.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Iterable
 
@@ -265,65 +270,66 @@ def generate_summary_from_metrics_json(items: Iterable[Any], elapsed_time: float
 
     Args:
         items: JSON strings (one record each) or already parsed dicts; tree and
-            flat samples, metadata and summary records may be mixed; strings that
-            are not valid JSON objects are skipped.
+            flat samples, metadata and summary records may be mixed.  Items that
+            are not valid denet records (not JSON, not an object, a field of the
+            wrong type, a number that is not finite) are skipped and counted.
         elapsed_time: wall time of the run in seconds; becomes ``total_time_secs``.
 
     Returns:
-        The summary ``dict`` (keys as ``ProcessMonitor.get_summary()``).
+        The summary ``dict`` (keys as ``ProcessMonitor.get_summary()``), plus
+        ``"skipped_records"`` (how many items were skipped) when that is not 0.
     """
     if isinstance(items, (str, bytes, dict)):
         raise TypeError("items must be a list of JSON strings or dicts, not a single " + type(items).__name__)
     if isinstance(elapsed_time, bool) or not isinstance(elapsed_time, (int, float)):
         raise TypeError(f"elapsed_time must be a number of seconds, not {type(elapsed_time).__name__}")
-    if elapsed_time < 0:
-        raise ValueError(f"elapsed_time must be >= 0, got {elapsed_time}")
+    if not math.isfinite(elapsed_time) or elapsed_time < 0:
+        raise ValueError(f"elapsed_time must be a finite number >= 0, got {elapsed_time}")
     pairs = []
+    skipped = 0
     for item in items:
-        parsed = _formats.parse_item(item)
-        if parsed is not None:
-            pairs.append(parsed)
-    return summarize_records(pairs, float(elapsed_time))
+        result = _formats.check_item(item)
+        if isinstance(result, tuple):
+            pairs.append(result)
+        else:
+            skipped += 1  # blank strings count too: each item was meant to be a record
+    summary = summarize_records(pairs, float(elapsed_time))
+    if skipped:
+        summary["skipped_records"] = skipped
+    return summary
+
+
+def summarize_file(path: str | os.PathLike, format: str | None = None) -> tuple[dict, _formats.FileRecords]:
+    """The summary of a file and what was read from it (for ``denet stats``, which
+    reports the problems); see :func:`generate_summary_from_file`."""
+    path = os.fspath(path)
+    contents = _formats.read_file(path, format)
+    if not any(kind in _formats.SAMPLE_KINDS or kind == "summary" for kind, _ in contents.records):
+        if not contents.records and not contents.problems:
+            raise OSError(f"{path}: file is empty, no samples to summarise")
+        detail = f"; skipped {contents.describe_problems()}" if contents.problems else ""
+        raise OSError(
+            f"{path}: no denet samples found (not a file written by denet --out or a monitor's "
+            f"output_file?){detail}"
+        )
+    summary = summarize_records(contents.records)
+    if contents.problems:
+        summary["skipped_records"] = len(contents.problems)
+    return summary, contents
 
 
 def generate_summary_from_file(path: str | os.PathLike) -> dict:
-    """Summary of a JSONL file recorded by denet (``output_file`` or ``denet --out``).
+    """Summary of a file recorded by denet (``output_file`` or ``denet --out``).
 
-    Lines that are not JSON objects are skipped.  A JSON array file (``"json"``
-    output format) is accepted too.
+    Reads every format denet writes: JSON lines, a JSON array (``"json"``) and CSV
+    (no summary record there, so CPU time and peak process RSS are estimated from
+    the samples).  The format is told from the content.  Lines that are not valid
+    denet records (not JSON, a field of the wrong type, a number that is not
+    finite, a last line cut short) are skipped; the summary then says how many in
+    ``"skipped_records"``.
 
     Raises:
         OSError: the file is missing or unreadable, empty, or holds no sample
-            (and no summary) record.
+            (and no summary) record; the message says why lines were skipped.
     """
-    path = os.fspath(path)
-    with open(path, "rb") as f:
-        data = f.read()
-    if not data.strip():
-        raise OSError(f"{path}: file is empty, no samples to summarise")
-    text = data.decode("utf-8", errors="replace")
-    records = list(_formats.iter_text_records(text))
-    if not records:
-        records = _records_from_json_document(text)
-    if not any(kind in _formats.SAMPLE_KINDS or kind == "summary" for kind, _ in records):
-        raise OSError(f"{path}: no denet samples found (not a denet JSONL file?)")
-    return summarize_records(records)
-
-
-def _records_from_json_document(text: str) -> list[tuple[str, dict]]:
-    import json
-
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        return []
-    if isinstance(doc, dict) and isinstance(doc.get("samples"), list):
-        items = list(doc["samples"])
-        if isinstance(doc.get("metadata"), dict):
-            items.insert(0, _formats.tag(doc["metadata"], "metadata"))
-        if isinstance(doc.get("summary"), dict):
-            items.append(_formats.tag(doc["summary"], "summary"))
-        doc = items
-    if not isinstance(doc, list):
-        return []
-    return [p for p in (_formats.parse_item(x) for x in doc) if p is not None]
+    return summarize_file(path)[0]

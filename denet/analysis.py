@@ -370,7 +370,7 @@ def process_tree_analysis(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     """Resource use of each process of a tree over time.
 
     Understands denet's tree samples (``parent``, ``children`` as
-    ``{"pid", "command", "metrics"}``, ``aggregated``) and upstream's older
+    ``{"pid", "ppid", "command", "metrics"}``, ``aggregated``) and upstream's older
     shape (process fields at the top level with a ``pid``, ``children`` or
     ``child_processes`` holding process dicts).
 
@@ -501,10 +501,14 @@ def process_tree_analysis(metrics: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def load_metrics(path: str | os.PathLike, include_metadata: bool = False) -> list[dict[str, Any]]:
-    """Read samples from a denet file: JSONL (one record a line) or a JSON array.
+    """Read samples from a file denet wrote: JSON lines, a JSON array or CSV.
 
-    Records are recognised by their ``kind`` tag (untagged lines by their
-    keys).  Samples are returned without the tag and with legacy keys renamed.
+    The format is told from the content, whatever the file is called.  Records
+    are recognised by their ``kind`` tag (untagged lines by their keys).  Samples
+    are returned without the tag and with legacy keys renamed.  CSV rows come back
+    as the dicts they were written from: dotted columns nested again, ``children``
+    parsed from its JSON cell, numbers as numbers, empty cells as ``None`` for
+    ``cpu_core`` and missing otherwise (CSV holds no metadata or summary).
 
     Args:
         path: the file.
@@ -516,58 +520,26 @@ def load_metrics(path: str | os.PathLike, include_metadata: bool = False) -> lis
 
     Raises:
         OSError: the file cannot be read.
-        ValueError: a line (other than an unterminated last line, which a
-            monitor killed mid-write leaves behind) is not a JSON object.
+        ValueError: a line is not a valid denet record (not JSON, not an object,
+            not a denet record, a field of the wrong type, a number that is not
+            finite); the message gives the line.  An unterminated last line,
+            which a monitor killed mid-write leaves behind, is skipped.  (The
+            summary functions and ``denet stats`` skip and count bad lines
+            instead.)
     """
     path = os.fspath(path)
-    with open(path, encoding="utf-8") as f:
-        content = f.read()
-    if not content.strip():
-        return []
-
-    items: list[Any]
-    stripped = content.strip()
-    items = None  # type: ignore[assignment]
-    if stripped[0] in "[{":
-        try:
-            doc = json.loads(stripped)
-        except ValueError:
-            doc = None
-        if isinstance(doc, list):
-            items = doc
-        elif isinstance(doc, dict) and isinstance(doc.get("samples"), list):
-            items = []
-            if isinstance(doc.get("metadata"), dict):
-                items.append(_formats.tag(doc["metadata"], "metadata"))
-            items.extend(doc["samples"])
-            if isinstance(doc.get("summary"), dict):
-                items.append(_formats.tag(doc["summary"], "summary"))
-    if items is None:
-        items = []
-        lines = content.split("\n")
-        truncated_tail = not content.endswith("\n")
-        for lineno, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                if truncated_tail and lineno == len(lines):
-                    continue
-                raise ValueError(f"{path}:{lineno}: not a JSON object: {line[:80]!r}") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{lineno}: not a JSON object: {line[:80]!r}")
-            items.append(obj)
-
-    out = []
-    for item in items:
-        if not isinstance(item, dict):
+    contents = _formats.read_file(path)
+    for problem in contents.problems:
+        if contents.incomplete_last_line and problem is contents.problems[-1]:
             continue
-        kind = _formats.classify(item)
+        where = f"{path}:{problem.line}:" if problem.line is not None else f"{path}: item {problem.item}:"
+        raise ValueError(f"{where} {problem.reason}")
+    out = []
+    for kind, record in contents.records:
         if kind in _formats.SAMPLE_KINDS:
-            out.append(_formats.strip_kind(_formats.normalize_record(item, kind)))
-        elif include_metadata and kind is not None:
-            out.append(_formats.tag(item, kind))
+            out.append(_formats.strip_kind(record))
+        elif include_metadata:
+            out.append(_formats.tag(record, kind))
     return out
 
 

@@ -1,4 +1,4 @@
-"""The ``denet`` command line.
+"""The ``denet`` command line: argument parsing and control flow.
 
 ::
 
@@ -6,22 +6,32 @@
     denet [options] attach PID            monitor a running process until it exits
     denet [options] stats FILE            summarise a file recorded with --out
     denet report FILE [-o OUT.html]       HTML report of a file recorded with --out
+    denet --version
 
-Options (before or after the sub-command name): ``--json``, ``--out FILE``,
-``--interval MS``, ``--max-interval MS``, ``--duration SECS``,
-``--exclude-children``, ``--since-process-start``, ``--quiet``,
-``--stats FILE``, ``--enable-ebpf``, ``--no-update``, ``--html FILE``.
+Options of ``run`` and ``attach`` (before or after the sub-command name): ``--out
+FILE``, ``--interval MS``, ``--max-interval MS``, ``--duration SECS``,
+``--exclude-children``, ``--since-process-start``, ``--enable-ebpf``,
+``--no-update``.  Options of every sub-command: ``--json``, ``--stats FILE``,
+``--quiet``, ``--format`` (of ``--out`` for run and attach, taken from its
+extension by default; of ``FILE`` for stats, told from its content by default),
+``--html FILE`` (the HTML report, see :mod:`denet.report`).
+``stats`` and ``report`` refuse the monitoring options instead of ignoring them.
 
 ``run`` exits with the command's exit code (128 + N when signal N ended it).
-Ctrl-C (or SIGTERM to denet) and ``--duration`` end the command: SIGTERM to its
-process group, SIGKILL to what is left after a 2 s grace period; the summary
-is still printed and written.  ``attach`` never signals the process it watches.
+Ctrl-C (or SIGTERM to denet) and ``--duration`` end the command with the policy
+of :mod:`denet._procgroup`: SIGTERM to its process group, SIGKILL to what is left
+after a 2 s grace period; the summary is still printed and written.  ``attach``
+never signals the process it watches.
+
+What it prints (status line, summary table, byte and time formatting) is in
+:mod:`denet._cli_format`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import signal
@@ -30,120 +40,12 @@ import tempfile
 import time
 from typing import Any
 
-from . import _formats
+from . import __version__, _cli_format, _formats, _procgroup
+from .execute import MAX_INTERVAL_MS
 
-GRACE_SECS = 2.0
+GRACE_SECS = _procgroup.GRACE_SECS
 _POLL_SECS = 0.1
-_STATUS_EVERY_SECS = 0.5
-
-
-# --------------------------------------------------------------------------
-# formatting
-
-
-def fmt_bytes(n: Any) -> str:
-    """``1536`` -> ``"1.5 KiB"``."""
-    try:
-        value = float(n)
-    except (TypeError, ValueError):
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"  # pragma: no cover
-
-
-def fmt_kib(n: Any) -> str:
-    try:
-        return fmt_bytes(float(n) * 1024)
-    except (TypeError, ValueError):
-        return "-"
-
-
-def fmt_duration(secs: Any) -> str:
-    """``75.5`` -> ``"1m15.5s"``."""
-    try:
-        secs = float(secs)
-    except (TypeError, ValueError):
-        return "-"
-    if secs < 60:
-        return f"{secs:.1f}s"
-    minutes, s = divmod(secs, 60)
-    if minutes < 60:
-        return f"{int(minutes)}m{s:04.1f}s"
-    hours, minutes = divmod(int(minutes), 60)
-    return f"{hours}h{minutes:02d}m{int(s):02d}s"
-
-
-def _whole_tree(sample: dict | None) -> dict:
-    """Aggregated metrics of a tree sample (flat samples as they are)."""
-    if not isinstance(sample, dict):
-        return {}
-    if _formats.sample_kind(sample) == "tree":
-        agg = sample.get("aggregated")
-        if isinstance(agg, dict):
-            return agg
-        parent = sample.get("parent")
-        return parent if isinstance(parent, dict) else {}
-    return sample
-
-
-def status_line(sample: dict | None, elapsed: float, syscall_rate: float | None = None) -> str:
-    """One-line live status for a sample."""
-    view = _whole_tree(sample)
-    if not view:
-        return f"[{fmt_duration(elapsed)}] waiting for the first sample..."
-    procs = view.get("process_count", 1)
-    parts = [
-        f"[{fmt_duration(elapsed)}]",
-        f"procs {procs}",
-        f"CPU {float(view.get('cpu_usage') or 0):.1f}%",
-        f"mem {fmt_kib(view.get('mem_rss_kb', 0))}",
-        f"threads {view.get('thread_count', 0)}",
-        f"disk r {fmt_bytes(view.get('disk_read_bytes', 0))} w {fmt_bytes(view.get('disk_write_bytes', 0))}",
-    ]
-    if syscall_rate is not None:
-        parts.append(f"syscalls {syscall_rate:,.0f}/s")
-    return "  ".join(parts)
-
-
-def summary_table(summary: dict, title: str = "denet summary", extra: list[tuple[str, str]] | None = None) -> str:
-    """Human-readable summary table."""
-    rows: list[tuple[str, str]] = list(extra or [])
-    g = summary.get
-    rows += [
-        ("Wall time", fmt_duration(g("total_time_secs", 0))),
-        ("Samples", str(g("sample_count", 0))),
-        ("Max processes", str(g("max_processes", 0))),
-        ("Max threads", str(g("max_threads", 0))),
-        ("Avg CPU", f"{float(g('avg_cpu_usage') or 0):.1f} %"),
-        ("CPU time", f"{float(g('total_cpu_time_secs') or 0):.2f} s"),
-        ("Peak memory (tree RSS)", fmt_kib(g("peak_mem_rss_kb", 0))),
-        ("Peak process RSS", fmt_kib(g("peak_process_rss_kb", 0))),
-        ("Disk read / write", f"{fmt_bytes(g('total_disk_read_bytes', 0))} / {fmt_bytes(g('total_disk_write_bytes', 0))}"),
-        (
-            "Read / write calls",
-            f"{fmt_bytes(g('total_syscall_read_bytes', 0))} / {fmt_bytes(g('total_syscall_write_bytes', 0))}",
-        ),
-        (
-            "Network rx / tx (namespace)",
-            f"{fmt_bytes(g('total_sys_net_rx_bytes', 0))} / {fmt_bytes(g('total_sys_net_tx_bytes', 0))}",
-        ),
-    ]
-    if "total_syscalls" in summary:
-        rows.append(("Syscalls", f"{int(g('total_syscalls') or 0):,}"))
-        by_cat = g("syscalls_by_category") or {}
-        if isinstance(by_cat, dict):
-            for cat, count in sorted(by_cat.items(), key=lambda kv: -(kv[1] or 0)):
-                if count:
-                    rows.append((f"  {cat}", f"{int(count):,}"))
-    if summary.get("estimated"):
-        rows.append(("Estimated", ", ".join(summary["estimated"])))
-    width = max(len(k) for k, _ in rows)
-    lines = [title, "-" * max(len(title), width + 20)]
-    lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]
-    return "\n".join(lines) + "\n"
+_MAX_PID = 2**31 - 1
 
 
 # --------------------------------------------------------------------------
@@ -157,6 +59,8 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number of milliseconds: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    if value > MAX_INTERVAL_MS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_INTERVAL_MS} ms (about 24.8 days), got {value}")
     return value
 
 
@@ -165,8 +69,8 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
     return value
 
 
@@ -175,55 +79,82 @@ def _pid(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a process id: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"not a process id: {text!r}")
+    if not 0 < value <= _MAX_PID:
+        raise argparse.ArgumentTypeError(f"not a process id: {text!r} (process ids are 1 to {_MAX_PID})")
     return value
 
 
+#: Defaults, filled in after parsing: every option is parsed with SUPPRESS so that
+#: where it was given (and whether at all) is known.
 _DEFAULTS = {
     "json": False,
+    "stats": None,
+    "quiet": False,
+    "format": None,
     "out": None,
     "interval": 100,
     "max_interval": 1000,
     "duration": None,
     "exclude_children": False,
     "since_process_start": False,
-    "quiet": False,
-    "stats": None,
     "enable_ebpf": False,
     "no_update": False,
     "html": None,
 }
+#: Options that only make sense while monitoring (run, attach), with their flag.
+_MONITOR_OPTIONS = {
+    "out": "--out",
+    "interval": "--interval",
+    "max_interval": "--max-interval",
+    "duration": "--duration",
+    "exclude_children": "--exclude-children",
+    "since_process_start": "--since-process-start",
+    "enable_ebpf": "--enable-ebpf",
+    "no_update": "--no-update",
+}
+_MONITOR_FLAGS = {"-o": "--out", "-i": "--interval", "-d": "--duration",
+                  **{flag: flag for flag in _MONITOR_OPTIONS.values()}}
 
 
-def _add_options(parser: argparse.ArgumentParser, with_defaults: bool) -> None:
-    def d(name):
-        return _DEFAULTS[name] if with_defaults else argparse.SUPPRESS
+def _add_report_options(parser: argparse.ArgumentParser, where: str) -> None:
+    """--json, --stats, --quiet, --format; ``where`` is "run", "stats" or "top"."""
+    sup = argparse.SUPPRESS
+    if where == "stats":
+        json_help = "print the summary as one JSON line instead of the table"
+        quiet_help = "print no table (with --stats: only write the file)"
+        format_help = "format of FILE (default: told from its content)"
+    else:
+        json_help = ("print each sample as one JSON line on stdout, then the summary line "
+                     "(stats: the summary line only)")
+        quiet_help = "no status line and no summary table"
+        format_help = ("format of the --out file (default: from its extension, .json, .csv or "
+                       ".jsonl; else jsonl); for stats, the format of FILE")
+    parser.add_argument("--json", action="store_true", default=sup, help=json_help)
+    parser.add_argument("--stats", metavar="FILE", default=sup, help="write the summary as JSON to FILE")
+    parser.add_argument("--quiet", "-q", action="store_true", default=sup, help=quiet_help)
+    parser.add_argument("--format", "-f", choices=_formats.FILE_FORMATS, default=sup, help=format_help)
+    parser.add_argument("--html", metavar="FILE", default=sup,
+                        help="also write the HTML report to FILE (charts, processes, syscalls)")
 
-    parser.add_argument("--json", action="store_true", default=d("json"),
-                        help="print each sample as one JSON line on stdout, then the summary line")
-    parser.add_argument("--out", "-o", metavar="FILE", default=d("out"),
-                        help="write samples to FILE as JSONL (metadata, samples and summary, tagged with 'kind')")
-    parser.add_argument("--interval", "-i", metavar="MS", type=_positive_int, default=d("interval"),
-                        help="base sampling interval in ms (default 100)")
-    parser.add_argument("--max-interval", metavar="MS", type=_positive_int, default=d("max_interval"),
-                        help="longest sampling interval in ms, reached after 10 s (default 1000)")
-    parser.add_argument("--duration", "-d", metavar="SECS", type=_positive_float, default=d("duration"),
-                        help="stop after SECS seconds (run: terminate the command; attach: detach)")
-    parser.add_argument("--exclude-children", action="store_true", default=d("exclude_children"),
-                        help="monitor only the process itself, not its children")
-    parser.add_argument("--since-process-start", action="store_true", default=d("since_process_start"),
-                        help="I/O counters since the process started rather than since monitoring began")
-    parser.add_argument("--quiet", "-q", action="store_true", default=d("quiet"),
-                        help="no status line and no summary table")
-    parser.add_argument("--stats", metavar="FILE", default=d("stats"),
-                        help="write the summary as JSON to FILE")
-    parser.add_argument("--enable-ebpf", action="store_true", default=d("enable_ebpf"),
-                        help="count system calls with eBPF (needs root or CAP_BPF+CAP_PERFMON)")
-    parser.add_argument("--no-update", action="store_true", default=d("no_update"),
-                        help="no live status line")
-    parser.add_argument("--html", metavar="FILE", default=d("html"),
-                        help="write an HTML report of the run to FILE (charts, processes, syscalls)")
+
+def _add_monitor_options(parser: argparse.ArgumentParser, note: str = "") -> None:
+    sup = argparse.SUPPRESS
+    parser.add_argument("--out", "-o", metavar="FILE", default=sup,
+                        help="write samples to FILE: JSONL (metadata, samples and summary, tagged with "
+                             "'kind'), a JSON array or CSV, by --format or the extension" + note)
+    parser.add_argument("--interval", "-i", metavar="MS", type=_positive_int, default=sup,
+                        help="base sampling interval in ms (default 100)" + note)
+    parser.add_argument("--max-interval", metavar="MS", type=_positive_int, default=sup,
+                        help="longest sampling interval in ms, reached after 10 s (default 1000)" + note)
+    parser.add_argument("--duration", "-d", metavar="SECS", type=_positive_float, default=sup,
+                        help="stop after SECS seconds (run: terminate the command; attach: detach)" + note)
+    parser.add_argument("--exclude-children", action="store_true", default=sup,
+                        help="monitor only the process itself, not its children" + note)
+    parser.add_argument("--since-process-start", action="store_true", default=sup,
+                        help="I/O counters since the process started rather than since monitoring began" + note)
+    parser.add_argument("--enable-ebpf", action="store_true", default=sup,
+                        help="count system calls with eBPF (needs root or CAP_BPF+CAP_PERFMON)" + note)
+    parser.add_argument("--no-update", action="store_true", default=sup, help="no live status line" + note)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,27 +164,65 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  denet run -- python train.py\n"
                "  denet --json --out run.jsonl run -- make -j4\n"
+               "  denet --out run.csv run -- ./job     # CSV, from the extension\n"
                "  denet --duration 30 attach 1234\n"
                "  denet stats run.jsonl\n"
                "  denet report run.jsonl -o run.html",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_options(parser, with_defaults=True)
+    parser.add_argument("--version", "-V", action="version", version=f"denet {__version__}")
+    _add_report_options(parser, "top")
+    _add_monitor_options(parser, note=" (run, attach)")
     sub = parser.add_subparsers(dest="command", metavar="{run,attach,stats,report}")
 
-    run = sub.add_parser("run", help="run a command and monitor it", usage="denet [options] run [options] -- CMD [ARG...]")
-    _add_options(run, with_defaults=False)
+    run = sub.add_parser("run", help="run a command and monitor it",
+                         usage="denet [options] run [options] -- CMD [ARG...]")
+    _add_report_options(run, "run")
+    _add_monitor_options(run)
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="the command (after --)")
 
     attach = sub.add_parser("attach", help="monitor a running process")
-    _add_options(attach, with_defaults=False)
+    _add_report_options(attach, "run")
+    _add_monitor_options(attach)
     attach.add_argument("pid", type=_pid, help="process id")
 
-    stats = sub.add_parser("stats", help="summarise a recorded JSONL file")
-    _add_options(stats, with_defaults=False)
+    stats = sub.add_parser("stats", help="summarise a recorded file (JSONL, JSON or CSV)")
+    _add_report_options(stats, "stats")
     stats.add_argument("file", help="file written by --out (or a monitor's output_file)")
     _add_report_parser(sub)
     return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and check the command line (argparse exits with status 2 on errors)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    command = getattr(args, "command", None)
+    if command in ("stats", "report"):
+        given = [flag for dest, flag in _MONITOR_OPTIONS.items() if hasattr(args, dest)]
+        given += [_MONITOR_FLAGS[x.split("=", 1)[0]] for x in extra if x.split("=", 1)[0] in _MONITOR_FLAGS]
+        if given:
+            parser.error(f"{given[0]} applies to run and attach, not to {command} "
+                         f"({command} reads a recorded file)")
+    if command == "report":
+        given = [flag for dest, flag in (("json", "--json"), ("stats", "--stats")) if hasattr(args, dest)]
+        if given:
+            parser.error(f"{given[0]} does not apply to report, which writes an HTML page (use -o OUT.html)")
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    for dest, default in _DEFAULTS.items():
+        if not hasattr(args, dest):
+            setattr(args, dest, default)
+    args.out_format = None
+    if command in ("run", "attach"):
+        if args.format is not None and args.out is None:
+            parser.error("--format sets the format of the --out file: give --out FILE too")
+        if args.out is not None:
+            args.out_format = args.format or _formats.format_from_path(args.out) or "jsonl"
+            if args.json and args.out_format != "jsonl":
+                parser.error(f"--json streams samples as JSON lines, which needs --out in jsonl format, "
+                             f"not {args.out_format} ({args.out}); use a .jsonl file, or leave out --json")
+    return args
 
 
 # --------------------------------------------------------------------------
@@ -266,6 +235,14 @@ def _err(msg: str) -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
+
+
+def _json_text(obj: Any, **kw) -> str:
+    """JSON text that is JSON: NaN and infinities become null, and we say so."""
+    safe, replaced = _formats.json_safe(obj)
+    if replaced:
+        _err(f"{replaced} number(s) that were not finite written as null")
+    return json.dumps(safe, allow_nan=False, **kw)
 
 
 class _JsonForwarder:
@@ -323,73 +300,6 @@ class _JsonForwarder:
             self.fh = None
 
 
-class _Status:
-    """The live status line on stderr (only on a terminal)."""
-
-    def __init__(self, enabled: bool, ebpf: bool):
-        self.enabled = enabled
-        self.ebpf = ebpf
-        self.last_draw = 0.0
-        self.last_total: tuple[float, int] | None = None
-        self.rate: float | None = None
-        self.drawn = False
-        self.ebpf_error_shown = False
-
-    def _syscall_rate(self, sample: dict | None, now: float) -> float | None:
-        ebpf = _whole_tree(sample).get("ebpf")
-        if not isinstance(ebpf, dict):
-            return None
-        syscalls = ebpf.get("syscalls")
-        if not isinstance(syscalls, dict) or not isinstance(syscalls.get("total"), (int, float)):
-            return None
-        total = int(syscalls["total"])
-        if self.last_total is not None and now > self.last_total[0] and total >= self.last_total[1]:
-            self.rate = (total - self.last_total[1]) / (now - self.last_total[0])
-        elif self.rate is None:
-            analysis = syscalls.get("analysis")
-            if isinstance(analysis, dict) and isinstance(analysis.get("syscall_rate_per_sec"), (int, float)):
-                self.rate = float(analysis["syscall_rate_per_sec"])
-        self.last_total = (now, total)
-        return self.rate
-
-    def ebpf_error(self, sample: dict | None) -> str | None:
-        ebpf = _whole_tree(sample).get("ebpf")
-        if isinstance(ebpf, dict) and ebpf.get("error"):
-            return str(ebpf["error"])
-        return None
-
-    def update(self, sample: dict | None, elapsed: float, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not force and now - self.last_draw < _STATUS_EVERY_SECS:
-            return
-        self.last_draw = now
-        rate = self._syscall_rate(sample, now) if self.ebpf else None
-        line = status_line(sample, elapsed, rate)
-        try:
-            cols = os.get_terminal_size(sys.stderr.fileno()).columns
-        except (OSError, ValueError, AttributeError):
-            cols = 0
-        if cols >= 20:  # a terminal that reports no size (0) gets the whole line
-            line = line[: cols - 1]
-        try:
-            sys.stderr.write("\r" + line + "\x1b[K")
-            sys.stderr.flush()
-            self.drawn = True
-        except (OSError, ValueError):
-            self.enabled = False
-
-    def clear(self) -> None:
-        if self.drawn:
-            try:
-                sys.stderr.write("\r\x1b[K")
-                sys.stderr.flush()
-            except (OSError, ValueError):
-                pass
-            self.drawn = False
-
-
 class _Stopper:
     """Turns SIGINT/SIGTERM/SIGHUP into a flag; restores the handlers on exit."""
 
@@ -421,24 +331,6 @@ class _Stopper:
         return False
 
 
-def _killpg(pgid: int, sig: int) -> bool:
-    try:
-        os.killpg(pgid, sig)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
 def _load_extension():
     try:
         import denet._denet as _denet  # noqa: PLC0415
@@ -451,10 +343,10 @@ def _load_extension():
 
 
 def _write_stats(path: str, summary: dict) -> bool:
+    text = _json_text(summary, indent=2) + "\n"
     try:
         with open(path, "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2)
-            f.write("\n")
+            f.write(text)
         return True
     except OSError as e:
         _err(f"cannot write --stats file {path}: {e.strerror or e}")
@@ -467,7 +359,7 @@ def _monitor_kwargs(args, output_file: str | None) -> dict:
         "max_interval_ms": args.max_interval,
         "since_process_start": args.since_process_start,
         "output_file": output_file,
-        "output_format": "jsonl",
+        "output_format": args.out_format or "jsonl",
         "store_in_memory": False,
         "quiet": True,
         "include_children": not args.exclude_children,
@@ -480,7 +372,7 @@ def _finish_report(args, summary: dict, extra_rows: list[tuple[str, str]]) -> bo
     """Print/write the summary as the options ask; False if --stats failed."""
     ok = True
     if args.json:
-        line = json.dumps(_formats.tag(summary, "summary"), separators=(",", ":"))
+        line = _json_text(_formats.tag(summary, "summary"), separators=(",", ":"))
         try:
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
@@ -488,7 +380,7 @@ def _finish_report(args, summary: dict, extra_rows: list[tuple[str, str]]) -> bo
             pass
     elif not args.quiet:
         try:
-            sys.stderr.write(summary_table(summary, extra=extra_rows))
+            sys.stderr.write(_cli_format.summary_table(summary, extra=extra_rows))
             sys.stderr.flush()
         except (OSError, ValueError):
             pass
@@ -501,18 +393,18 @@ def _finish_report(args, summary: dict, extra_rows: list[tuple[str, str]]) -> bo
 # sub-commands
 
 
-def _monitor_loop(monitor, args, status: _Status, forward: _JsonForwarder | None, stopper: _Stopper,
-                  pgid: int | None) -> tuple[int | None, str | None]:
+def _monitor_loop(monitor, args, status: _cli_format.StatusLine, forward: _JsonForwarder | None,
+                  stopper: _Stopper, pgid: int | None) -> tuple[int | None, str | None]:
     """Sample until the process ends, a signal arrives or --duration passes.
 
-    ``pgid`` set (run): stopping terminates that process group, SIGKILL after
-    the grace period; returns the exit code.  ``pgid`` None (attach): stopping
-    only detaches.  Returns ``(exit_code or None, reason it was stopped or None)``.
+    ``pgid`` set (run): stopping stops that process group with the policy of
+    :mod:`denet._procgroup` (SIGTERM, SIGKILL after the grace period or at a second
+    signal); returns the exit code.  ``pgid`` None (attach): stopping only
+    detaches.  Returns ``(exit_code or None, reason it was stopped or None)``.
     """
     start = time.monotonic()
     reason: str | None = None
-    kill_at: float | None = None
-    killed = False
+    stop = _procgroup.GroupStop(pgid) if pgid is not None else None
     code = None
     while True:
         if pgid is not None:
@@ -530,24 +422,30 @@ def _monitor_loop(monitor, args, status: _Status, forward: _JsonForwarder | None
             elif args.duration is not None and now - start >= args.duration:
                 reason = "duration"
             if reason is not None:
-                if pgid is None:
+                if stop is None:
                     break
-                _killpg(pgid, signal.SIGTERM)
-                kill_at = now + GRACE_SECS
-        elif pgid is not None and not killed and (stopper.count > 1 or (kill_at is not None and now >= kill_at)):
-            _killpg(pgid, signal.SIGKILL)
-            killed = True
+                stop.start()
+        elif stop is not None:
+            stop.poll(hurry=stopper.count > 1)
         if forward is not None:
             forward.pump()
         status.update(_latest(monitor), now - start)
-    if pgid is not None and reason is not None:
+    if stop is not None and stop.started:
         # The leader is gone; give the rest of the group what is left of the
         # grace period, then kill whatever still runs.
-        while _group_alive(pgid) and kill_at is not None and time.monotonic() < kill_at and stopper.count < 2:
-            time.sleep(0.05)
-        if _group_alive(pgid):
-            _killpg(pgid, signal.SIGKILL)
+        stop.finish(hurry=lambda: stopper.count > 1)
     return code, reason
+
+
+def _stop(monitor) -> bool:
+    """Stops the monitor; False (after saying so) when the output file could not be
+    written completely, e.g. a full disk."""
+    try:
+        monitor.stop()
+    except OSError as e:
+        _err(f"warning: {e.strerror or e}: the --out file is incomplete")
+        return False
+    return True
 
 
 def _latest(monitor) -> dict | None:
@@ -608,7 +506,7 @@ def _report_ebpf_error(monitor, args) -> None:
     error = getattr(monitor, "ebpf_error", None)
     if error is None:
         sample = _latest(monitor)
-        ebpf = _whole_tree(sample).get("ebpf")
+        ebpf = _cli_format.whole_tree(sample).get("ebpf")
         if isinstance(ebpf, dict):
             error = ebpf.get("error")
     if error:
@@ -626,7 +524,7 @@ def cmd_run(args) -> int:
     if monitor_cls is None:
         return 1
     output_file, temp = _prepare_output(args)
-    status = _Status(_status_enabled(args), args.enable_ebpf)
+    status = _cli_format.StatusLine(_status_enabled(args), args.enable_ebpf)
     forward = _JsonForwarder(output_file) if args.json and output_file else None
     try:
         with _Stopper() as stopper:
@@ -661,11 +559,11 @@ def cmd_run(args) -> int:
                 code, reason = _monitor_loop(monitor, args, status, forward, stopper, pgid=pid)
             except BaseException:
                 # an error of our own: never leave the command running behind
-                _killpg(pid, signal.SIGKILL)
-                monitor.stop()
+                _procgroup.kill_group_now(pid)
+                _stop(monitor)
                 status.clear()
                 raise
-            monitor.stop()
+            out_ok = _stop(monitor)
             status.clear()
             if forward is not None:
                 forward.pump(final=True)
@@ -676,7 +574,7 @@ def cmd_run(args) -> int:
             extra = [("Command", shlex.join(cmd)), ("Exit code", _describe_exit(code))]
             if reason is not None:
                 extra.append(("Stopped by", "--duration" if reason == "duration" else reason))
-            if not _finish_report(args, summary, extra):
+            if not _finish_report(args, summary, extra) or not out_ok:
                 return exit_code or 1
             if not _write_html(args, output_file, title=f"denet run -- {shlex.join(cmd)}"):
                 return exit_code or 1
@@ -708,7 +606,7 @@ def cmd_attach(args) -> int:
     if monitor_cls is None:
         return 1
     output_file, temp = _prepare_output(args)
-    status = _Status(_status_enabled(args), args.enable_ebpf)
+    status = _cli_format.StatusLine(_status_enabled(args), args.enable_ebpf)
     forward = _JsonForwarder(output_file) if args.json and output_file else None
     try:
         with _Stopper() as stopper:
@@ -729,18 +627,19 @@ def cmd_attach(args) -> int:
                 _err(str(e))
                 return 1
             _report_ebpf_error(monitor, args)
+            out_ok = False
             try:
                 monitor.start()
                 _, reason = _monitor_loop(monitor, args, status, forward, stopper, pgid=None)
             finally:
-                monitor.stop()
+                out_ok = _stop(monitor)
             status.clear()
             if forward is not None:
                 forward.pump(final=True)
             summary = _summarize(monitor)
             extra = [("Attached to pid", str(args.pid))]
             extra.append(("Stopped by", {None: "process exit", "duration": "--duration"}.get(reason, reason)))
-            ok = _finish_report(args, summary, extra)
+            ok = _finish_report(args, summary, extra) and out_ok
             return 0 if _write_html(args, output_file, title=f"denet attach {args.pid}") and ok else 1
     finally:
         if forward is not None:
@@ -753,21 +652,27 @@ def cmd_attach(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from ._summary import generate_summary_from_file
+    from ._summary import summarize_file
 
     try:
-        summary = generate_summary_from_file(args.file)
+        summary, contents = summarize_file(args.file, args.format)
     except OSError as e:
         _err(f"stats: {e.strerror + ': ' + args.file if e.strerror else e}")
         return 1
-    if args.json:
-        sys.stdout.write(json.dumps(_formats.tag(summary, "summary"), separators=(",", ":")) + "\n")
-    else:
-        sys.stdout.write(summary_table(summary, title=f"denet summary of {args.file}"))
-    sys.stdout.flush()
+    if contents.problems:
+        _err(f"stats: {args.file}: skipped {contents.describe_problems()}; "
+             "the summary leaves them out")
+    try:
+        if args.json:
+            sys.stdout.write(_json_text(_formats.tag(summary, "summary"), separators=(",", ":")) + "\n")
+        elif not args.quiet:
+            sys.stdout.write(_cli_format.summary_table(summary, title=f"denet summary of {args.file}"))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
     if args.stats and not _write_stats(args.stats, summary):
         return 1
-    if not _write_html(args, args.file):
+    if not _write_html(args, args.file, file_format=args.format):
         return 1
     return 0
 
@@ -777,18 +682,22 @@ def cmd_stats(args) -> int:
 
 
 def _add_report_parser(sub) -> None:
-    report = sub.add_parser("report", help="write an HTML report of a recorded JSONL file",
+    report = sub.add_parser("report", help="write an HTML report of a recorded file",
                             usage="denet report FILE [-o OUT.html] [--title TEXT] [--offcpu-folded FILE]")
-    report.add_argument("file", help="file written by --out (or a monitor's output_file)")
+    report.add_argument("file", help="file written by --out (or a monitor's output_file): JSONL, JSON or CSV")
     report.add_argument("-o", "--output", dest="report_output", metavar="OUT.html", default=None,
                         help="where to write the report (default: FILE with the suffix .html)")
     report.add_argument("--title", default=None, help="heading of the report")
     report.add_argument("--offcpu-folded", metavar="FOLDED", default=None,
                         help="folded off-CPU stacks ('a;b;c 123' lines, values in ns) for a flame graph")
+    report.add_argument("--format", "-f", choices=_formats.FILE_FORMATS, default=argparse.SUPPRESS,
+                        help="format of FILE (default: told from its content)")
+    report.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                        help="do not say where the report was written")
 
 
 def _write_html(args, samples_file: str | None, *, output: str | None = None, title: str | None = None,
-                folded: str | None = None) -> bool:
+                folded: str | None = None, file_format: str | None = None) -> bool:
     """Write the HTML report of samples_file to --html (or output); False after an error."""
     target = output or getattr(args, "html", None)
     if not target:
@@ -796,13 +705,15 @@ def _write_html(args, samples_file: str | None, *, output: str | None = None, ti
     from . import report  # noqa: PLC0415
 
     try:
-        run = report.load_run(samples_file)
+        run = report.load_run(samples_file, file_format)
         if folded:
             with open(folded, encoding="utf-8", errors="replace") as f:
                 run.offcpu_folded = f.read()
     except OSError as e:
         _err(f"report: cannot read {e.filename}: {e.strerror}" if e.strerror else f"report: {e}")
         return False
+    if run.problems:
+        _err(f"report: {samples_file}: skipped {run.problems}; the report leaves them out")
     page = report.render_html(run.samples, run.summary, run.metadata, offcpu_folded=run.offcpu_folded,
                               title=title or f"denet report: {os.path.basename(samples_file)}")
     try:
@@ -816,19 +727,20 @@ def _write_html(args, samples_file: str | None, *, output: str | None = None, ti
 
 
 def cmd_report(args) -> int:
-    output = args.report_output or args.out
+    output = args.report_output or args.html
     if not output:
         base, ext = os.path.splitext(args.file)
-        output = (base if ext in (".jsonl", ".json") else args.file) + ".html"
-    return 0 if _write_html(args, args.file, output=output, title=args.title, folded=args.offcpu_folded) else 1
+        output = (base if ext.lower() in (".jsonl", ".ndjson", ".json", ".csv") else args.file) + ".html"
+    ok = _write_html(args, args.file, output=output, title=args.title, folded=args.offcpu_folded,
+                     file_format=args.format)
+    return 0 if ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``denet`` console script; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     if args.command is None:
-        parser.print_help(sys.stderr)
+        build_parser().print_help(sys.stderr)
         return 2
     if args.command == "run":
         return cmd_run(args)

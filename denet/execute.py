@@ -7,18 +7,24 @@ with eBPF, registers it before it execs) use ``ProcessMonitor(cmd, ...)``.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import signal
 import subprocess
 import sys
 import threading
+import warnings
 from typing import Any, BinaryIO
+
+from . import _procgroup
 
 __all__ = ["execute_with_monitoring"]
 
 _OUTPUT_FORMATS = ("jsonl", "json", "csv")
 _DRAIN_JOIN_SECS = 2.0
+#: The extension keeps intervals in a C int of milliseconds (about 24.8 days).
+MAX_INTERVAL_MS = 2**31 - 1
 
 
 def _check_interval(name: str, value: Any) -> int:
@@ -26,7 +32,21 @@ def _check_interval(name: str, value: Any) -> int:
         raise TypeError(f"{name} must be an int number of milliseconds, not {type(value).__name__}")
     if value <= 0:
         raise ValueError(f"{name} must be > 0 ms, got {value}")
+    if value > MAX_INTERVAL_MS:
+        raise ValueError(f"{name} must be at most {MAX_INTERVAL_MS} ms (about 24.8 days), got {value}")
     return value
+
+
+def _check_timeout(timeout: Any) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or None, not {type(timeout).__name__}")
+    if not math.isfinite(timeout):
+        raise ValueError(f"timeout must be a finite number of seconds (or None for no timeout), got {timeout}")
+    if timeout <= 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+    return timeout
 
 
 def _normalize_cmd(cmd: Any) -> list[str]:
@@ -106,13 +126,6 @@ def _drain(pipe: BinaryIO, sink_name: str, quiet: bool) -> None:
             pass
 
 
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def execute_with_monitoring(
     cmd,
     stdout_file=None,
@@ -140,8 +153,10 @@ def execute_with_monitoring(
             a pipe by a background thread (so a chatty command never blocks) and
             copied to this process's ``sys.stdout``/``sys.stderr`` -- or dropped
             when ``quiet``.
-        timeout: seconds to wait; on expiry the command's whole process group is
-            killed (SIGKILL) and :class:`subprocess.TimeoutExpired` is raised.
+        timeout: seconds to wait (a finite number > 0, or None).  On expiry the
+            command's whole process group gets SIGTERM, then SIGKILL after a
+            2 s grace period (see ``denet._procgroup``), and
+            :class:`subprocess.TimeoutExpired` is raised.
         base_interval_ms, max_interval_ms: the adaptive sampling interval: base
             for the first second, a ramp to max by 10 s, then max.
         store_in_memory: keep samples for ``monitor.get_samples()``.
@@ -163,8 +178,8 @@ def execute_with_monitoring(
         ``ProcessMonitor`` with its samples and summary.
 
     Raises:
-        ValueError: empty ``cmd``, non-positive interval or timeout, unknown
-            ``output_format``.
+        ValueError: empty ``cmd``, an interval that is not 1 to 2**31-1 ms, a
+            timeout that is not a finite number > 0, unknown ``output_format``.
         TypeError: arguments of the wrong type.
         FileNotFoundError, PermissionError: the command cannot be started.
         subprocess.TimeoutExpired: ``timeout`` expired (the command is killed).
@@ -172,11 +187,7 @@ def execute_with_monitoring(
     args = _normalize_cmd(cmd)
     _check_interval("base_interval_ms", base_interval_ms)
     _check_interval("max_interval_ms", max_interval_ms)
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise TypeError(f"timeout must be a number of seconds or None, not {type(timeout).__name__}")
-        if timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+    timeout = _check_timeout(timeout)
     if not isinstance(output_format, str) or output_format not in _OUTPUT_FORMATS:
         raise ValueError(f"unknown output_format {output_format!r}; use one of {', '.join(_OUTPUT_FORMATS)}")
 
@@ -211,7 +222,7 @@ def execute_with_monitoring(
         pgid = proc.pid  # start_new_session: the child leads its own group
         paused = False
         if pause_for_attachment:
-            _killpg(pgid, signal.SIGSTOP)
+            _procgroup.signal_group(pgid, signal.SIGSTOP)
             paused = True
         # Start draining at once: a paused child writes nothing, a running one
         # must never block on a full pipe while we attach.
@@ -238,7 +249,7 @@ def execute_with_monitoring(
             monitor.start()
         finally:
             if paused:
-                _killpg(pgid, signal.SIGCONT)
+                _procgroup.signal_group(pgid, signal.SIGCONT)
 
         try:
             exit_code = proc.wait(timeout=timeout)
@@ -248,25 +259,36 @@ def execute_with_monitoring(
             timed_out = False
     except BaseException:
         # Ctrl-C, a failed attach, ...: leave nothing running behind.
-        if proc is not None and proc.poll() is None:
-            _killpg(proc.pid, signal.SIGKILL)
-            proc.kill()
-            proc.wait()
-        _finish(monitor, drains)
-        for f in to_close:
-            _close(f)
+        try:
+            if proc is not None and (proc.poll() is None or _procgroup.group_alive(proc.pid)):
+                _stop_command(proc)
+        finally:
+            _finish(monitor, drains)
+            for f in to_close:
+                _close(f)
         raise
     try:
         if timed_out:
-            _killpg(pgid, signal.SIGKILL)
-            proc.kill()
-            proc.wait()
+            _stop_command(proc)
             raise subprocess.TimeoutExpired(args, timeout)
         return exit_code, monitor
     finally:
         _finish(monitor, drains)
         for f in to_close:
             _close(f)
+
+
+def _stop_command(proc: subprocess.Popen) -> None:
+    """The kill policy of denet._procgroup for the command's process group, then reap it."""
+    try:
+        _procgroup.stop_group(proc.pid, reap=proc.poll)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        try:
+            proc.wait(timeout=_procgroup.KILL_WAIT_SECS)
+        except subprocess.TimeoutExpired:
+            pass  # unkillable for now (uninterruptible sleep): Popen reaps it later
 
 
 def _close(f) -> None:
@@ -287,6 +309,10 @@ def _finish(monitor, drains) -> None:
     if monitor is not None:
         try:
             monitor.stop()
+        except OSError as e:
+            # output_file could not be written completely (a full disk): the samples in
+            # memory are fine, the file is not, and the caller must hear of it.
+            warnings.warn(f"denet: {e}", RuntimeWarning, stacklevel=3)
         except Exception:
             pass
     for t in drains:

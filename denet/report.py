@@ -116,35 +116,33 @@ class Run:
     summary: dict | None = None
     metadata: dict | None = None
     offcpu_folded: Any = None
-    source: str | None = None
+    problems: str = ""  # the lines of the file that could not be read, described ("" when none)
 
 
-def load_run(path: str | os.PathLike) -> Run:
-    """Read a file written by denet (``--out``/``output_file``: JSONL, or the JSON format).
+def load_run(path: str | os.PathLike, format: str | None = None) -> Run:
+    """Read a file written by denet (``--out``/``output_file``), in any of its formats:
+    JSON lines, a JSON array or CSV (``format`` forces one; else the content decides).
 
     The summary is the file's summary record when it has one (exact totals), else it is
-    computed from the samples.
+    computed from the samples.  Lines that are not valid denet records are left out and
+    described in ``Run.problems``.
 
     Raises:
         OSError: the file cannot be read, or holds no denet samples.
     """
-    from ._summary import _records_from_json_document, summarize_records  # noqa: PLC0415
+    from ._summary import summarize_file  # noqa: PLC0415
 
-    path = os.fspath(path)
-    with open(path, "rb") as f:
-        text = f.read().decode("utf-8", errors="replace")
-    records = list(_formats.iter_text_records(text)) or _records_from_json_document(text)
-    samples = [r for kind, r in records if kind in _formats.SAMPLE_KINDS]
-    if not samples and not any(kind == "summary" for kind, _ in records):
-        raise OSError(f"{path}: no denet samples found (not a file written by denet --out?)")
+    summary, contents = summarize_file(path, format)
+    records = contents.records
+    samples = [_formats.strip_kind(r) for kind, r in records if kind in _formats.SAMPLE_KINDS]
     metadata = next((r for kind, r in records if kind == "metadata"), None)
-    summary = summarize_records(records)
     recorded = next((r for kind, r in reversed(records) if kind == "summary"), None)
     if recorded:
         # keys the summary functions do not know (processes, off-CPU, ...) are kept
         summary.update((k, v) for k, v in recorded.items() if k != "kind" and k not in summary)
-    return Run(samples=[_formats.strip_kind(s) for s in samples], summary=summary,
-               metadata=_formats.strip_kind(metadata) if metadata else None, source=path)
+    return Run(samples=samples, summary=summary,
+               metadata=_formats.strip_kind(metadata) if metadata else None,
+               problems=contents.describe_problems())
 
 
 def write_report(src: str | os.PathLike, out: str | os.PathLike, *, title: str | None = None,
@@ -671,6 +669,8 @@ def _summary_rows(summary: Mapping) -> list[tuple[str, str]]:
         rows.append(("Off-CPU time", fmt_secs(g("total_offcpu_time_secs"))))
     if g("estimated"):
         rows.append(("Estimated from samples", ", ".join(map(str, g("estimated")))))
+    if g("skipped_records"):
+        rows.append(("Records skipped (not valid)", fmt_count(g("skipped_records"))))
     return rows
 
 

@@ -237,8 +237,45 @@ def test_garbage_collected_monitor_stops_its_thread():
     pid = mon.get_pid()
     del mon
     gc.collect()
-    assert our_thread_count() == before
+    # The sampler is gone; the command runs on (as a deleted Popen's does) and one
+    # reaper thread waits for it, so it never stays a zombie.
+    assert our_thread_count() == before + 1
     os.kill(pid, 9)
+    deadline = time.monotonic() + 10
+    while our_thread_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert our_thread_count() == before
+    assert not os.path.exists(f"/proc/{pid}")
+
+
+def zombies_of_ours():
+    me = str(os.getpid())
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if st[0] == "Z" and st[1] == me:
+            out.append(int(d))
+    return out
+
+
+def test_deleted_monitors_leave_no_zombies():
+    # issue 8.13: twenty started-and-deleted monitors left twenty zombies.
+    for _ in range(20):
+        mon = denet.ProcessMonitor(["sleep", "0.2"], base_interval_ms=20)
+        mon.start()
+        del mon
+    gc.collect()
+    deadline = time.monotonic() + 15
+    while zombies_of_ours() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert zombies_of_ours() == []
 
 
 def test_running_monitor_at_interpreter_exit_flushes_its_summary(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from denet import cli
+from denet import _cli_format, cli
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -91,35 +91,69 @@ def recorded(tmp_path):
 
 class TestFormatting:
     def test_fmt_bytes(self):
-        assert cli.fmt_bytes(0) == "0 B"
-        assert cli.fmt_bytes(1023) == "1023 B"
-        assert cli.fmt_bytes(1536) == "1.5 KiB"
-        assert cli.fmt_bytes(5 * 1024 ** 3) == "5.0 GiB"
-        assert cli.fmt_kib(2048) == "2.0 MiB"
+        assert _cli_format.fmt_bytes(0) == "0 B"
+        assert _cli_format.fmt_bytes(1023) == "1023 B"
+        assert _cli_format.fmt_bytes(1536) == "1.5 KiB"
+        assert _cli_format.fmt_bytes(5 * 1024 ** 3) == "5.0 GiB"
+        assert _cli_format.fmt_kib(2048) == "2.0 MiB"
 
     def test_fmt_duration(self):
-        assert cli.fmt_duration(5.25) == "5.2s" or cli.fmt_duration(5.25) == "5.3s"
-        assert cli.fmt_duration(75.5) == "1m15.5s"
-        assert cli.fmt_duration(3725) == "1h02m05s"
+        assert _cli_format.fmt_duration(5.25) == "5.2s" or _cli_format.fmt_duration(5.25) == "5.3s"
+        assert _cli_format.fmt_duration(75.5) == "1m15.5s"
+        assert _cli_format.fmt_duration(3725) == "1h02m05s"
 
     def test_status_line(self):
         sample = {"ts_ms": 1, "parent": {}, "children": [],
                   "aggregated": {"cpu_usage": 150.0, "mem_rss_kb": 2048, "thread_count": 7,
                                  "disk_read_bytes": 1024, "disk_write_bytes": 0, "process_count": 3}}
-        line = cli.status_line(sample, 12.0)
+        line = _cli_format.status_line(sample, 12.0)
         assert "procs 3" in line and "CPU 150.0%" in line and "mem 2.0 MiB" in line
         assert "threads 7" in line and "disk r 1.0 KiB w 0 B" in line
         assert "syscalls" not in line
-        assert "syscalls 1,234/s" in cli.status_line(sample, 12.0, 1234.0)
-        assert "waiting" in cli.status_line(None, 0.1)
+        assert "syscalls 1,234/s" in _cli_format.status_line(sample, 12.0, 1234.0)
+        assert "waiting" in _cli_format.status_line(None, 0.1)
 
     def test_summary_table(self):
         s = {"total_time_secs": 2.0, "sample_count": 3, "max_processes": 4, "max_threads": 9,
              "avg_cpu_usage": 50.0, "total_cpu_time_secs": 1.0, "peak_mem_rss_kb": 1024,
              "total_syscalls": 10, "syscalls_by_category": {"file_io": 7, "ipc": 3, "time": 0}}
-        table = cli.summary_table(s)
+        table = _cli_format.summary_table(s)
         assert "Max processes" in table and " 4\n" in table
         assert "file_io" in table and "time" not in table.split("Syscalls")[1]
+
+    def test_peak_rows_say_what_they_measure(self):
+        # the one-process peak (a high-water mark) larger than the tree's sampled peak
+        s = {"peak_mem_rss_kb": 1024, "peak_process_rss_kb": 4096}
+        rows = dict(line.strip().rsplit("  ", 1) for line in _cli_format.summary_table(s).splitlines()[2:])
+        rows = {k.strip(): v.strip() for k, v in rows.items()}
+        assert rows["Peak RSS of the tree (sum at one sample)"] == "1.0 MiB"
+        assert rows["Peak RSS of one process (kernel high-water mark)"] == "4.0 MiB"
+        s["estimated"] = ["peak_process_rss_kb"]
+        assert "Peak RSS of one process (largest sampled)" in _cli_format.summary_table(s)
+
+    def test_table_of_values_that_are_not_numbers(self):
+        s = {"total_cpu_time_secs": "lots", "avg_cpu_usage": float("inf"), "peak_mem_rss_kb": 10 ** 400,
+             "total_syscalls": None, "syscalls_by_category": {"file_io": "x", "ipc": 3}}
+        table = _cli_format.summary_table(s)
+        assert "'lots' (not a number)" in table
+        assert "file_io" in table and "ipc" in table
+
+    def test_status_line_waits_for_a_memory_reading(self, monkeypatch):
+        import io
+        err = io.StringIO()
+        monkeypatch.setattr("sys.stderr", err)
+        status = _cli_format.StatusLine(enabled=True, ebpf=False)
+        # a process read before it has memory, or as a zombie, reads 0 KiB
+        zero = {"ts_ms": 1, "parent": {"mem_rss_kb": 0}, "children": [],
+                "aggregated": {"cpu_usage": 50.0, "mem_rss_kb": 0, "thread_count": 1, "process_count": 1}}
+        status.update(None, 0.1, force=True)
+        status.update(zero, 0.2, force=True)
+        assert err.getvalue() == ""
+        real = {**zero, "aggregated": {**zero["aggregated"], "mem_rss_kb": 2048}}
+        status.update(real, 0.3, force=True)
+        assert "mem 2.0 MiB" in err.getvalue()
+        status.update(zero, 0.4, force=True)  # once there was a reading, every sample shows
+        assert err.getvalue().count("\r[") == 2
 
 
 class TestStats:
@@ -150,6 +184,49 @@ class TestStats:
         assert r.returncode == 0, r.stderr
         assert json.loads(out.read_text())["sample_count"] == 3
 
+    def test_csv_and_json_files(self, recorded, tmp_path):
+        # `denet stats run.csv` used to say "no denet samples found"
+        from denet.analysis import save_metrics
+        samples = [json.loads(x) for x in recorded.read_text().splitlines()][1:]
+        for fmt in ("csv", "json"):
+            path = tmp_path / f"rec.{fmt}"
+            save_metrics(samples, path, format=fmt)
+            r = denet("--json", "stats", str(path))
+            assert r.returncode == 0, r.stderr
+            s = json.loads(r.stdout)
+            assert (s["sample_count"], s["max_processes"], s["max_threads"]) == (3, 3, 5)
+            assert s["total_cpu_time_secs"] == 2.0 and s["total_disk_read_bytes"] == 4096
+            forced = denet("--json", "stats", "--format", "jsonl", str(path))
+            assert forced.returncode == 1 and "no denet samples" in forced.stderr
+
+    def test_bad_lines_are_skipped_and_reported(self, recorded):
+        text = recorded.read_text().splitlines()
+        text[2:2] = ["[" * 100_000,
+                     '{"kind": "tree", "ts_ms": 1500, "aggregated": {"cpu_usage": 1e400, "mem_rss_kb": 1}}',
+                     '{"kind": "summary", "sample_count": 3, "total_time_secs": 2, "total_cpu_time_secs": "lots"}']
+        recorded.write_text("\n".join(text) + "\n")
+        r = denet("--json", "stats", str(recorded))
+        assert r.returncode == 0, r.stderr
+        strict = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+        assert strict["avg_cpu_usage"] == 100.0 and strict["sample_count"] == 3
+        assert strict["skipped_records"] == 3
+        assert "skipped 3 lines" in r.stderr and "line 3: JSON nested too deeply" in r.stderr
+        assert "line 4: aggregated.cpu_usage is inf" in r.stderr and "Traceback" not in r.stderr
+        r = denet("stats", str(recorded))
+        assert r.returncode == 0, r.stderr
+        assert "Skipped records" in r.stdout and "2.00 s" in r.stdout  # CPU time estimated from the samples
+
+    def test_monitoring_options_are_refused(self, recorded):
+        r = denet("stats", "--help")
+        assert r.returncode == 0
+        for opt in ("--enable-ebpf", "--interval", "--duration", "--out FILE", "--exclude-children"):
+            assert opt not in r.stdout
+        for args in (["stats", "--interval", "50", str(recorded)], ["--enable-ebpf", "stats", str(recorded)],
+                     ["--duration", "5", "stats", str(recorded)], ["stats", str(recorded), "-d", "5"]):
+            r = denet(*args)
+            assert r.returncode == 2, args
+            assert "applies to run and attach, not to stats" in r.stderr
+
     def test_missing_and_garbage(self, tmp_path):
         r = denet("stats", str(tmp_path / "nope.jsonl"))
         assert r.returncode == 1
@@ -179,6 +256,35 @@ class TestUsage:
         r = denet(*args)
         assert r.returncode == 2
         assert "error" in r.stderr
+
+    @pytest.mark.parametrize("args", [["--interval", "2147483648", "run", "--", "true"],
+                                      ["run", "--max-interval", "99999999999999999999", "--", "true"],
+                                      ["--duration", "nan", "run", "--", "true"],
+                                      ["--duration", "inf", "run", "--", "true"],
+                                      ["attach", "99999999999999999999"]])
+    def test_out_of_range_options(self, args):
+        r = denet(*args)
+        assert r.returncode == 2, r.stderr
+        assert "error" in r.stderr and "Traceback" not in r.stderr
+
+    def test_format_needs_out_and_json_needs_jsonl(self, tmp_path):
+        r = denet("--format", "csv", "run", "--", "true")
+        assert r.returncode == 2 and "--format sets the format of the --out file" in r.stderr
+        r = denet("--json", "--out", str(tmp_path / "x.csv"), "run", "--", "true")
+        assert r.returncode == 2 and "needs --out in jsonl format" in r.stderr
+        assert not (tmp_path / "x.csv").exists()
+
+    def test_version(self):
+        import denet as pkg
+        r = denet("--version")
+        assert r.returncode == 0
+        assert r.stdout.strip() == f"denet {pkg.__version__}"
+        try:
+            from importlib.metadata import version
+            installed = version("denet")
+        except Exception:  # not installed (PYTHONPATH only)
+            return
+        assert installed == pkg.__version__
 
     def test_help(self):
         r = denet("--help")
@@ -264,6 +370,39 @@ class TestRun:
         assert from_file["sample_count"] == written["sample_count"]
         assert from_file["total_cpu_time_secs"] == written["total_cpu_time_secs"]  # exact, from the summary line
         assert "estimated" not in from_file
+
+    @pytest.mark.parametrize("name,fmt", [("run.csv", "csv"), ("run.json", "json"), ("run.jsonl", "jsonl"),
+                                          ("run.data", "jsonl")])
+    def test_out_format_from_the_extension(self, ext, tmp_path, name, fmt):
+        out = tmp_path / name
+        r = denet("--quiet", "--interval", "50", "--out", str(out), "--stats", str(tmp_path / "s.json"),
+                  "run", "--", PY, "-c", "import time; time.sleep(0.4)")
+        assert r.returncode == 0, r.stderr
+        self.check_format(out, fmt, tmp_path)
+
+    def test_format_option_wins(self, ext, tmp_path):
+        out = tmp_path / "run.log"
+        r = denet("--quiet", "--interval", "50", "--out", str(out), "--stats", str(tmp_path / "s.json"),
+                  "run", "--format", "csv", "--", PY, "-c", "import time; time.sleep(0.4)")
+        assert r.returncode == 0, r.stderr
+        self.check_format(out, "csv", tmp_path)
+
+    @staticmethod
+    def check_format(out, fmt, tmp_path):
+        from denet import _formats
+        from denet.analysis import load_metrics
+        text = out.read_text()
+        first = text.lstrip()[:1]
+        assert {"csv": first == "t", "json": first == "[", "jsonl": first == "{"}[fmt], text[:80]
+        assert _formats.read_file(out).format == fmt
+        written = json.loads((tmp_path / "s.json").read_text())
+        samples = load_metrics(out)
+        assert len(samples) == written["sample_count"] >= 3
+        r = denet("--json", "stats", str(out))
+        assert r.returncode == 0, r.stderr
+        from_file = json.loads(r.stdout)
+        assert from_file["sample_count"] == written["sample_count"]
+        assert from_file["peak_mem_rss_kb"] == written["peak_mem_rss_kb"]
 
     def test_exclude_children(self, ext):
         r = denet("--json", "--exclude-children", "--interval", "50", "run", "--", PY, "-c",

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
@@ -340,25 +341,71 @@ UNPRIV = """
                                base_interval_ms=20, enable_ebpf=True, quiet=True)
     code = mon.run()
     print(json.dumps({"code": code, "samples": mon.get_samples(), "summary": mon.get_summary(),
-                      "available": denet.ebpf_available(), "error": mon.ebpf_error}))
+                      "available": denet.ebpf_available(), "error": mon.ebpf_error,
+                      "denet": denet.__file__}))
 """
+NOBODY = 65534
 
 
-def test_unprivileged_run_carries_ebpf_error_and_full_proc_metrics(tmp_path):
+def others_can_reach(path):
+    """Whether a user who owns nothing on the way (nobody) can reach ``path``: every
+    directory from / down to it searchable by others."""
+    path = os.path.realpath(path)
+    while True:
+        st = os.stat(path)
+        if os.path.isdir(path) and not st.st_mode & 0o001:
+            return False
+        parent = os.path.dirname(path)
+        if parent == path:
+            return True
+        path = parent
+
+
+@pytest.fixture
+def staged_for_nobody():
+    """(interpreter, PYTHONPATH) that the user nobody can use: a copy of the denet package
+    (built extension included) in a fresh world-readable temporary directory, and the
+    base interpreter rather than a virtual environment's.  The checkout itself may sit
+    under a directory nobody cannot enter (a 0700 home or temporary directory)."""
+    python = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+    if not others_can_reach(python):
+        pytest.skip(f"the interpreter {python} is in a directory the user nobody cannot enter")
+    for base in (tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(base) and os.access(base, os.W_OK) and others_can_reach(base):
+            break
+    else:
+        pytest.skip("no writable temporary directory that the user nobody can enter")
+    root = tempfile.mkdtemp(prefix="denet-nobody-", dir=base)
+    try:
+        pkg = os.path.join(root, "denet")
+        shutil.copytree(os.path.dirname(denet.__file__), pkg,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for dirpath, _, files in os.walk(root):
+            os.chmod(dirpath, 0o755)
+            for name in files:
+                os.chmod(os.path.join(dirpath, name), 0o644)
+        yield python, root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_unprivileged_run_carries_ebpf_error_and_full_proc_metrics(staged_for_nobody):
+    python, pythonpath = staged_for_nobody
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
         if not setpriv:
             pytest.skip("needs setpriv (util-linux) to drop privileges")
-        prefix = [setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+        prefix = [setpriv, "--reuid", str(NOBODY), "--regid", str(NOBODY), "--clear-groups"]
     else:
         if denet.ebpf_available()[0]:
             pytest.skip("this unprivileged user may load eBPF (capabilities)")
         prefix = []
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(denet.__file__)))
-    out = subprocess.run(prefix + py_cmd(UNPRIV), capture_output=True, text=True, timeout=60,
-                         cwd="/", env=env)
+    env = dict(os.environ, PYTHONPATH=pythonpath)
+    out = subprocess.run(prefix + [python, "-c", textwrap.dedent(UNPRIV)], capture_output=True, text=True,
+                         timeout=60, cwd="/", env=env)
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
+    assert r["denet"].startswith(pythonpath + os.sep)  # the staged copy, not the checkout
     assert r["code"] == 0
     ok, reason = r["available"]
     assert ok is False

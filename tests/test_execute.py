@@ -59,10 +59,19 @@ class TestValidation:
         with pytest.raises(TypeError):
             execute_with_monitoring(["true"], base_interval_ms="100")
 
-    @pytest.mark.parametrize("timeout", [0, -1, -0.5])
-    def test_timeout(self, timeout):
+    @pytest.mark.parametrize("timeout", [0, -1, -0.5, float("nan"), float("inf"), float("-inf")])
+    def test_timeout(self, timeout, tmp_path):
+        marker = tmp_path / "ran"
         with pytest.raises(ValueError, match="timeout"):
-            execute_with_monitoring(["true"], timeout=timeout)
+            execute_with_monitoring(["touch", str(marker)], timeout=timeout)
+        assert not marker.exists(), "the command was started despite the bad timeout"
+
+    @pytest.mark.parametrize("kw", [{"base_interval_ms": 2**31}, {"max_interval_ms": 2**64}])
+    def test_interval_too_large(self, kw, tmp_path):
+        marker = tmp_path / "ran"
+        with pytest.raises(ValueError, match="at most 2147483647 ms"):
+            execute_with_monitoring(["touch", str(marker)], **kw)
+        assert not marker.exists()
 
     def test_output_format(self):
         with pytest.raises(ValueError, match="output_format"):
@@ -159,6 +168,24 @@ class TestExecute:
             time.sleep(0.05)
         grandchild = int(pidfile.read_text())
         assert pid_gone(grandchild), "the grandchild in the command's process group survived the timeout"
+
+    def test_timeout_terminates_before_it_kills(self, ext, tmp_path):
+        # the policy of denet._procgroup: SIGTERM to the group, SIGKILL after the grace
+        # period; a command that cleans up on SIGTERM gets to do so
+        # (sh sets its trap within milliseconds, long before the timeout)
+        marker = tmp_path / "cleaned-up"
+        script = f"trap 'echo bye > {marker}; exit 0' TERM; sleep 30 & wait"
+        with pytest.raises(subprocess.TimeoutExpired):
+            execute_with_monitoring(["sh", "-c", script], timeout=1.0, quiet=True)
+        assert marker.read_text() == "bye\n"
+
+    def test_timeout_kills_what_ignores_sigterm(self, ext, tmp_path):
+        pidfile = tmp_path / "pid"
+        code = ("import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                f"open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(30)")
+        with pytest.raises(subprocess.TimeoutExpired):
+            execute_with_monitoring(py(code), timeout=1.0, quiet=True)
+        assert pid_gone(int(pidfile.read_text()))
 
     def test_without_pausing(self, ext):
         code, monitor = execute_with_monitoring(

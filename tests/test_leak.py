@@ -41,7 +41,7 @@ def test_ten_thousand_sample_once_calls_leave_rss_flat():
 @rss_exact
 def test_stored_samples_are_freed_by_clear_and_dealloc():
     before = None
-    for round_ in range(4):
+    for round_ in range(6):
         mon = denet.ProcessMonitor(["sleep", "30"])
         for _ in range(3000):
             mon.sample_once()
@@ -51,6 +51,8 @@ def test_stored_samples_are_freed_by_clear_and_dealloc():
         mon.wait()
         del mon
         gc.collect()
-        if round_ == 0:
+        # Two warm-up rounds: get_samples() copies the list outside the monitor's lock,
+        # and the allocator keeps that much memory for reuse (a plateau, not a leak).
+        if round_ == 1:
             before = rss_kb()
     assert rss_kb() - before < 1024

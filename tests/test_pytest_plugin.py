@@ -83,9 +83,7 @@ def test_fixture(denet_monitor):
     denet_monitor.stop()
     s = denet_monitor.summary
     assert s["processes_seen"] >= 2, s
-    assert 0.25 <= s["total_cpu_time_secs"] <= 5, s
-    # the monitor's own figure starts when this process did; the fixture's covers the test
-    assert denet_monitor.monitor.get_summary()["total_cpu_time_secs"] >= s["total_cpu_time_secs"]
+    assert 0.3 <= s["total_cpu_time_secs"] <= 5, s  # the child's 0.3 s loop, not this process's life
     assert denet_monitor.measurements["cpu_secs"] == s["total_cpu_time_secs"]
 '''
 

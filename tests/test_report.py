@@ -66,6 +66,11 @@ class Page(HTMLParser):
     def table(self, cls):
         return next(t["rows"] for t in self.tables if t["class"] == cls)
 
+    def column(self, cls, name):
+        rows = self.table(cls)
+        i = rows[0].index(name)
+        return [row[i] for row in rows[1:]]
+
 
 def assert_self_contained(text):
     """No script, nothing fetched: the only URL is the SVG namespace."""
@@ -357,8 +362,7 @@ def test_cli_run_html(tmp_path):
     page = Page(text)
     assert {"cpu", "memory", "processes"} <= set(page.charts)
     assert "denet run -- sh -c" in text
-    commands = [row[1] for row in page.table("procs")[1:]]
-    assert "sleep 0.3" in commands
+    assert "sleep 0.3" in page.column("procs", "Command")
     # the option after the sub-command, and with --out: the samples file is kept too
     jsonl = tmp_path / "kept.jsonl"
     r = subprocess.run(DENET + ["run", "--html", str(tmp_path / "b.html"), "--out", str(jsonl), "--", "true"],
@@ -370,6 +374,26 @@ def test_cli_run_html(tmp_path):
     assert r.returncode == 3 and (tmp_path / "c.html").exists()
 
 
+def test_cli_report_of_a_csv_file_and_options_that_do_not_apply(tmp_path):
+    csv_path = tmp_path / "run.csv"
+    r = subprocess.run(DENET + ["--out", str(csv_path), "--html", str(tmp_path / "a.html"), "run", "--",
+                                "sh", "-c", "sleep 0.3 & sleep 0.3; wait"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert csv_path.read_text().startswith("ts_ms,")  # the samples went to CSV as asked
+    page = Page((tmp_path / "a.html").read_text())
+    assert "sleep 0.3" in page.column("procs", "Command")
+    # a CSV file has no summary record: the page says which figures are estimates
+    summary = dict(r for r in page.table("summary") if len(r) == 2)
+    assert "total_cpu_time_secs" in summary["Estimated from samples"]
+    r = subprocess.run(DENET + ["report", str(csv_path), "-o", str(tmp_path / "b.html")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and (tmp_path / "b.html").exists(), r.stderr
+    for args, message in ((["--json", "report", str(csv_path)], "--json does not apply to report"),
+                          (["--interval", "50", "report", str(csv_path)], "--interval applies to run and attach")):
+        r = subprocess.run(DENET + args, capture_output=True, text=True)
+        assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
 def test_monitor_repr_html_is_the_report():
     mon = denet.ProcessMonitor(["sh", "-c", "sleep 0.2 & sleep 0.2; wait"], base_interval_ms=50, quiet=True)
     mon.run()
@@ -377,7 +401,7 @@ def test_monitor_repr_html_is_the_report():
     assert text.startswith('<div class="denet-report">')
     page = Page(text)
     assert {"cpu", "memory", "processes"} <= set(page.charts)
-    assert any(row[1] == "sleep 0.2" for row in page.table("procs")[1:])
+    assert "sleep 0.2" in page.column("procs", "Command")
 
 
 # --------------------------------------------------------------------------

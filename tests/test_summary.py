@@ -317,3 +317,82 @@ class TestFromFile:
         write_jsonl(path, [{"kind": "metadata", "pid": 1, "cmd": ["x"], "executable": "/x", "t0_ms": 1}])
         with pytest.raises(OSError):
             generate_summary_from_file(str(path))
+
+
+class TestBadLines:
+    """Lines that are JSON but not usable numbers are skipped and counted, never folded
+    in, never a crash (RecursionError, OverflowError) and never non-JSON output."""
+
+    @pytest.fixture
+    def run_file(self, tmp_path, tree_samples):
+        def make(*bad_lines):
+            path = tmp_path / "run.jsonl"
+            lines = [json.dumps(dict(s, kind="tree")) for s in tree_samples]
+            path.write_text("\n".join(lines[:1] + list(bad_lines) + lines[1:]) + "\n")
+            return path
+        return make
+
+    def expect_clean(self, s, skipped):
+        for key, value in EXPECTED_TREE.items():
+            if key != "total_time_secs":
+                assert s[key] == value, key
+        assert s["skipped_records"] == skipped
+
+    def test_deeply_nested_line(self, run_file):
+        s = generate_summary_from_file(run_file("[" * 100_000, '{"a":' * 50_000))
+        self.expect_clean(s, 2)
+
+    @pytest.mark.parametrize("value", ["1e400", "-1e400", "NaN", "Infinity", "1" * 400, "true", '"12"'])
+    def test_number_that_is_not_a_finite_number(self, run_file, value):
+        line = '{"kind": "tree", "ts_ms": 1500, "parent": null, "children": [], "aggregated": {"cpu_usage": %s}}'
+        s = generate_summary_from_file(run_file(line % value))
+        self.expect_clean(s, 1)
+        json.dumps(s, allow_nan=False)
+
+    def test_summary_line_with_a_string_for_a_number(self, run_file):
+        s = generate_summary_from_file(run_file(json.dumps(
+            {"kind": "summary", "total_time_secs": 2.5, "sample_count": 3, "total_cpu_time_secs": "lots",
+             "peak_process_rss_kb": 1})))
+        # the bad summary is not used: the estimates from the samples are
+        assert s["total_cpu_time_secs"] == pytest.approx(2.8, rel=1e-12)
+        assert "estimated" in s
+        self.expect_clean(s, 1)
+
+    @pytest.mark.parametrize("bad", [
+        {"kind": "tree", "ts_ms": 1, "children": [{"pid": [1], "metrics": {}}]},
+        {"kind": "tree", "ts_ms": 1, "children": "none"},
+        {"kind": "tree", "ts_ms": 1, "parent": [1, 2]},
+        {"kind": "tree", "ts_ms": 1, "aggregated": {"ebpf": {"syscalls": {"by_category": {"io": "x"}}}}},
+        {"kind": "summary", "total_time_secs": 1, "sample_count": 1, "syscalls_by_category": [1]},
+    ])
+    def test_wrong_shapes(self, run_file, bad):
+        s = generate_summary_from_file(run_file(json.dumps(bad)))
+        self.expect_clean(s, 1)
+
+    def test_load_metrics_names_the_line(self, run_file):
+        from denet.analysis import load_metrics
+
+        with pytest.raises(ValueError, match=r"run\.jsonl:2: JSON nested too deeply"):
+            load_metrics(run_file("[" * 100_000))
+        with pytest.raises(ValueError, match=r"run\.jsonl:2: aggregated\.cpu_usage is inf, not a finite number"):
+            load_metrics(run_file('{"kind": "tree", "ts_ms": 1, "aggregated": {"cpu_usage": 1e400}}'))
+
+    def test_all_lines_bad_says_why(self, tmp_path):
+        path = tmp_path / "bad.jsonl"
+        path.write_text('{"kind": "sample", "cpu_usage": 1e400}\n' + "[" * 5000 + "\n")
+        with pytest.raises(OSError, match=r"no denet samples.*2 lines.*line 1: cpu_usage is inf"):
+            generate_summary_from_file(path)
+
+    def test_metrics_json_counts_skipped_items(self, tree_samples):
+        bad = dict(tree_samples[0], aggregated={"cpu_usage": float("inf")})
+        s = generate_summary_from_metrics_json(tree_samples + [bad, "[" * 100_000, "nope"], 2.5)
+        self.expect_clean(s, 3)
+        with pytest.raises(ValueError):
+            generate_summary_from_metrics_json(tree_samples, float("nan"))
+
+    def test_json_safe(self):
+        from denet import _formats
+
+        safe, n = _formats.json_safe({"a": float("inf"), "b": [1.5, float("nan")], "c": "x"})
+        assert (safe, n) == ({"a": None, "b": [1.5, None], "c": "x"}, 2)
+        json.dumps(safe, allow_nan=False)

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "syscall_analysis.h"
-#include "syscall_table.h"
+#include "ebpf/syscall_analysis.h"
+#include "ebpf/syscall_table.h"
 
 #ifndef DN_UNISTD_64_H
 #define DN_UNISTD_64_H "/usr/include/x86_64-linux-gnu/asm/unistd_64.h"

@@ -1,0 +1,877 @@
+#include "core/collector.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/grow.h"
+#include "core/procfs.h"
+#include "ebpf/tracked.h"
+
+/* VmHWM is a high-water mark, so reading it now and then loses nothing while the process
+ * lives; the spike of a process that dies in between is in the eBPF exit hook's record,
+ * or in the root's rusage once it is reaped. */
+#define DN_HWM_PERIOD_NS (1000 * 1000000LL)
+
+/* Longest time an idle process goes without a full read of its /proc files. */
+#define DN_FULL_READ_PERIOD_NS (1000 * 1000000LL)
+
+/* Longest wait between two reads of the tracked map when the task iterator is in use. */
+#define DN_SNAPSHOT_PERIOD_NS (1000 * 1000000LL)
+
+/* An exited tracked process is removed from the BPF map only after this long, so the
+ * exit of a thread that was still on its way out is not missed. */
+#define DN_EXIT_SETTLE_NS (100 * 1000000LL)
+
+struct dn_proc {
+    struct dn_procfs fs;
+    const char *command;
+    unsigned gen;              /* last collection that read it */
+    bool have_prev;
+    uint64_t prev_cpu_ns;
+    int64_t prev_mono_ns;
+    struct dn_proc_raw base;   /* baseline of the relative counters */
+    struct dn_metrics last;    /* last metrics read, relative */
+    uint64_t last_cpu_ns;
+    int64_t next_hwm_ns;       /* when to read VmHWM again */
+    char comm[16];             /* task name when command was read */
+    bool hwm_untrusted;        /* predates monitoring and its VmHWM could not be reset */
+    bool skip_hwm_once;        /* the first read's VmHWM predates the reset */
+    struct dn_proc_raw last_raw; /* last full read, for idle reads */
+    bool have_raw;
+    int64_t next_full_ns;      /* when a full read is due even if idle */
+    pid_t *kids;               /* children found at the last full read */
+    size_t nkids, kids_cap;
+    bool have_kids;
+    int64_t next_kids_ns;
+};
+
+/* Exited tracked processes whose CPU time was counted but whose map entry is kept a
+ * little longer (see DN_EXIT_SETTLE_NS). */
+struct dn_exited {
+    uint32_t tgid;
+    uint64_t counted_ns;
+};
+
+struct dn_iter_proc {
+    pid_t tgid;
+    struct dn_proc_raw raw;
+};
+
+struct dn_collector {
+    struct dn_collector_opts o;
+    unsigned gen;
+
+    struct dn_proc **procs; /* sorted by pid */
+    size_t nprocs, procs_cap;
+
+    pid_t *queue;
+    size_t queue_len, queue_cap;
+
+    int net_fd;
+    uint64_t net_rx_base, net_tx_base;
+    bool net_have_base;
+
+    /* string pool */
+    char **pool;
+    size_t pool_cap, pool_len;
+
+    /* tracker state */
+    struct dn_tracked_entry *snap;
+    size_t snap_len, snap_cap;
+    struct dn_exited *exited;
+    size_t exited_len, exited_cap;
+    uint64_t exited_cpu_ns;
+
+    /* task-iterator state: per-thread records, folded into per-process raw counters */
+    struct dn_task_rec *recs;
+    size_t recs_len, recs_cap;
+    struct dn_iter_proc *iprocs;
+    size_t iprocs_len, iprocs_cap;
+    bool departed_last;        /* the last collection saw a process leave */
+    bool always_full;          /* DENET_ALWAYS_FULL_READ: no idle reads (benchmarks) */
+    int64_t next_snapshot_ns;
+
+    /* running summary */
+    int64_t first_ts_ms, last_ts_ms;
+    uint64_t sample_count, max_processes, max_threads, peak_mem_rss_kb;
+    double cpu_usage_sum;
+    uint64_t net_rx_max, net_tx_max;
+    uint64_t departed_disk_read, departed_disk_write, departed_sys_read, departed_sys_write;
+    uint64_t total_cpu_ns;     /* held at its maximum: never dips when a child is reaped */
+    uint64_t peak_process_rss_kb;
+    uint64_t processes_seen;
+    uint64_t detached_fork_dropped, detached_processes; /* the tracker's, when detached */
+};
+
+/* ---- string pool ------------------------------------------------------------------- */
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    return h;
+}
+
+const char *dn_collector_intern(struct dn_collector *c, const char *s)
+{
+    if (c->pool_len * 2 >= c->pool_cap) {
+        size_t ncap = c->pool_cap ? c->pool_cap * 2 : 256;
+        char **np = calloc(ncap, sizeof *np);
+        if (!np)
+            return NULL;
+        for (size_t i = 0; i < c->pool_cap; i++) {
+            if (!c->pool[i])
+                continue;
+            size_t j = hash_str(c->pool[i]) & (ncap - 1);
+            while (np[j])
+                j = (j + 1) & (ncap - 1);
+            np[j] = c->pool[i];
+        }
+        free(c->pool);
+        c->pool = np;
+        c->pool_cap = ncap;
+    }
+    size_t j = hash_str(s) & (c->pool_cap - 1);
+    while (c->pool[j]) {
+        if (strcmp(c->pool[j], s) == 0)
+            return c->pool[j];
+        j = (j + 1) & (c->pool_cap - 1);
+    }
+    c->pool[j] = strdup(s);
+    if (!c->pool[j])
+        return NULL;
+    c->pool_len++;
+    return c->pool[j];
+}
+
+/* ---- process table ----------------------------------------------------------------- */
+
+static size_t proc_index(const struct dn_collector *c, pid_t pid, bool *found)
+{
+    size_t lo = 0, hi = c->nprocs;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        pid_t p = c->procs[mid]->fs.pid;
+        if (p == pid) {
+            *found = true;
+            return mid;
+        }
+        if (p < pid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+static struct dn_proc *proc_find(const struct dn_collector *c, pid_t pid)
+{
+    bool found;
+    size_t i = proc_index(c, pid, &found);
+    return found ? c->procs[i] : NULL;
+}
+
+/* Opens pid and reads its first counters. Returns NULL when it cannot be read. */
+static struct dn_proc *proc_open(struct dn_collector *c, pid_t pid, int *err)
+{
+    bool found;
+    size_t at = proc_index(c, pid, &found);
+    if (found)
+        return c->procs[at];
+    if (dn_grow(&c->procs, &c->procs_cap, c->nprocs + 1, sizeof *c->procs, 32)) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    struct dn_proc *p = calloc(1, sizeof *p);
+    if (!p) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    int rc = dn_procfs_open(&p->fs, pid);
+    if (rc) {
+        free(p);
+        *err = rc;
+        return NULL;
+    }
+    char cmd[1024];
+    if (dn_procfs_command(pid, cmd, sizeof cmd) != 0)
+        cmd[0] = '\0';
+    p->command = dn_collector_intern(c, cmd);
+    if (!p->command) {
+        dn_procfs_close(&p->fs);
+        free(p);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    memmove(&c->procs[at + 1], &c->procs[at], (c->nprocs - at) * sizeof *c->procs);
+    c->procs[at] = p;
+    c->nprocs++;
+    c->processes_seen++;
+    *err = 0;
+    return p;
+}
+
+static void proc_free(struct dn_proc *p)
+{
+    dn_procfs_close(&p->fs);
+    free(p->kids);
+    free(p);
+}
+
+static inline uint64_t sub_sat(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
+
+/* Turns one raw read into relative Metrics and updates the process's history. */
+static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct dn_proc_raw *r,
+                        int64_t mono_ns, int64_t now_ms, double boot_secs)
+{
+    /* A child found between its fork and its exec showed its parent's command line; the
+     * task name changes at exec, and then the command is read again. */
+    if (strcmp(p->comm, r->comm) != 0) {
+        char cmd[1024];
+        if (p->comm[0] && dn_procfs_command(p->fs.pid, cmd, sizeof cmd) == 0) {
+            const char *interned = dn_collector_intern(c, cmd);
+            if (interned)
+                p->command = interned;
+        }
+        memcpy(p->comm, r->comm, sizeof p->comm);
+    }
+    if (!p->have_prev) {
+        /* A process that started after monitoring began is counted from zero: all of its
+         * work happened under observation. */
+        double start_secs = (double)r->start_ticks / (double)dn_clk_tck();
+        bool started_before = start_secs + 1.0 / (double)dn_clk_tck() < c->o.t0_boot;
+        if (!c->o.since_process_start && started_before) {
+            p->base = *r;
+            /* Its high-water mark covers its whole life: reset it to the current RSS so
+             * the peak is the watched interval's. Where that is not allowed (another
+             * user's process), only the RSS read while watching counts. */
+            p->hwm_untrusted = dn_procfs_reset_hwm(p->fs.pid) != 0;
+            p->skip_hwm_once = true;
+        } else {
+            memset(&p->base, 0, sizeof p->base);
+        }
+    }
+    struct dn_metrics *m = &p->last;
+    double uptime = boot_secs - (double)r->start_ticks / (double)dn_clk_tck();
+    if (uptime < 0)
+        uptime = 0;
+    m->ts_ms = now_ms;
+    if (p->have_prev && mono_ns > p->prev_mono_ns) {
+        uint64_t dcpu = sub_sat(r->cpu_ns, p->prev_cpu_ns);
+        m->cpu_usage = (double)dcpu * 100.0 / (double)(mono_ns - p->prev_mono_ns);
+    } else {
+        /* First read: the average since the process started. */
+        m->cpu_usage = uptime > 0.001 ? (double)r->cpu_ns / 1e9 / uptime * 100.0 : 0.0;
+    }
+    m->cpu_usage = (double)(int64_t)(m->cpu_usage * 1000.0 + 0.5) / 1000.0;
+    /* A zombie has no memory left: its last live values stand, so a chart of the run
+     * does not end in a drop to zero that never happened. */
+    bool zombie = r->state == 'Z' && p->have_prev;
+    if (!zombie) {
+        m->mem_rss_kb = r->rss_pages * (uint64_t)dn_page_kb();
+        m->mem_vms_kb = r->vsize_bytes / 1024;
+        m->thread_count = r->num_threads;
+    }
+    m->disk_read_bytes = sub_sat(r->read_bytes, p->base.read_bytes);
+    m->disk_write_bytes = sub_sat(r->write_bytes, p->base.write_bytes);
+    m->syscall_read_bytes = sub_sat(r->rchar, p->base.rchar);
+    m->syscall_write_bytes = sub_sat(r->wchar, p->base.wchar);
+    m->page_faults_cached = sub_sat(r->minflt, p->base.minflt);
+    m->page_faults_disk = sub_sat(r->majflt, p->base.majflt);
+    m->uptime_secs = (uint64_t)uptime;
+    m->cpu_core = r->processor;
+    p->prev_cpu_ns = r->cpu_ns;
+    p->prev_mono_ns = mono_ns;
+    p->have_prev = true;
+    p->last_cpu_ns = r->cpu_ns;
+    uint64_t peak = r->hwm_kb && !p->hwm_untrusted && !p->skip_hwm_once ? r->hwm_kb
+                                                                        : m->mem_rss_kb;
+    p->skip_hwm_once = false;
+    if (peak > c->peak_process_rss_kb)
+        c->peak_process_rss_kb = peak;
+}
+
+/* ---- construction ------------------------------------------------------------------ */
+
+struct dn_collector *dn_collector_new(const struct dn_collector_opts *o, int *err)
+{
+    struct dn_collector *c = calloc(1, sizeof *c);
+    if (!c) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    c->o = *o;
+    c->net_fd = -1;
+    c->always_full = getenv("DENET_ALWAYS_FULL_READ") != NULL;
+    c->first_ts_ms = -1;
+    int rc = 0;
+    struct dn_proc *root = proc_open(c, o->root, &rc);
+    if (!root) {
+        *err = rc;
+        dn_collector_free(c);
+        return NULL;
+    }
+    int nfd = dn_netdev_open(o->root);
+    c->net_fd = nfd >= 0 ? nfd : -1;
+    *err = 0;
+    return c;
+}
+
+void dn_collector_free(struct dn_collector *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->nprocs; i++)
+        proc_free(c->procs[i]);
+    free(c->procs);
+    free(c->queue);
+    if (c->net_fd >= 0)
+        close(c->net_fd);
+    for (size_t i = 0; i < c->pool_cap; i++)
+        free(c->pool[i]);
+    free(c->pool);
+    free(c->snap);
+    free(c->exited);
+    free(c->recs);
+    free(c->iprocs);
+    free(c);
+}
+
+/* ---- collection -------------------------------------------------------------------- */
+
+static int queue_push(struct dn_collector *c, pid_t pid)
+{
+    int rc = dn_grow(&c->queue, &c->queue_cap, c->queue_len + 1, sizeof *c->queue, 64);
+    if (rc)
+        return rc;
+    c->queue[c->queue_len++] = pid;
+    return 0;
+}
+
+static struct dn_exited *exited_find(struct dn_collector *c, uint32_t tgid)
+{
+    for (size_t i = 0; i < c->exited_len; i++)
+        if (c->exited[i].tgid == tgid)
+            return &c->exited[i];
+    return NULL;
+}
+
+/* Reads the BPF map: live tracked processes go to the queue; the CPU time of exited ones
+ * is added to the total once (and again if a late thread adds to it). Returns the CPU
+ * time of exited processes counted so far. */
+static int tracker_pass(struct dn_collector *c, int64_t mono_ns, bool queue_live)
+{
+    int rc = dn_tracker_snapshot(c->o.tracker, &c->snap, &c->snap_len, &c->snap_cap);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < c->snap_len; i++) {
+        const struct dn_tracked_entry *e = &c->snap[i];
+        if (!e->val.exit_ns) {
+            if (queue_live && (pid_t)e->tgid != c->o.root && (rc = queue_push(c, (pid_t)e->tgid)))
+                return rc;
+            continue;
+        }
+        struct dn_exited *x = exited_find(c, e->tgid);
+        if (!x) {
+            if (dn_grow(&c->exited, &c->exited_cap, c->exited_len + 1, sizeof *c->exited, 32))
+                return -ENOMEM;
+            x = &c->exited[c->exited_len++];
+            x->tgid = e->tgid;
+            x->counted_ns = 0;
+        }
+        /* Threads that exited before the process was tracked are only in our last read
+         * of its clock; the larger of the two is the better lower bound. */
+        uint64_t final_ns = e->val.exited_cpu_ns;
+        struct dn_proc *p = proc_find(c, (pid_t)e->tgid);
+        if (p && p->last_cpu_ns > final_ns)
+            final_ns = p->last_cpu_ns;
+        if (p) /* only what it did while watched */
+            final_ns = sub_sat(final_ns, p->base.cpu_ns);
+        uint64_t peak_kb = e->val.hiwater_pages * (uint64_t)dn_page_kb();
+        if (p && p->hwm_untrusted)
+            peak_kb = 0;
+        if (peak_kb > c->peak_process_rss_kb)
+            c->peak_process_rss_kb = peak_kb;
+        if (final_ns > x->counted_ns) {
+            c->exited_cpu_ns += final_ns - x->counted_ns;
+            x->counted_ns = final_ns;
+        }
+        if (mono_ns - (int64_t)e->val.exit_ns > DN_EXIT_SETTLE_NS) {
+            dn_tracker_forget(c->o.tracker, (pid_t)e->tgid);
+            *x = c->exited[--c->exited_len];
+        }
+    }
+    return 0;
+}
+
+static bool tracked_exited(const struct dn_collector *c, pid_t pid)
+{
+    for (size_t i = 0; i < c->exited_len; i++)
+        if ((pid_t)c->exited[i].tgid == pid)
+            return true;
+    return false;
+}
+
+static void add_metrics(struct dn_metrics *sum, const struct dn_metrics *m)
+{
+    sum->cpu_usage += m->cpu_usage;
+    sum->mem_rss_kb += m->mem_rss_kb;
+    sum->mem_vms_kb += m->mem_vms_kb;
+    sum->disk_read_bytes += m->disk_read_bytes;
+    sum->disk_write_bytes += m->disk_write_bytes;
+    sum->syscall_read_bytes += m->syscall_read_bytes;
+    sum->syscall_write_bytes += m->syscall_write_bytes;
+    sum->page_faults_cached += m->page_faults_cached;
+    sum->page_faults_disk += m->page_faults_disk;
+    sum->thread_count += m->thread_count;
+}
+
+/* Processes not read in this collection have exited: keep what they did. */
+static void sweep_departed(struct dn_collector *c)
+{
+    size_t w = 0;
+    c->departed_last = false;
+    for (size_t i = 0; i < c->nprocs; i++) {
+        struct dn_proc *p = c->procs[i];
+        if (p->gen == c->gen) {
+            c->procs[w++] = p;
+            continue;
+        }
+        c->departed_disk_read += p->last.disk_read_bytes;
+        c->departed_disk_write += p->last.disk_write_bytes;
+        c->departed_sys_read += p->last.syscall_read_bytes;
+        c->departed_sys_write += p->last.syscall_write_bytes;
+        c->departed_last = true;
+        proc_free(p);
+    }
+    c->nprocs = w;
+}
+
+/* Reads a process through /proc. A process whose CPU clock has not moved since the last
+ * read has not run, so its counters, threads and children cannot have changed: only its
+ * memory is read again (reclaim can shrink it), from statm, at a quarter of the cost.
+ * A full read still happens at least every DN_FULL_READ_PERIOD_NS. Returns 1 for such
+ * an idle read, 0 for a full one, -1 when the process is gone. */
+static int read_procfs(const struct dn_collector *c, struct dn_proc *p, struct dn_proc_raw *raw,
+                       int64_t t)
+{
+    uint64_t ns;
+    if (!c->always_full && p->have_raw && t < p->next_full_ns &&
+        dn_procfs_cpu_ns(&p->fs, &ns) == 0 &&
+        ns == p->last_raw.cpu_ns) {
+        *raw = p->last_raw;
+        if (dn_procfs_read_memory(&p->fs, raw) == 0) {
+            p->last_raw = *raw;
+            return 1;
+        }
+    }
+    bool want_hwm = t >= p->next_hwm_ns;
+    if (dn_procfs_read(&p->fs, raw, want_hwm) != 0)
+        return -1;
+    if (want_hwm)
+        p->next_hwm_ns = t + DN_HWM_PERIOD_NS;
+    p->last_raw = *raw;
+    p->have_raw = true;
+    p->next_full_ns = t + DN_FULL_READ_PERIOD_NS;
+    return 0;
+}
+
+/* Queues the children of p: read from /proc, or, when p has not run since they were
+ * read (it cannot have forked), the list read then. */
+static int find_children(struct dn_collector *c, struct dn_proc *p, const struct dn_proc_raw *raw,
+                         int idle, int64_t t)
+{
+    if (idle == 1 && p->have_kids && t < p->next_kids_ns) {
+        /* Only children still in the table: their kept files belong to the process that
+         * was read, so a pid reused since (by anyone) is never opened from this list. */
+        for (size_t i = 0; i < p->nkids; i++) {
+            if (!proc_find(c, p->kids[i]))
+                continue;
+            int rc = queue_push(c, p->kids[i]);
+            if (rc)
+                return rc;
+        }
+        return 0;
+    }
+    size_t start = c->queue_len;
+    int rc = dn_procfs_children(&p->fs, raw->num_threads, &c->queue, &c->queue_len,
+                                &c->queue_cap);
+    if (rc)
+        return rc;
+    size_t n = c->queue_len - start;
+    if (dn_grow(&p->kids, &p->kids_cap, n, sizeof *p->kids, 8))
+        return -ENOMEM;
+    if (n)
+        memcpy(p->kids, c->queue + start, n * sizeof *p->kids);
+    p->nkids = n;
+    p->have_kids = true;
+    /* Re-read now and then anyway: a subreaper adopts orphans without running. */
+    p->next_kids_ns = t + DN_FULL_READ_PERIOD_NS;
+    return 0;
+}
+
+static int cmp_rec(const void *a, const void *b)
+{
+    const struct dn_task_rec *x = a, *y = b;
+    if (x->tgid != y->tgid)
+        return x->tgid < y->tgid ? -1 : 1;
+    return (int)y->is_leader - (int)x->is_leader; /* leader first */
+}
+
+/* One read of the BPF task iterator, folded per process the way /proc folds a thread
+ * group: the counters of exited threads (signal_struct) plus those of live threads. */
+static int iter_pass(struct dn_collector *c)
+{
+    int rc = dn_tracker_read_tasks(c->o.tracker, &c->recs, &c->recs_len, &c->recs_cap);
+    if (rc)
+        return rc;
+    qsort(c->recs, c->recs_len, sizeof *c->recs, cmp_rec);
+    c->iprocs_len = 0;
+    uint64_t tck = (uint64_t)dn_clk_tck();
+    uint64_t page_kb = (uint64_t)dn_page_kb();
+    for (size_t i = 0; i < c->recs_len;) {
+        const struct dn_task_rec *lead = &c->recs[i];
+        size_t j = i;
+        while (j < c->recs_len && c->recs[j].tgid == lead->tgid)
+            j++;
+        if (!lead->is_leader) { /* leader not seen in this pass: skip the process */
+            i = j;
+            continue;
+        }
+        if (dn_grow(&c->iprocs, &c->iprocs_cap, c->iprocs_len + 1, sizeof *c->iprocs, 32))
+            return -ENOMEM;
+        struct dn_iter_proc *ip = &c->iprocs[c->iprocs_len++];
+        struct dn_proc_raw *r = &ip->raw;
+        memset(r, 0, sizeof *r);
+        ip->tgid = (pid_t)lead->tgid;
+        r->cpu_ns = lead->dead_runtime_ns;
+        r->minflt = lead->dead_min_flt;
+        r->majflt = lead->dead_maj_flt;
+        r->rchar = lead->dead_rchar;
+        r->wchar = lead->dead_wchar;
+        r->read_bytes = lead->dead_read_bytes;
+        r->write_bytes = lead->dead_write_bytes;
+        for (size_t k = i; k < j; k++) {
+            const struct dn_task_rec *t = &c->recs[k];
+            r->cpu_ns += t->runtime_ns;
+            r->minflt += t->min_flt;
+            r->majflt += t->maj_flt;
+            r->rchar += t->rchar;
+            r->wchar += t->wchar;
+            r->read_bytes += t->read_bytes;
+            r->write_bytes += t->write_bytes;
+        }
+        r->state = lead->exit_state ? 'Z' : 'R';
+        r->ppid = (pid_t)lead->ppid;
+        r->child_cpu_ns = lead->child_cpu_ns;
+        r->num_threads = lead->nr_threads;
+        r->start_ticks = lead->start_boottime_ns / (1000000000ULL / tck);
+        r->vsize_bytes = lead->total_vm_pages * page_kb * 1024;
+        r->rss_pages = lead->rss_pages;
+        r->processor = lead->cpu;
+        uint64_t hw = lead->hiwater_rss_pages > lead->rss_pages ? lead->hiwater_rss_pages
+                                                                 : lead->rss_pages;
+        r->hwm_kb = hw * page_kb;
+        r->have_io = true;
+        memcpy(r->comm, lead->comm, sizeof r->comm);
+        r->comm[sizeof r->comm - 1] = '\0';
+        i = j;
+    }
+    return 0;
+}
+
+static const struct dn_proc_raw *iter_find(const struct dn_collector *c, pid_t tgid)
+{
+    size_t lo = 0, hi = c->iprocs_len;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c->iprocs[mid].tgid == tgid)
+            return &c->iprocs[mid].raw;
+        if (c->iprocs[mid].tgid < tgid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
+{
+    int rc = 0;
+    memset(out, 0, sizeof *out);
+    out->tree = c->o.include_children;
+    c->gen++;
+    int64_t now_ms = dn_now_ms();
+    double boot = dn_boottime_secs();
+    int64_t mono = dn_monotonic_ns();
+
+    uint64_t rx = 0, tx = 0;
+    if (c->net_fd >= 0 && dn_netdev_read(c->net_fd, &rx, &tx) == 0) {
+        if (!c->net_have_base) {
+            c->net_rx_base = c->o.since_process_start ? 0 : rx;
+            c->net_tx_base = c->o.since_process_start ? 0 : tx;
+            c->net_have_base = true;
+        }
+        rx = sub_sat(rx, c->net_rx_base);
+        tx = sub_sat(tx, c->net_tx_base);
+    }
+
+    c->queue_len = 0;
+    if ((rc = queue_push(c, c->o.root)))
+        return rc;
+    bool use_tracker = c->o.tracker && c->o.include_children;
+    bool use_iter = use_tracker && dn_tracker_has_task_iter(c->o.tracker) && iter_pass(c) == 0;
+    /* With the task iterator the live tree is known without the map; the map (whose batch
+     * read walks every bucket) is then read for exits only when a process left the tree,
+     * the root is exiting, or a second has passed. */
+    bool root_exiting = use_iter && (!iter_find(c, c->o.root) ||
+                                     iter_find(c, c->o.root)->state == 'Z');
+    if (use_tracker && (!use_iter || c->departed_last || root_exiting ||
+                        mono >= c->next_snapshot_ns)) {
+        if ((rc = tracker_pass(c, mono, !use_iter))) {
+            use_tracker = use_iter = false; /* map unreadable: walk /proc */
+        } else {
+            c->next_snapshot_ns = mono + DN_SNAPSHOT_PERIOD_NS;
+        }
+    }
+    if (use_iter) {
+        /* A zombie child's CPU time is in the exit hook's record (its exit is in the map):
+         * read as a live process it would be counted twice. */
+        for (size_t i = 0; i < c->iprocs_len; i++)
+            if (c->iprocs[i].tgid != c->o.root && c->iprocs[i].raw.state != 'Z' &&
+                (rc = queue_push(c, c->iprocs[i].tgid)))
+                return rc;
+    }
+
+    size_t nchildren = 0, children_cap = 0;
+    struct dn_child *children = NULL;
+    struct dn_metrics agg = {0};
+    uint64_t live_cpu_ns = 0;
+    bool root_ok = false;
+
+    for (size_t qi = 0; qi < c->queue_len; qi++) {
+        pid_t pid = c->queue[qi];
+        /* An exited tracked process is counted through the map, not read again. The root
+         * is still read once as a zombie for its final counters, but not added twice. */
+        bool exited = use_tracker && tracked_exited(c, pid);
+        if (exited && qi > 0)
+            continue;
+        struct dn_proc *p = proc_find(c, pid);
+        if (!p) {
+            int err = 0;
+            p = proc_open(c, pid, &err);
+            if (!p) {
+                if (err == -ENOMEM) {
+                    rc = err;
+                    goto fail;
+                }
+                continue;
+            }
+        } else if (p->gen == c->gen) {
+            continue; /* already read in this pass */
+        }
+        struct dn_proc_raw raw;
+        int64_t t = dn_monotonic_ns();
+        int idle = 0;
+        const struct dn_proc_raw *ir = use_iter ? iter_find(c, pid) : NULL;
+        if (use_iter && !ir && qi > 0)
+            continue; /* gone: swept below */
+        if (ir) {
+            raw = *ir;
+            /* CPU time from the process clock: exact, where the iterator's view of a
+             * thread running on another CPU lags by up to a tick. */
+            struct timespec ts;
+            if (p->fs.cpu_clock_ok && clock_gettime(p->fs.cpu_clock, &ts) == 0)
+                raw.cpu_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+        } else {
+            /* Also the root when the iterator did not return it: a zombie (its entry is
+             * closed) or a task some kernels' iterators skip (pid 1 in this VM). */
+            idle = read_procfs(c, p, &raw, t);
+            if (idle < 0)
+                continue; /* gone: swept below */
+        }
+        p->gen = c->gen;
+        proc_update(c, p, &raw, t, now_ms, boot);
+        p->last.sys_net_rx_bytes = rx;
+        p->last.sys_net_tx_bytes = tx;
+        /* Only the work done while watched: proc_update set the baseline of a process
+         * that predates monitoring (zero unless since_process_start). */
+        if (!exited)
+            live_cpu_ns += sub_sat(raw.cpu_ns, p->base.cpu_ns) +
+                           (use_tracker ? 0 : sub_sat(raw.child_cpu_ns, p->base.child_cpu_ns));
+
+        if (qi == 0) {
+            root_ok = true;
+            out->has_parent = true;
+            out->parent = p->last;
+        } else {
+            if ((rc = dn_grow(&children, &children_cap, nchildren + 1, sizeof *children, 8)))
+                goto fail;
+            children[nchildren].pid = pid;
+            children[nchildren].ppid = raw.ppid;
+            children[nchildren].command = p->command;
+            children[nchildren].metrics = p->last;
+            nchildren++;
+        }
+        add_metrics(&agg, &p->last);
+
+        if (c->o.include_children && !use_tracker && (rc = find_children(c, p, &raw, idle, t)))
+            goto fail;
+    }
+    sweep_departed(c);
+
+    if (!root_ok) {
+        free(children);
+        memset(out, 0, sizeof *out);
+        return -ESRCH;
+    }
+
+    out->ts_ms = now_ms;
+    out->nchildren = nchildren;
+    out->children = children;
+    if (out->tree) {
+        agg.ts_ms = now_ms;
+        agg.sys_net_rx_bytes = rx;
+        agg.sys_net_tx_bytes = tx;
+        agg.uptime_secs = out->parent.uptime_secs;
+        agg.cpu_core = out->parent.cpu_core;
+        agg.cpu_usage = (double)(int64_t)(agg.cpu_usage * 1000.0 + 0.5) / 1000.0;
+        out->has_aggregated = true;
+        out->aggregated = agg;
+        out->process_count = 1 + nchildren;
+    } else {
+        out->ts_ms = out->parent.ts_ms;
+    }
+
+    /* Running summary. */
+    const struct dn_metrics *whole = out->tree ? &out->aggregated : &out->parent;
+    if (c->first_ts_ms < 0)
+        c->first_ts_ms = now_ms;
+    c->last_ts_ms = now_ms;
+    c->sample_count++;
+    uint64_t nproc = out->tree ? out->process_count : 1;
+    if (nproc > c->max_processes)
+        c->max_processes = nproc;
+    if (whole->thread_count > c->max_threads)
+        c->max_threads = whole->thread_count;
+    if (whole->mem_rss_kb > c->peak_mem_rss_kb)
+        c->peak_mem_rss_kb = whole->mem_rss_kb;
+    c->cpu_usage_sum += whole->cpu_usage;
+    if (rx > c->net_rx_max)
+        c->net_rx_max = rx;
+    if (tx > c->net_tx_max)
+        c->net_tx_max = tx;
+    uint64_t total_cpu = live_cpu_ns + (use_tracker ? c->exited_cpu_ns : 0);
+    if (total_cpu > c->total_cpu_ns)
+        c->total_cpu_ns = total_cpu;
+    return 0;
+
+fail:
+    free(children);
+    memset(out, 0, sizeof *out);
+    return rc;
+}
+
+void dn_collector_root_reaped(struct dn_collector *c, const struct rusage *ru)
+{
+    uint64_t ns = ((uint64_t)ru->ru_utime.tv_sec + (uint64_t)ru->ru_stime.tv_sec) * 1000000000ULL +
+                  ((uint64_t)ru->ru_utime.tv_usec + (uint64_t)ru->ru_stime.tv_usec) * 1000ULL;
+    /* rusage covers the root and every descendant it waited for: a lower bound that
+     * the tracker's total (orphans included) can only exceed. */
+    if (ns > c->total_cpu_ns)
+        c->total_cpu_ns = ns;
+    /* ru_maxrss is max(root, every descendant it waited for), but the root's own share
+     * includes the image it was forked from (exec records the old mm's high-water mark),
+     * i.e. our interpreter's RSS. Only a value clearly above that is the tree's own. */
+    uint64_t maxrss = (uint64_t)ru->ru_maxrss;
+    uint64_t polluted = c->o.spawn_rss_kb + c->o.spawn_rss_kb / 50 + 2048;
+    if (maxrss > polluted && maxrss > c->peak_process_rss_kb)
+        c->peak_process_rss_kb = maxrss;
+}
+
+void dn_collector_summary(const struct dn_collector *c, struct dn_summary *s)
+{
+    memset(s, 0, sizeof *s);
+    s->sample_count = c->sample_count;
+    if (c->sample_count) {
+        s->total_time_secs = (double)(c->last_ts_ms - c->first_ts_ms) / 1000.0;
+        s->avg_cpu_usage = c->cpu_usage_sum / (double)c->sample_count;
+    }
+    s->max_processes = c->max_processes;
+    s->max_threads = c->max_threads;
+    s->peak_mem_rss_kb = c->peak_mem_rss_kb;
+    s->total_sys_net_rx_bytes = c->net_rx_max;
+    s->total_sys_net_tx_bytes = c->net_tx_max;
+    s->total_disk_read_bytes = c->departed_disk_read;
+    s->total_disk_write_bytes = c->departed_disk_write;
+    s->total_syscall_read_bytes = c->departed_sys_read;
+    s->total_syscall_write_bytes = c->departed_sys_write;
+    for (size_t i = 0; i < c->nprocs; i++) {
+        const struct dn_metrics *m = &c->procs[i]->last;
+        s->total_disk_read_bytes += m->disk_read_bytes;
+        s->total_disk_write_bytes += m->disk_write_bytes;
+        s->total_syscall_read_bytes += m->syscall_read_bytes;
+        s->total_syscall_write_bytes += m->syscall_write_bytes;
+    }
+    s->total_cpu_time_secs = (double)c->total_cpu_ns / 1e9;
+    s->peak_process_rss_kb = c->peak_process_rss_kb;
+    s->processes_seen = c->processes_seen;
+    uint64_t dropped = c->detached_fork_dropped, tracked = c->detached_processes;
+    if (c->o.tracker) {
+        dropped = dn_tracker_fork_dropped(c->o.tracker);
+        tracked = dn_tracker_processes(c->o.tracker);
+    }
+    s->tracker_fork_dropped = dropped;
+    /* The kernel saw every fork, including children that lived between samples. */
+    if (c->o.include_children && tracked > s->processes_seen)
+        s->processes_seen = tracked;
+}
+
+void dn_collector_detach_tracker(struct dn_collector *c)
+{
+    if (!c->o.tracker)
+        return;
+    c->detached_fork_dropped = dn_tracker_fork_dropped(c->o.tracker);
+    c->detached_processes = dn_tracker_processes(c->o.tracker);
+    c->o.tracker = NULL;
+}
+
+/* Adds pid's children (of every thread) to the list. */
+static void push_children(pid_t pid, pid_t **pids, size_t *n, size_t *cap)
+{
+    struct dn_procfs pf;
+    if (dn_procfs_open(&pf, pid) != 0)
+        return;
+    struct dn_proc_raw r;
+    if (dn_procfs_read(&pf, &r, false) == 0)
+        dn_procfs_children(&pf, r.num_threads, pids, n, cap);
+    dn_procfs_close(&pf);
+}
+
+int dn_collector_register_tree(struct dn_tracker *t, pid_t root)
+{
+    int rc = dn_tracker_add(t, root);
+    if (rc)
+        return rc;
+    pid_t *pids = NULL;
+    size_t n = 0, cap = 0;
+    /* Twice: a process that forked while the first walk read its parent is registered
+     * by the second (from then on the kernel follows its forks). */
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+        n = 0;
+        push_children(root, &pids, &n, &cap);
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            rc = dn_tracker_add(t, pids[i]);
+            push_children(pids[i], &pids, &n, &cap);
+        }
+    }
+    free(pids);
+    return rc;
+}

@@ -1,0 +1,72 @@
+/* Reads a process tree into one sample, without threads or Python: the sampler thread and
+ * sample_once() both call it under the session's lock. It also keeps the running
+ * summary, including work of processes that exited between samples. */
+#ifndef DENET_COLLECTOR_H
+#define DENET_COLLECTOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include "core/sample.h"
+
+struct dn_tracker;
+
+struct dn_collector_opts {
+    pid_t root;
+    bool include_children;
+    bool since_process_start;
+    double t0_boot;             /* CLOCK_BOOTTIME when monitoring began */
+    struct dn_tracker *tracker; /* optional: BPF tracked-process map */
+    uint64_t spawn_rss_kb;      /* RSS of the process that forked the root (see root_reaped) */
+    int pidfd;                  /* the root's pidfd, or -1: says whether it still lives */
+};
+
+struct dn_summary {
+    double total_time_secs;
+    uint64_t sample_count;
+    uint64_t max_processes;
+    uint64_t max_threads;
+    uint64_t total_disk_read_bytes;
+    uint64_t total_disk_write_bytes;
+    uint64_t total_syscall_read_bytes;
+    uint64_t total_syscall_write_bytes;
+    uint64_t total_sys_net_rx_bytes;
+    uint64_t total_sys_net_tx_bytes;
+    uint64_t peak_mem_rss_kb;
+    double avg_cpu_usage;
+    double total_cpu_time_secs;
+    uint64_t peak_process_rss_kb;
+    uint64_t processes_seen;    /* distinct processes the tree has had */
+    uint64_t tracker_fork_dropped;
+};
+
+struct dn_collector;
+
+/* Returns NULL with *err = -errno: -ESRCH when the root does not exist, -EACCES when it
+ * may not be read, -ENOMEM. */
+struct dn_collector *dn_collector_new(const struct dn_collector_opts *o, int *err);
+void dn_collector_free(struct dn_collector *c);
+
+/* One sample of the tree into *out (cleared first). Returns 0, -ESRCH when the root is
+ * gone (out is then empty), or -ENOMEM. */
+int dn_collector_collect(struct dn_collector *c, struct dn_sample *out);
+
+/* The root was reaped by us: its rusage covers itself and every descendant it waited for. */
+void dn_collector_root_reaped(struct dn_collector *c, const struct rusage *ru);
+
+void dn_collector_summary(const struct dn_collector *c, struct dn_summary *out);
+
+/* Registers a running process and every descendant it has now with the eBPF tracker
+ * (the /proc walk lives here: the eBPF side never reads /proc). 0 or -errno. */
+int dn_collector_register_tree(struct dn_tracker *t, pid_t root);
+
+/* Stops using the tracker (it is about to be closed): its last counts are kept for the
+ * summary and the tree is read through /proc from now on. */
+void dn_collector_detach_tracker(struct dn_collector *c);
+
+/* Interns a string for the lifetime of the collector (child commands in samples). */
+const char *dn_collector_intern(struct dn_collector *c, const char *s);
+
+#endif

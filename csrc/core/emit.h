@@ -1,0 +1,49 @@
+/* One traversal of a sample, summary or metadata record, with two back ends: JSON text
+ * (jsonbuf.c, used by the sampler thread for files) and Python objects (encode_dict.c).
+ * The shape of every record is therefore written once, here. */
+#ifndef DENET_EMIT_H
+#define DENET_EMIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/collector.h"
+#include "core/sample.h"
+
+/* key is NULL for list items and for the top-level value. */
+struct dn_emitter_ops {
+    void (*begin_object)(void *ctx, const char *key);
+    void (*end_object)(void *ctx);
+    void (*begin_list)(void *ctx, const char *key);
+    void (*end_list)(void *ctx);
+    void (*i64)(void *ctx, const char *key, int64_t v);
+    void (*u64)(void *ctx, const char *key, uint64_t v);
+    void (*f64)(void *ctx, const char *key, double v);
+    void (*str)(void *ctx, const char *key, const char *v);
+    void (*null)(void *ctx, const char *key);
+};
+
+struct dn_emitter {
+    const struct dn_emitter_ops *ops;
+    void *ctx;
+};
+
+struct dn_metadata {
+    pid_t pid;
+    char **cmd;      /* NULL-terminated, may be empty for attached processes */
+    char *executable;
+    int64_t t0_ms;
+};
+
+/* The kind tag ("kind": "tree"/"sample"/...) is written when tag is true (files). */
+/* The Metrics fields, in schema order, into the object being written. */
+void dn_emit_metrics_fields(const struct dn_emitter *e, const struct dn_metrics *m);
+/* The children list of a tree sample, as a top-level list. */
+void dn_emit_children(const struct dn_emitter *e, const struct dn_sample *s);
+void dn_emit_sample(const struct dn_emitter *e, const struct dn_sample *s, bool tag);
+void dn_emit_metadata(const struct dn_emitter *e, const struct dn_metadata *md, bool tag);
+void dn_emit_summary(const struct dn_emitter *e, const struct dn_summary *s,
+                     const struct dn_ebpf_sample *ebpf, bool tag);
+
+#endif

@@ -1,0 +1,432 @@
+#include "core/procfs.h"
+#include "core/grow.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+long dn_clk_tck(void)
+{
+    static long tck;
+    if (!tck) {
+        long v = sysconf(_SC_CLK_TCK);
+        tck = v > 0 ? v : 100;
+    }
+    return tck;
+}
+
+long dn_page_kb(void)
+{
+    static long kb;
+    if (!kb) {
+        long v = sysconf(_SC_PAGESIZE);
+        kb = v > 0 ? v / 1024 : 4;
+    }
+    return kb;
+}
+
+int64_t dn_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t dn_monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+double dn_boottime_secs(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int open_proc_file(pid_t pid, const char *name)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+    return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+int dn_procfs_open(struct dn_procfs *p, pid_t pid)
+{
+    memset(p, 0, sizeof *p);
+    p->pid = pid;
+    p->io_fd = p->status_fd = p->children_fd = p->statm_fd = -1;
+    p->stat_fd = open_proc_file(pid, "stat");
+    if (p->stat_fd < 0)
+        return errno == ENOENT ? -ESRCH : -errno;
+    /* io needs ptrace-read permission; without it we still report the rest. */
+    p->io_fd = open_proc_file(pid, "io");
+    p->status_fd = open_proc_file(pid, "status");
+    p->statm_fd = open_proc_file(pid, "statm");
+    char name[48];
+    snprintf(name, sizeof name, "task/%d/children", (int)pid);
+    p->children_fd = open_proc_file(pid, name);
+    if (clock_getcpuclockid(pid, &p->cpu_clock) == 0)
+        p->cpu_clock_ok = true;
+    return 0;
+}
+
+void dn_procfs_close(struct dn_procfs *p)
+{
+    int *fds[] = {&p->stat_fd, &p->io_fd, &p->status_fd, &p->children_fd, &p->statm_fd};
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+        if (*fds[i] >= 0)
+            close(*fds[i]);
+        *fds[i] = -1;
+    }
+}
+
+/* pread the whole (small) file into buf, NUL-terminated. */
+static ssize_t read_all(int fd, char *buf, size_t len)
+{
+    ssize_t n;
+    do {
+        n = pread(fd, buf, len - 1, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    buf[n] = '\0';
+    return n;
+}
+
+static const char *skip_field(const char *s)
+{
+    while (*s && *s != ' ')
+        s++;
+    while (*s == ' ')
+        s++;
+    return s;
+}
+
+static uint64_t parse_u64(const char **sp)
+{
+    const char *s = *sp;
+    uint64_t v = 0;
+    while (*s >= '0' && *s <= '9')
+        v = v * 10 + (uint64_t)(*s++ - '0');
+    *sp = s;
+    return v;
+}
+
+static int64_t parse_i64(const char **sp)
+{
+    bool neg = false;
+    if (**sp == '-') {
+        neg = true;
+        (*sp)++;
+    }
+    int64_t v = (int64_t)parse_u64(sp);
+    return neg ? -v : v;
+}
+
+/* /proc/PID/stat: the comm field may hold spaces and parentheses, so fields are counted
+ * from the last ')'. */
+static int parse_stat(const char *buf, struct dn_proc_raw *r)
+{
+    const char *s = strrchr(buf, ')');
+    const char *open_paren = strchr(buf, '(');
+    if (!s || s[1] != ' ' || !open_paren || open_paren > s)
+        return -EINVAL;
+    size_t clen = (size_t)(s - open_paren - 1);
+    if (clen >= sizeof r->comm)
+        clen = sizeof r->comm - 1;
+    memcpy(r->comm, open_paren + 1, clen);
+    r->comm[clen] = '\0';
+    s += 2;
+    uint64_t f[53] = {0};
+    int64_t processor = -1;
+    for (int field = 3; field <= 39 && *s; field++) { /* 39 (processor) is the last used */
+        if (field == 3) {
+            r->state = *s;
+            s = skip_field(s);
+            continue;
+        }
+        if (field == 39) {
+            processor = parse_i64(&s);
+        } else if (*s == '-') {
+            f[field] = (uint64_t)parse_i64(&s);
+        } else {
+            f[field] = parse_u64(&s);
+        }
+        s = skip_field(s);
+    }
+    uint64_t tck = (uint64_t)dn_clk_tck();
+    r->ppid = (pid_t)f[4];
+    r->minflt = f[10];
+    r->majflt = f[12];
+    r->cpu_ns = (f[14] + f[15]) * (1000000000ULL / tck); /* replaced by the clock below */
+    r->child_cpu_ns = (f[16] + f[17]) * (1000000000ULL / tck);
+    r->num_threads = f[20];
+    r->start_ticks = f[22];
+    r->vsize_bytes = f[23];
+    r->rss_pages = f[24];
+    r->processor = processor;
+    return 0;
+}
+
+/* Value after "key:" on its own line, or 0 when absent. */
+static uint64_t find_kv(const char *buf, const char *key)
+{
+    const char *s = strstr(buf, key);
+    if (!s)
+        return 0;
+    s += strlen(key);
+    while (*s == ' ' || *s == '\t')
+        s++;
+    return parse_u64(&s);
+}
+
+int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm)
+{
+    char buf[2048];
+    memset(r, 0, sizeof *r);
+    r->processor = -1;
+
+    /* The CPU clock is read first: if the stat pread below still succeeds, the pid was
+     * not reaped (and so not reused) when the clock was read. */
+    struct timespec ts;
+    bool clock_ok = p->cpu_clock_ok && clock_gettime(p->cpu_clock, &ts) == 0;
+
+    ssize_t n = read_all(p->stat_fd, buf, sizeof buf);
+    if (n < 0)
+        return (int)n == -ENOENT ? -ESRCH : (int)n;
+    if (n == 0)
+        return -ESRCH;
+    int rc = parse_stat(buf, r);
+    if (rc)
+        return rc;
+    if (clock_ok)
+        r->cpu_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+
+    /* Memory from statm: the kernel sums its per-CPU RSS counters exactly there, where
+     * stat gives their approximate value (psutil and top read statm too). */
+    dn_procfs_read_memory(p, r);
+
+    if (p->io_fd >= 0 && read_all(p->io_fd, buf, sizeof buf) > 0) {
+        r->rchar = find_kv(buf, "rchar:");
+        r->wchar = find_kv(buf, "wchar:");
+        r->read_bytes = find_kv(buf, "\nread_bytes:");
+        r->write_bytes = find_kv(buf, "\nwrite_bytes:");
+        r->have_io = true;
+    }
+    if (want_hwm && p->status_fd >= 0 && read_all(p->status_fd, buf, sizeof buf) > 0)
+        r->hwm_kb = find_kv(buf, "VmHWM:");
+    return 0;
+}
+
+int dn_procfs_cpu_ns(struct dn_procfs *p, uint64_t *ns)
+{
+    struct timespec ts;
+    if (!p->cpu_clock_ok)
+        return -ENOTSUP;
+    if (clock_gettime(p->cpu_clock, &ts) != 0)
+        return -ESRCH;
+    *ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+    return 0;
+}
+
+int dn_procfs_read_memory(struct dn_procfs *p, struct dn_proc_raw *r)
+{
+    char buf[256];
+    if (p->statm_fd < 0)
+        return -ENOTSUP;
+    ssize_t n = read_all(p->statm_fd, buf, sizeof buf);
+    if (n < 0)
+        return (int)n == -ENOENT ? -ESRCH : (int)n;
+    if (n == 0)
+        return -ESRCH;
+    const char *s = buf;
+    uint64_t size_pages = parse_u64(&s);
+    while (*s == ' ')
+        s++;
+    uint64_t resident = parse_u64(&s);
+    if (size_pages == 0) /* no memory at all: a zombie, whose state needs a full read */
+        return -ESRCH;
+    r->vsize_bytes = size_pages * (uint64_t)dn_page_kb() * 1024;
+    r->rss_pages = resident;
+    return 0;
+}
+
+static int push_pid(pid_t pid, pid_t **pids, size_t *n, size_t *cap)
+{
+    if (dn_grow(pids, cap, *n + 1, sizeof **pids, 64))
+        return -ENOMEM;
+    (*pids)[(*n)++] = pid;
+    return 0;
+}
+
+static int parse_pid_list(const char *buf, pid_t **pids, size_t *n, size_t *cap)
+{
+    const char *s = buf;
+    while (*s) {
+        while (*s == ' ' || *s == '\n')
+            s++;
+        if (!isdigit((unsigned char)*s))
+            break;
+        int rc = push_pid((pid_t)parse_u64(&s), pids, n, cap);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int read_children_fd(int fd, pid_t **pids, size_t *n, size_t *cap)
+{
+    char stackbuf[4096];
+    ssize_t got = read_all(fd, stackbuf, sizeof stackbuf);
+    if (got < 0)
+        return 0; /* vanished */
+    if ((size_t)got < sizeof stackbuf - 1)
+        return parse_pid_list(stackbuf, pids, n, cap);
+    /* More children than fit on the stack: grow a heap buffer. */
+    size_t len = sizeof stackbuf * 4;
+    for (;;) {
+        char *big = malloc(len);
+        if (!big)
+            return -ENOMEM;
+        got = read_all(fd, big, len);
+        if (got >= 0 && (size_t)got < len - 1) {
+            int rc = parse_pid_list(big, pids, n, cap);
+            free(big);
+            return rc;
+        }
+        free(big);
+        if (got < 0)
+            return 0;
+        len *= 4;
+    }
+}
+
+int dn_procfs_children(struct dn_procfs *p, uint64_t num_threads, pid_t **pids, size_t *n,
+                       size_t *cap)
+{
+    if (num_threads <= 1 && p->children_fd >= 0)
+        return read_children_fd(p->children_fd, pids, n, cap);
+
+    /* Children forked by other threads are listed under those threads. */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)p->pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    int rc = 0;
+    while (!rc && (e = readdir(d))) {
+        if (!isdigit((unsigned char)e->d_name[0]))
+            continue;
+        char cpath[320];
+        snprintf(cpath, sizeof cpath, "/proc/%d/task/%s/children", (int)p->pid, e->d_name);
+        int fd = open(cpath, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        rc = read_children_fd(fd, pids, n, cap);
+        close(fd);
+    }
+    closedir(d);
+    return rc;
+}
+
+int dn_procfs_command(pid_t pid, char *buf, size_t len)
+{
+    if (len == 0)
+        return -EINVAL;
+    buf[0] = '\0';
+    int fd = open_proc_file(pid, "cmdline");
+    ssize_t n = -1;
+    if (fd >= 0) {
+        n = read(fd, buf, len - 1);
+        close(fd);
+    }
+    if (n > 0) {
+        buf[n] = '\0';
+        while (n > 0 && buf[n - 1] == '\0')
+            n--;
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] == '\0')
+                buf[i] = ' ';
+        buf[n] = '\0';
+        return 0;
+    }
+    fd = open_proc_file(pid, "comm");
+    if (fd < 0)
+        return errno == ENOENT ? -ESRCH : -errno;
+    n = read(fd, buf, len - 1);
+    close(fd);
+    if (n <= 0)
+        return -ESRCH;
+    buf[n] = '\0';
+    if (buf[n - 1] == '\n')
+        buf[n - 1] = '\0';
+    return 0;
+}
+
+int dn_netdev_open(pid_t pid)
+{
+    int fd = open_proc_file(pid, "net/dev");
+    if (fd < 0)
+        fd = open("/proc/net/dev", O_RDONLY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int dn_netdev_read(int fd, uint64_t *rx, uint64_t *tx)
+{
+    char buf[8192];
+    ssize_t n = read_all(fd, buf, sizeof buf);
+    *rx = *tx = 0;
+    if (n < 0)
+        return (int)n;
+    /* Two header lines, then "  iface: rx_bytes packets ... (8 rx cols) tx_bytes ...". */
+    const char *line = buf;
+    for (int i = 0; i < 2 && line; i++) {
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    while (line && *line) {
+        const char *colon = strchr(line, ':');
+        const char *eol = strchr(line, '\n');
+        if (!colon || (eol && colon > eol))
+            break;
+        const char *name = line;
+        while (*name == ' ')
+            name++;
+        bool is_lo = (colon - name == 2 && name[0] == 'l' && name[1] == 'o');
+        const char *s = colon + 1;
+        uint64_t cols[9];
+        for (int c = 0; c < 9; c++) {
+            while (*s == ' ')
+                s++;
+            cols[c] = parse_u64(&s);
+        }
+        if (!is_lo) {
+            *rx += cols[0];
+            *tx += cols[8];
+        }
+        line = eol ? eol + 1 : NULL;
+    }
+    return 0;
+}
+
+int dn_procfs_reset_hwm(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/clear_refs", (int)pid);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = write(fd, "5", 1) == 1 ? 0 : -errno;
+    close(fd);
+    return rc;
+}

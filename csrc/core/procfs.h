@@ -1,0 +1,88 @@
+/* Readers for one process's /proc files. Files are opened once and re-read with pread:
+ * cheap, and a kept fd fails with ESRCH once the process is reaped, so a reused pid is
+ * never mistaken for the process we opened. */
+#ifndef DENET_PROCFS_H
+#define DENET_PROCFS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+/* Raw counters of one read, absolute (not relative to any baseline). */
+struct dn_proc_raw {
+    char state;
+    pid_t ppid;
+    uint64_t cpu_ns;          /* whole thread group, exited threads included */
+    uint64_t child_cpu_ns;    /* cutime + cstime: reaped children */
+    uint64_t minflt, majflt;
+    uint64_t num_threads;
+    uint64_t start_ticks;     /* starttime, clock ticks since boot */
+    uint64_t vsize_bytes;
+    uint64_t rss_pages;
+    int64_t processor;
+    uint64_t rchar, wchar, read_bytes, write_bytes;
+    uint64_t hwm_kb;          /* VmHWM, kernel's high-water mark of RSS */
+    bool have_io;             /* /proc/PID/io readable */
+    char comm[16];            /* task name: changes when the process execs */
+};
+
+struct dn_procfs {
+    pid_t pid;
+    int stat_fd;
+    int io_fd;      /* -1 when not permitted */
+    int status_fd;
+    int children_fd; /* /proc/PID/task/PID/children, -1 if unavailable */
+    int statm_fd;
+    clockid_t cpu_clock;
+    bool cpu_clock_ok;
+};
+
+/* Opens the files of pid. Returns 0, or -errno (ENOENT/ESRCH when there is no such
+ * process, EACCES when it may not be read). */
+int dn_procfs_open(struct dn_procfs *p, pid_t pid);
+void dn_procfs_close(struct dn_procfs *p);
+
+/* Reads the counters; VmHWM (hwm_kb) only when want_hwm, since /proc/PID/status costs as
+ * much as all the other files together. Returns 0, -ESRCH when the process is gone
+ * (reaped), or -errno. */
+int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *out, bool want_hwm);
+
+/* The CPU time of the whole thread group in ns (one clock_gettime). Returns 0, -ESRCH
+ * when the process is gone, -ENOTSUP when its clock is unavailable. */
+int dn_procfs_cpu_ns(struct dn_procfs *p, uint64_t *ns);
+
+/* Refreshes only rss_pages and vsize_bytes of r from /proc/PID/statm (cheap). Meant for
+ * a process whose CPU time has not moved since r was read: it has not run, so nothing
+ * else in r can have changed, but reclaim can still shrink its memory. Returns 0 or
+ * -ESRCH/-errno (-ESRCH also for a process without memory: a zombie). */
+int dn_procfs_read_memory(struct dn_procfs *p, struct dn_proc_raw *r);
+
+/* Resets the kernel's RSS high-water mark of pid to its current RSS (clear_refs 5):
+ * allowed for our own processes, or as root. 0 or -errno. */
+int dn_procfs_reset_hwm(pid_t pid);
+
+/* Appends the pids of the children of every thread of the process to *pids
+ * (grown with realloc). Returns 0 or -errno; a vanished process yields no children. */
+int dn_procfs_children(struct dn_procfs *p, uint64_t num_threads, pid_t **pids, size_t *n,
+                       size_t *cap);
+
+/* Reads /proc/PID/cmdline joined with spaces (or the comm name for kernel threads and
+ * zombies) into buf. Returns 0 or -errno. */
+int dn_procfs_command(pid_t pid, char *buf, size_t len);
+
+/* Clock ticks per second and page size, read once. */
+long dn_clk_tck(void);
+long dn_page_kb(void);
+
+/* Wall clocks. */
+int64_t dn_now_ms(void);          /* CLOCK_REALTIME in ms */
+int64_t dn_monotonic_ns(void);
+double dn_boottime_secs(void);    /* CLOCK_BOOTTIME */
+
+/* Sum of rx/tx bytes over every interface but lo in /proc/PID/net/dev (the network
+ * namespace of PID). fd is kept open by the caller; returns 0 or -errno. */
+int dn_netdev_open(pid_t pid);
+int dn_netdev_read(int fd, uint64_t *rx, uint64_t *tx);
+
+#endif

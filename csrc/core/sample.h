@@ -1,0 +1,48 @@
+/* Samples as C data: the sampler thread builds these without touching Python; they become
+ * dicts (encode_dict.c) or JSON/CSV text (writer.c) only when asked for. */
+#ifndef DENET_SAMPLE_H
+#define DENET_SAMPLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/schema.h"
+
+struct dn_child {
+    pid_t pid;
+    pid_t ppid;          /* its parent, so the tree's shape survives flattening */
+    const char *command; /* interned, owned by the collector's string pool */
+    struct dn_metrics metrics;
+};
+
+/* eBPF part of a sample; filled by the eBPF collectors when enabled. */
+struct dn_ebpf_sample;
+
+struct dn_sample {
+    int64_t ts_ms;
+    bool tree;                /* tree sample (parent/children/aggregated) or flat Metrics */
+    bool has_parent;
+    struct dn_metrics parent; /* the monitored process; the whole sample when !tree */
+    size_t nchildren;
+    struct dn_child *children;
+    bool has_aggregated;
+    struct dn_metrics aggregated;
+    uint64_t process_count;
+    struct dn_ebpf_sample *ebpf; /* NULL unless eBPF is enabled */
+};
+
+void dn_sample_clear(struct dn_sample *s);            /* frees owned memory, zeroes */
+int dn_sample_copy(struct dn_sample *dst, const struct dn_sample *src); /* deep copy; -ENOMEM */
+
+/* A growable list of samples. */
+struct dn_sample_vec {
+    struct dn_sample *items;
+    size_t len, cap;
+};
+
+int dn_sample_vec_push(struct dn_sample_vec *v, struct dn_sample *s); /* takes ownership */
+void dn_sample_vec_clear(struct dn_sample_vec *v);
+
+#endif

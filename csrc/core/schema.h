@@ -1,0 +1,60 @@
+/* The sample schema: one table of Metrics fields (name, unit, type, offset, meaning)
+ * that the dict encoder, the JSON/CSV writers and the docs all read. */
+#ifndef DENET_SCHEMA_H
+#define DENET_SCHEMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One process's metrics at one instant (the `Metrics` table of README's Samples section). */
+struct dn_metrics {
+    int64_t ts_ms;                 /* ms since epoch */
+    double cpu_usage;              /* %, 100 = one core */
+    uint64_t mem_rss_kb;
+    uint64_t mem_vms_kb;
+    uint64_t disk_read_bytes;
+    uint64_t disk_write_bytes;
+    uint64_t syscall_read_bytes;
+    uint64_t syscall_write_bytes;
+    uint64_t page_faults_cached;
+    uint64_t page_faults_disk;
+    uint64_t sys_net_rx_bytes;
+    uint64_t sys_net_tx_bytes;
+    uint64_t thread_count;
+    uint64_t uptime_secs;
+    int64_t cpu_core;              /* -1 = unknown (None) */
+};
+
+enum dn_field_type {
+    DN_FIELD_I64,   /* signed integer */
+    DN_FIELD_U64,   /* unsigned integer */
+    DN_FIELD_F64,   /* float */
+    DN_FIELD_OPT_I64 /* integer, negative means None/null */
+};
+
+struct dn_field {
+    const char *name;
+    const char *unit;
+    enum dn_field_type type;
+    size_t offset;
+    const char *description;
+};
+
+extern const struct dn_field dn_metrics_fields[];
+extern const size_t dn_metrics_nfields;
+
+/* Typed accessors so encoders never repeat the offset arithmetic. */
+static inline int64_t dn_field_i64(const struct dn_metrics *m, const struct dn_field *f)
+{
+    return *(const int64_t *)((const char *)m + f->offset);
+}
+static inline uint64_t dn_field_u64(const struct dn_metrics *m, const struct dn_field *f)
+{
+    return *(const uint64_t *)((const char *)m + f->offset);
+}
+static inline double dn_field_f64(const struct dn_metrics *m, const struct dn_field *f)
+{
+    return *(const double *)((const char *)m + f->offset);
+}
+
+#endif

@@ -1,0 +1,645 @@
+#include "core/session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/procfs.h"
+#include "ebpf/common.h"
+#include "ebpf/ebpf_sample.h"
+#include "ebpf/syscalls.h"
+#include "ebpf/tracked.h"
+
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+static void free_strv(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+void dn_session_init(struct dn_session *s, const struct dn_session_opts *o)
+{
+    memset(s, 0, sizeof *s);
+    s->o = *o;
+    s->pid = -1;
+    s->pidfd = -1;
+    s->wake_fd = -1;
+    pthread_mutex_init(&s->lock, NULL);
+}
+
+/* Whether the root has exited (a zombie counts), without reaping it. */
+static bool root_exited(const struct dn_session *s)
+{
+    if (s->pidfd >= 0) {
+        struct pollfd p = {.fd = s->pidfd, .events = POLLIN};
+        return poll(&p, 1, 0) > 0;
+    }
+    /* No pidfd (kernel < 5.3): peek at our own child, or probe a foreign pid. */
+    if (s->owns_child) {
+        siginfo_t si = {0};
+        return waitid(P_PID, (id_t)s->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+               si.si_pid == s->pid;
+    }
+    return kill(s->pid, 0) < 0 && errno == ESRCH;
+}
+
+static int64_t interval_ms(const struct dn_session *s, int64_t elapsed_ns)
+{
+    /* base for the first second, a linear ramp to max by 10 s, then max. */
+    int base = s->o.base_ms, max = s->o.max_ms;
+    if (max <= base)
+        return base;
+    double t = (double)elapsed_ns / 1e9;
+    if (t < 1.0)
+        return base;
+    if (t >= 10.0)
+        return max;
+    return base + (int64_t)((max - base) * (t - 1.0) / 9.0);
+}
+
+/* Reaps the owned child if it has exited (lock held). */
+static void reap_locked(struct dn_session *s, bool block)
+{
+    if (!s->owns_child || s->reaped || s->pid <= 0)
+        return;
+    int st;
+    struct rusage ru;
+    pid_t r;
+    do {
+        r = wait4(s->pid, &st, block ? 0 : WNOHANG, &ru);
+    } while (r < 0 && errno == EINTR);
+    if (r == s->pid) {
+        s->reaped = true;
+        s->wait_status = st;
+        s->gone = true;
+        if (s->collector)
+            dn_collector_root_reaped(s->collector, &ru);
+    } else if (r < 0 && errno == ECHILD) {
+        /* Someone else reaped it (os.wait() in the user's code): no exit status. */
+        s->reaped = true;
+        s->wait_status = -1;
+        s->gone = true;
+    }
+}
+
+/* The eBPF part of sample x: cumulative syscall counts of the tree, or the error. */
+static struct dn_ebpf_sample *ebpf_part_locked(struct dn_session *s, const struct dn_sample *x)
+{
+    if (!s->syscalls)
+        return s->ebpf_error ? dn_ebpf_sample_new_error(s->ebpf_error) : NULL;
+    struct dn_ebpf_sample *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    if (!s->o.include_children)
+        dn_syscalls_only_tgid(s->syscalls, s->pid);
+    int rc = dn_syscalls_snapshot(s->syscalls, e);
+    if (rc) {
+        char err[512];
+        dn_ebpf_explain(err, sizeof err, "reading the eBPF syscall counts", rc);
+        e->error = strdup(err);
+    }
+    e->cpu_usage = x->tree && x->has_aggregated ? x->aggregated.cpu_usage : x->parent.cpu_usage;
+    e->elapsed_secs = (double)(dn_monotonic_ns() - s->syscalls_t0_ns) / 1e9;
+    return e;
+}
+
+/* Stores a sample taken under the lock: file, latest, memory. Takes ownership. */
+static void record_locked(struct dn_session *s, struct dn_sample *x)
+{
+    if (s->o.enable_ebpf)
+        x->ebpf = ebpf_part_locked(s, x);
+    if (dn_writer_is_open(&s->writer))
+        dn_writer_sample(&s->writer, x);
+    dn_sample_clear(&s->latest);
+    s->have_latest = dn_sample_copy(&s->latest, x) == 0;
+    if (!s->o.store_in_memory || dn_sample_vec_push(&s->samples, x) != 0)
+        dn_sample_clear(x);
+}
+
+/* One collection under the lock. Returns 0, or -ESRCH when the root is gone. */
+static int collect_locked(struct dn_session *s, struct dn_sample *out)
+{
+    if (s->gone || !s->collector)
+        return -ESRCH;
+    int rc = dn_collector_collect(s->collector, out);
+    if (rc == -ESRCH)
+        s->gone = true;
+    return rc;
+}
+
+/* The eBPF totals for a summary: a fresh snapshot, so syscalls made after the last
+ * sample (say, by an attached process that exited in between) still count. */
+static struct dn_ebpf_sample *summary_ebpf_locked(struct dn_session *s)
+{
+    if (s->final_ebpf)
+        return dn_ebpf_sample_dup(s->final_ebpf);
+    if (s->syscalls) {
+        struct dn_ebpf_sample *e = calloc(1, sizeof *e);
+        if (e && dn_syscalls_snapshot(s->syscalls, e) == 0)
+            return e;
+        dn_ebpf_sample_free(e);
+    }
+    return s->have_latest && s->latest.ebpf ? dn_ebpf_sample_dup(s->latest.ebpf) : NULL;
+}
+
+static void write_summary_and_close_locked(struct dn_session *s)
+{
+    if (s->writer_closed)
+        return;
+    s->writer_closed = true;
+    if (dn_writer_is_open(&s->writer)) {
+        if (s->collector) {
+            struct dn_summary sum;
+            dn_collector_summary(s->collector, &sum);
+            struct dn_ebpf_sample *e = summary_ebpf_locked(s);
+            dn_writer_summary(&s->writer, &sum, e);
+            dn_ebpf_sample_free(e);
+        }
+        s->writer_err = dn_writer_close(&s->writer);
+    }
+}
+
+/* ---- the sampler thread ------------------------------------------------------------ */
+
+static void *sampler_main(void *arg)
+{
+    struct dn_session *s = arg;
+    /* Signals are for the host program's main thread. */
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+
+    pthread_mutex_lock(&s->lock);
+    if (s->syscalls) /* a monitor watching its own process must not count its sampler */
+        dn_syscalls_exclude_tid(s->syscalls, gettid());
+    while (!s->stop_requested && !s->gone) {
+        int64_t t_start = dn_monotonic_ns();
+        struct dn_sample x;
+        if (collect_locked(s, &x) == 0)
+            record_locked(s, &x);
+        if (s->gone)
+            break;
+        int64_t wait_ms =
+            interval_ms(s, t_start - s->start_mono_ns) - (dn_monotonic_ns() - t_start) / 1000000;
+        if (wait_ms < 0)
+            wait_ms = 0;
+        pthread_mutex_unlock(&s->lock);
+
+        struct pollfd fds[2] = {{.fd = s->wake_fd, .events = POLLIN},
+                                {.fd = s->pidfd, .events = POLLIN}};
+        int n = poll(fds, s->pidfd >= 0 ? 2 : 1, (int)wait_ms);
+        pthread_mutex_lock(&s->lock);
+        bool exited = s->pidfd >= 0 ? n > 0 && (fds[1].revents & POLLIN) : root_exited(s);
+        if (exited && !s->stop_requested) {
+            /* The root exited. It is a zombie until reaped: one last read gets its final
+             * counters, then reaping gets its rusage. */
+            if (collect_locked(s, &x) == 0)
+                record_locked(s, &x);
+            reap_locked(s, true);
+            s->gone = true;
+        }
+    }
+    if (s->gone) {
+        reap_locked(s, false);
+        write_summary_and_close_locked(s);
+    }
+    if (s->syscalls) /* this tid may be reused by a thread we must count */
+        dn_syscalls_exclude_tid(s->syscalls, 0);
+    s->thread_running = false;
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+static void stop_thread(struct dn_session *s)
+{
+    if (!s->thread_started)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->stop_requested = true;
+    pthread_mutex_unlock(&s->lock);
+    uint64_t one = 1;
+    ssize_t w = write(s->wake_fd, &one, sizeof one);
+    (void)w;
+    pthread_join(s->thread, NULL);
+    s->thread_started = false;
+}
+
+/* Detaches and closes the eBPF collectors; the collector reads /proc from then on. */
+static void close_ebpf_locked(struct dn_session *s)
+{
+    if (s->collector)
+        dn_collector_detach_tracker(s->collector);
+    dn_syscalls_close(s->syscalls);
+    s->syscalls = NULL;
+    dn_tracker_close(s->tracker);
+    s->tracker = NULL;
+}
+
+/* ---- set-up ------------------------------------------------------------------------ */
+
+int dn_session_open_output(struct dn_session *s, const char *path, int fd, enum dn_format fmt)
+{
+    return path ? dn_writer_open(&s->writer, path, fmt) : dn_writer_open_fd(&s->writer, fd, fmt);
+}
+
+int dn_session_open_ebpf(struct dn_session *s, char *err, size_t errlen)
+{
+    int rc = dn_tracker_open(&s->tracker, err, errlen);
+    if (rc == 0) {
+        /* Syscall counting: filtered on the tracker's map; counts begin now. */
+        rc = dn_syscalls_open(&s->syscalls, dn_tracker_map_fd(s->tracker), err, errlen);
+        s->syscalls_t0_ns = dn_monotonic_ns();
+    }
+    if (rc) {
+        free(s->ebpf_error);
+        s->ebpf_error = strdup(err);
+    }
+    return rc;
+}
+
+/* A registration the tracker refused: eBPF figures would silently miss the tree, so
+ * they are switched off with the reason instead. */
+static void tracker_failed(struct dn_session *s, int rc, pid_t pid)
+{
+    char err[512], what[96];
+    snprintf(what, sizeof what, "registering process %d with the eBPF tracker", (int)pid);
+    dn_ebpf_explain(err, sizeof err, what, rc);
+    free(s->ebpf_error);
+    s->ebpf_error = strdup(err);
+    dn_syscalls_close(s->syscalls);
+    s->syscalls = NULL;
+    dn_tracker_close(s->tracker);
+    s->tracker = NULL;
+}
+
+int dn_session_spawn(struct dn_session *s, const struct dn_spawn_opts *so_in, int *child_errno,
+                     enum dn_spawn_stage *stage)
+{
+    struct dn_spawn_opts so = *so_in;
+    so.hold_before_exec = s->tracker != NULL;
+    struct dn_spawned sp;
+    int rc = dn_spawn(&so, &sp, child_errno, stage);
+    if (rc != 0)
+        return rc;
+    if (s->tracker) {
+        /* Registered before exec, so its very first system call is seen. */
+        int trc = dn_tracker_add(s->tracker, sp.pid);
+        if (trc)
+            tracker_failed(s, trc, sp.pid);
+        if (dn_spawn_release(&sp, child_errno, stage) != 0)
+            return 1;
+    }
+    s->pid = sp.pid;
+    s->owns_child = true;
+    s->pidfd = (int)syscall(SYS_pidfd_open, sp.pid, 0);
+    return 0;
+}
+
+int dn_session_attach(struct dn_session *s, pid_t pid)
+{
+    s->pid = pid;
+    s->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (s->pidfd < 0)
+        return -errno;
+    if (s->tracker) {
+        /* Later forks are followed in the kernel; what exists now is registered. */
+        int rc = dn_collector_register_tree(s->tracker, pid);
+        if (rc)
+            tracker_failed(s, rc, pid);
+    }
+    return 0;
+}
+
+int dn_session_begin(struct dn_session *s, double t0_boot, uint64_t spawn_rss_kb)
+{
+    struct dn_collector_opts co = {
+        .spawn_rss_kb = spawn_rss_kb,
+        .root = s->pid,
+        .include_children = s->o.include_children,
+        .since_process_start = s->o.since_process_start,
+        .t0_boot = t0_boot,
+        .tracker = s->tracker,
+        .pidfd = s->pidfd,
+    };
+    int err = 0;
+    struct dn_collector *c = dn_collector_new(&co, &err);
+    if (!c)
+        return err ? err : -ENOMEM;
+    pthread_mutex_lock(&s->lock);
+    s->collector = c;
+    s->md.pid = s->pid;
+    s->md.t0_ms = dn_now_ms();
+    if (!s->md.executable) {
+        char exe[PATH_MAX], link[64];
+        snprintf(link, sizeof link, "/proc/%d/exe", (int)s->pid);
+        ssize_t n = readlink(link, exe, sizeof exe - 1);
+        if (n > 0) {
+            exe[n] = '\0';
+            s->md.executable = strdup(exe);
+        }
+    }
+    if (s->o.write_metadata && dn_writer_is_open(&s->writer))
+        dn_writer_metadata(&s->writer, &s->md);
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+void dn_session_mark_gone(struct dn_session *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->gone = true;
+    reap_locked(s, true);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- running ----------------------------------------------------------------------- */
+
+int dn_session_start(struct dn_session *s)
+{
+    if (s->thread_started)
+        return 0;
+    if (s->wake_fd < 0) {
+        s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->wake_fd < 0)
+            return -errno;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->stop_requested = false;
+    s->thread_running = true;
+    s->start_mono_ns = dn_monotonic_ns();
+    int rc = pthread_create(&s->thread, NULL, sampler_main, s);
+    if (rc)
+        s->thread_running = false;
+    pthread_mutex_unlock(&s->lock);
+    if (rc)
+        return -rc;
+    s->thread_started = true;
+    return 0;
+}
+
+int dn_session_stop(struct dn_session *s)
+{
+    stop_thread(s);
+    pthread_mutex_lock(&s->lock);
+    reap_locked(s, false);
+    write_summary_and_close_locked(s);
+    int rc = s->writer_err;
+    s->writer_err = 0; /* reported once */
+    /* Counting stops with sampling: the final counts are kept for the summary and the
+     * programs detached, so nothing that runs later (a process that takes a pid of the
+     * tree, say) can change them. */
+    if (s->syscalls && !s->final_ebpf)
+        s->final_ebpf = summary_ebpf_locked(s);
+    close_ebpf_locked(s);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int dn_session_wait_gone(struct dn_session *s, int timeout_ms)
+{
+    pthread_mutex_lock(&s->lock);
+    bool exited = root_exited(s);
+    if (exited && !s->thread_running)
+        reap_locked(s, true); /* no sampler to do it */
+    bool done = s->owns_child ? s->reaped : exited;
+    pthread_mutex_unlock(&s->lock);
+    if (done || timeout_ms <= 0)
+        return done;
+    if (exited) {
+        /* The sampler reaps within moments of the pidfd firing; poll() would return at
+         * once, so give it a breath instead of spinning. */
+        usleep(1000);
+        return 0;
+    }
+    struct pollfd p = {.fd = s->pidfd, .events = POLLIN};
+    poll(&p, s->pidfd >= 0 ? 1 : 0, timeout_ms);
+    return 0;
+}
+
+bool dn_session_exit_code(struct dn_session *s, int *code)
+{
+    pthread_mutex_lock(&s->lock);
+    bool known = s->owns_child && s->reaped && s->wait_status != -1;
+    int st = s->wait_status;
+    pthread_mutex_unlock(&s->lock);
+    if (!known)
+        return false;
+    if (WIFEXITED(st))
+        *code = WEXITSTATUS(st);
+    else if (WIFSIGNALED(st))
+        *code = -WTERMSIG(st);
+    else
+        return false;
+    return true;
+}
+
+int dn_session_signal(struct dn_session *s, int sig)
+{
+    pthread_mutex_lock(&s->lock);
+    int rc = 0;
+    if (!s->owns_child || s->reaped) {
+        rc = -ESRCH;
+    } else if (s->pidfd >= 0) {
+        /* A pidfd names this process, never a later one with the same pid. */
+        if (syscall(SYS_pidfd_send_signal, s->pidfd, sig, NULL, 0) < 0)
+            rc = -errno;
+    } else if (kill(s->pid, sig) < 0) { /* unreaped, so the pid is still ours */
+        rc = -errno;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+bool dn_session_is_running(struct dn_session *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool running = !s->gone && !s->reaped && !root_exited(s);
+    pthread_mutex_unlock(&s->lock);
+    return running;
+}
+
+int dn_session_sample_once(struct dn_session *s, struct dn_sample *out)
+{
+    struct dn_sample x;
+    pthread_mutex_lock(&s->lock);
+    int rc = collect_locked(s, &x);
+    if (rc == 0) {
+        record_locked(s, &x); /* adds the eBPF part */
+        if (!s->have_latest || dn_sample_copy(out, &s->latest) != 0)
+            rc = -ENOMEM;
+    } else if (rc == -ESRCH) {
+        reap_locked(s, false);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+void dn_sample_array_free(struct dn_sample *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dn_sample_clear(&v[i]);
+    free(v);
+}
+
+int dn_session_copy_samples(struct dn_session *s, struct dn_sample **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&s->lock);
+    size_t len = s->samples.len;
+    struct dn_sample *v = len ? calloc(len, sizeof *v) : NULL;
+    int rc = len && !v ? -ENOMEM : 0;
+    for (size_t i = 0; rc == 0 && i < len; i++) {
+        if (dn_sample_copy(&v[i], &s->samples.items[i]) != 0) {
+            dn_sample_array_free(v, i);
+            v = NULL;
+            rc = -ENOMEM;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (rc == 0) {
+        *out = v;
+        *n = len;
+    }
+    return rc;
+}
+
+int dn_session_copy_latest(struct dn_session *s, struct dn_sample *out)
+{
+    pthread_mutex_lock(&s->lock);
+    int rc = 0;
+    if (s->have_latest)
+        rc = dn_sample_copy(out, &s->latest) == 0 ? 1 : -ENOMEM;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+void dn_session_clear_samples(struct dn_session *s)
+{
+    pthread_mutex_lock(&s->lock);
+    dn_sample_vec_clear(&s->samples);
+    pthread_mutex_unlock(&s->lock);
+}
+
+int dn_session_save(struct dn_session *s, const char *path, enum dn_format fmt)
+{
+    struct dn_writer w;
+    int rc = dn_writer_open(&w, path, fmt);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&s->lock);
+    dn_writer_metadata(&w, &s->md);
+    for (size_t i = 0; i < s->samples.len; i++)
+        dn_writer_sample(&w, &s->samples.items[i]);
+    if (s->collector) {
+        struct dn_summary sum;
+        dn_collector_summary(s->collector, &sum);
+        struct dn_ebpf_sample *e = summary_ebpf_locked(s);
+        dn_writer_summary(&w, &sum, e);
+        dn_ebpf_sample_free(e);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return dn_writer_close(&w);
+}
+
+void dn_session_summary(struct dn_session *s, struct dn_summary *sum,
+                        struct dn_ebpf_sample **ebpf)
+{
+    pthread_mutex_lock(&s->lock);
+    reap_locked(s, false);
+    memset(sum, 0, sizeof *sum);
+    if (s->collector)
+        dn_collector_summary(s->collector, sum);
+    *ebpf = summary_ebpf_locked(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- teardown ---------------------------------------------------------------------- */
+
+static void *reaper_main(void *arg)
+{
+    pid_t pid = (pid_t)(intptr_t)arg;
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
+/* An owned command still running when its session goes away keeps running (as a
+ * deleted subprocess.Popen's does) but must not stay a zombie: a detached thread waits
+ * for it. */
+static void hand_to_reaper(pid_t pid)
+{
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, 64 * 1024);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* the reaper takes no signals */
+    pthread_create(&t, &a, reaper_main, (void *)(intptr_t)pid);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&a);
+}
+
+void dn_session_destroy(struct dn_session *s)
+{
+    stop_thread(s);
+    pthread_mutex_lock(&s->lock);
+    write_summary_and_close_locked(s);
+    reap_locked(s, false);
+    if (s->owns_child && !s->reaped && s->pid > 0)
+        hand_to_reaper(s->pid);
+    pthread_mutex_unlock(&s->lock);
+    dn_collector_free(s->collector);
+    dn_syscalls_close(s->syscalls);
+    dn_tracker_close(s->tracker);
+    dn_sample_vec_clear(&s->samples);
+    dn_sample_clear(&s->latest);
+    dn_ebpf_sample_free(s->final_ebpf);
+    free_strv(s->md.cmd);
+    free(s->md.executable);
+    free(s->ebpf_error);
+    if (s->pidfd >= 0)
+        close(s->pidfd);
+    if (s->wake_fd >= 0)
+        close(s->wake_fd);
+    pthread_mutex_destroy(&s->lock);
+    memset(s, 0, sizeof *s);
+    s->pid = -1;
+    s->pidfd = -1;
+    s->wake_fd = -1;
+}
+
+void dn_session_after_fork_child(struct dn_session *s)
+{
+    /* The sampler thread was not copied and the lock may have been held by it; the
+     * command and the output file belong to the parent. */
+    pthread_mutex_init(&s->lock, NULL);
+    s->thread_started = false;
+    s->thread_running = false;
+    s->stop_requested = true;
+    s->owns_child = false;
+    if (!s->writer_closed) {
+        s->writer_closed = true;
+        dn_writer_abandon(&s->writer); /* no JSON trailer through the parent's offset */
+    }
+    /* Inherited eBPF programs would stay attached for as long as this child lives. */
+    close_ebpf_locked(s);
+}

@@ -1,0 +1,134 @@
+#include "ebpf/common.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+void dn_ebpf_explain(char *buf, size_t len, const char *what, int neg_errno)
+{
+    int e = neg_errno < 0 ? -neg_errno : neg_errno;
+    const char *fix;
+    if (e == EPERM || e == EACCES)
+        fix = geteuid() == 0
+                  ? "the kernel refused BPF to root (lockdown or a seccomp policy?); check "
+                    "kernel.unprivileged_bpf_disabled and the container's capabilities"
+                  : "run as root or grant CAP_BPF and CAP_PERFMON (for example: sudo setcap "
+                    "cap_bpf,cap_perfmon+ep on the Python interpreter)";
+    else if (e == ENOENT || e == ESRCH)
+        fix = "the kernel lacks BTF or the tracepoint; a kernel with "
+              "CONFIG_DEBUG_INFO_BTF=y (/sys/kernel/btf/vmlinux) is needed";
+    else if (e == ENOTSUP || e == EOPNOTSUPP || e == EINVAL)
+        fix = "the kernel does not support BTF tracepoints (tp_btf); Linux 5.5 or newer "
+              "with CONFIG_DEBUG_INFO_BTF=y is needed";
+    else if (e == ENOMEM || e == E2BIG)
+        fix = "raise the locked-memory limit (ulimit -l) or free memory";
+    else
+        fix = "set DENET_DEBUG_BPF=1 to see libbpf's log";
+    snprintf(buf, len, "%s failed: %s; %s", what, strerror(e), fix);
+}
+
+static int print_fn(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+    static int enabled = -1;
+    if (enabled < 0)
+        enabled = getenv("DENET_DEBUG_BPF") != NULL;
+    if (!enabled || level == LIBBPF_DEBUG)
+        return 0;
+    return vfprintf(stderr, fmt, args);
+}
+
+void dn_ebpf_init_logging(void)
+{
+    libbpf_set_print(print_fn);
+}
+
+static int buf_reserve(struct dn_map_buf *b, size_t ksz, size_t vsz, size_t want)
+{
+    if (b->cap >= want)
+        return 0;
+    void *nk = realloc(b->keys, want * ksz);
+    if (!nk)
+        return -ENOMEM;
+    b->keys = nk;
+    void *nv = realloc(b->vals, want * vsz);
+    if (!nv)
+        return -ENOMEM;
+    b->vals = nv;
+    b->cap = want;
+    return 0;
+}
+
+/* Slow path for kernels without batch operations: two syscalls per entry. */
+static int read_map_iter(int fd, size_t ksz, size_t vsz, struct dn_map_buf *b)
+{
+    uint64_t prev_key, next_key; /* keys here are at most 8 bytes */
+    void *prev = NULL;
+    b->n = 0;
+    while (bpf_map_get_next_key(fd, prev, &next_key) == 0) {
+        int rc = buf_reserve(b, ksz, vsz, b->n + 1 > b->cap ? b->cap * 2 + 64 : b->cap);
+        if (rc)
+            return rc;
+        void *k = (char *)b->keys + b->n * ksz, *v = (char *)b->vals + b->n * vsz;
+        memcpy(k, &next_key, ksz);
+        if (bpf_map_lookup_elem(fd, k, v) == 0)
+            b->n++;
+        else if (errno != ENOENT)
+            return -errno;
+        memcpy(&prev_key, &next_key, sizeof prev_key);
+        prev = &prev_key;
+    }
+    return errno == ENOENT ? 0 : -errno;
+}
+
+int dn_bpf_read_map(int fd, size_t ksz, size_t vsz, size_t max_entries, struct dn_map_buf *b)
+{
+    size_t want = b->cap ? b->cap : 256;
+    for (;;) {
+        int rc = buf_reserve(b, ksz, vsz, want);
+        if (rc)
+            return rc;
+        uint64_t in_batch = 0, out_batch = 0; /* a bucket index for hash maps */
+        bool first = true;
+        size_t got = 0;
+        rc = 0;
+        for (;;) {
+            __u32 count = (__u32)(b->cap - got);
+            if (count == 0) {
+                rc = -ENOSPC;
+                break;
+            }
+            int r = bpf_map_lookup_batch(fd, first ? NULL : &in_batch, &out_batch,
+                                         (char *)b->keys + got * ksz,
+                                         (char *)b->vals + got * vsz, &count, NULL);
+            int e = r ? errno : 0;
+            got += count;
+            if (r && e == ENOENT)
+                break; /* the whole map was read */
+            if (r) {
+                rc = -e;
+                break;
+            }
+            in_batch = out_batch;
+            first = false;
+        }
+        if (rc == -ENOSPC && want < 2 * max_entries) {
+            want *= 4;
+            continue;
+        }
+        if (rc == -EINVAL || rc == -ENOTSUP || rc == -EOPNOTSUPP)
+            return read_map_iter(fd, ksz, vsz, b);
+        if (rc)
+            return rc;
+        b->n = got;
+        return 0;
+    }
+}
+

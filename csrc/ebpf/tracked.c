@@ -1,0 +1,148 @@
+#include "ebpf/tracked.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "ebpf/common.h"
+#include "ebpf/procstat.h"
+#include "tracked.skel.h"
+
+#include <unistd.h>
+
+struct dn_tracker {
+    struct tracked_bpf *skel;
+    int map_fd;
+    struct dn_procstat *iter;       /* NULL when the kernel lacks task iterators */
+    struct dn_map_buf scratch;      /* of dn_tracker_snapshot (callers serialise) */
+    uint64_t added;                 /* processes registered from user space */
+};
+
+bool dn_tracker_has_task_iter(const struct dn_tracker *t)
+{
+    return t->iter != NULL;
+}
+
+int dn_tracker_read_tasks(struct dn_tracker *t, struct dn_task_rec **buf, size_t *n,
+                          size_t *cap)
+{
+    if (!t->iter) {
+        *n = 0;
+        return -ENOTSUP;
+    }
+    return dn_procstat_read(t->iter, buf, n, cap);
+}
+
+int dn_tracker_open(struct dn_tracker **out, char *err, size_t errlen)
+{
+    int rc;
+    struct dn_tracker *t = calloc(1, sizeof *t);
+    *out = NULL;
+    if (!t) {
+        snprintf(err, errlen, "out of memory loading the eBPF process tracker");
+        return -ENOMEM;
+    }
+    t->skel = tracked_bpf__open();
+    if (!t->skel) {
+        rc = -errno;
+        dn_ebpf_explain(err, errlen, "opening the eBPF process tracker", rc);
+        goto cleanup;
+    }
+    rc = tracked_bpf__load(t->skel);
+    if (rc) {
+        dn_ebpf_explain(err, errlen, "loading the eBPF process tracker", rc);
+        goto cleanup;
+    }
+    rc = tracked_bpf__attach(t->skel);
+    if (rc) {
+        dn_ebpf_explain(err, errlen, "attaching the sched_process_fork/exit tracepoints", rc);
+        goto cleanup;
+    }
+    t->map_fd = bpf_map__fd(t->skel->maps.tracked);
+    /* The task iterator is an optimisation: when it cannot load, /proc is read instead. */
+    if (!getenv("DENET_NO_TASK_ITER"))
+        t->iter = dn_procstat_open(t->map_fd);
+    *out = t;
+    return 0;
+
+cleanup:
+    dn_tracker_close(t);
+    return rc ? rc : -EINVAL;
+}
+
+void dn_tracker_close(struct dn_tracker *t)
+{
+    if (!t)
+        return;
+    dn_procstat_close(t->iter);
+    tracked_bpf__destroy(t->skel);
+    free(t->scratch.keys);
+    free(t->scratch.vals);
+    free(t);
+}
+
+int dn_tracker_map_fd(const struct dn_tracker *t)
+{
+    return t->map_fd;
+}
+
+int dn_tracker_add(struct dn_tracker *t, pid_t tgid)
+{
+    __u32 key = (__u32)tgid;
+    struct dn_tracked v = {0};
+    /* BPF_NOEXIST: a fork may have registered it already; keep its counters. */
+    if (bpf_map_update_elem(t->map_fd, &key, &v, BPF_NOEXIST)) {
+        if (errno != EEXIST)
+            return -errno;
+        return 0;
+    }
+    t->added++;
+    return 0;
+}
+
+int dn_tracker_forget(struct dn_tracker *t, pid_t tgid)
+{
+    __u32 key = (__u32)tgid;
+    if (bpf_map_delete_elem(t->map_fd, &key) && errno != ENOENT)
+        return -errno;
+    return 0;
+}
+
+uint64_t dn_tracker_processes(const struct dn_tracker *t)
+{
+    return t->added + __atomic_load_n(&t->skel->bss->forks_tracked, __ATOMIC_RELAXED);
+}
+
+uint64_t dn_tracker_fork_dropped(const struct dn_tracker *t)
+{
+    return __atomic_load_n(&t->skel->bss->fork_dropped, __ATOMIC_RELAXED);
+}
+
+int dn_tracker_snapshot(struct dn_tracker *t, struct dn_tracked_entry **buf, size_t *n,
+                        size_t *cap)
+{
+    *n = 0;
+    int rc = dn_bpf_read_map(t->map_fd, sizeof(__u32), sizeof(struct dn_tracked), DN_TRACKED_MAX,
+                             &t->scratch);
+    if (rc)
+        return rc;
+    if (*cap < t->scratch.n) {
+        struct dn_tracked_entry *nb = realloc(*buf, t->scratch.n * sizeof *nb);
+        if (!nb)
+            return -ENOMEM;
+        *buf = nb;
+        *cap = t->scratch.n;
+    }
+    const __u32 *keys = t->scratch.keys;
+    const struct dn_tracked *vals = t->scratch.vals;
+    for (size_t i = 0; i < t->scratch.n; i++) {
+        (*buf)[i].tgid = keys[i];
+        (*buf)[i].val = vals[i];
+    }
+    *n = t->scratch.n;
+    return 0;
+}

@@ -1,0 +1,47 @@
+/* User side of bpf/tracked.bpf.c: load, register processes, snapshot and prune. It also
+ * owns the task iterator (ebpf/procstat.c), which filters on its map. */
+#ifndef DENET_TRACKER_H
+#define DENET_TRACKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ebpf/procstat.h"
+#include "bpf/tracked.h"
+
+struct dn_tracker;
+
+struct dn_tracked_entry {
+    uint32_t tgid;
+    struct dn_tracked val;
+};
+
+/* Loads and attaches the programs. On failure returns -errno and writes a sentence that
+ * says what failed and how to fix it into err. */
+int dn_tracker_open(struct dn_tracker **out, char *err, size_t errlen);
+void dn_tracker_close(struct dn_tracker *t);
+
+int dn_tracker_map_fd(const struct dn_tracker *t);
+int dn_tracker_add(struct dn_tracker *t, pid_t tgid);      /* 0 or -errno */
+int dn_tracker_forget(struct dn_tracker *t, pid_t tgid);   /* 0 or -errno */
+uint64_t dn_tracker_fork_dropped(const struct dn_tracker *t);
+/* Processes the map has followed: registered from user space plus forks followed in the
+ * kernel, however short-lived. */
+uint64_t dn_tracker_processes(const struct dn_tracker *t);
+
+/* Every entry of the map, into a buffer grown as needed. Returns 0 or -errno. */
+int dn_tracker_snapshot(struct dn_tracker *t, struct dn_tracked_entry **buf, size_t *n,
+                        size_t *cap);
+
+/* Whether the task iterator (bpf/procstat.bpf.c) loaded: then one read gives every
+ * tracked thread's counters and /proc need not be read per process. */
+bool dn_tracker_has_task_iter(const struct dn_tracker *t);
+
+/* One record per thread of every tracked process, into a buffer grown as needed.
+ * Returns 0, -ENOTSUP without the iterator, or -errno. */
+int dn_tracker_read_tasks(struct dn_tracker *t, struct dn_task_rec **buf, size_t *n,
+                          size_t *cap);
+
+#endif

@@ -1,0 +1,195 @@
+#include "python/encode_dict.h"
+
+#define DN_PY_MAX_DEPTH 16
+
+struct py_builder {
+    PyObject *stack[DN_PY_MAX_DEPTH]; /* borrowed: owned by their parent or by result */
+    int depth;
+    PyObject *result;
+    bool failed;
+    struct dn_key_cache *kc;
+};
+
+/* The interned Python string for a static C key (borrowed), or NULL on error. */
+static PyObject *key_object(struct dn_key_cache *kc, const char *name)
+{
+    size_t h = ((uintptr_t)name >> 3) & (DN_KEY_CACHE_SLOTS - 1);
+    for (size_t i = 0; i < DN_KEY_CACHE_SLOTS; i++, h = (h + 1) & (DN_KEY_CACHE_SLOTS - 1)) {
+        if (kc->names[h] == name)
+            return kc->keys[h];
+        if (!kc->names[h]) {
+            PyObject *k = PyUnicode_InternFromString(name);
+            if (!k)
+                return NULL;
+            kc->names[h] = name;
+            kc->keys[h] = k;
+            return k;
+        }
+    }
+    /* Full (more distinct keys than slots): a fresh string each time, still correct. */
+    return NULL;
+}
+
+void dn_key_cache_clear(struct dn_key_cache *kc)
+{
+    for (size_t i = 0; i < DN_KEY_CACHE_SLOTS; i++) {
+        Py_CLEAR(kc->keys[i]);
+        kc->names[i] = NULL;
+    }
+}
+
+int dn_key_cache_traverse(struct dn_key_cache *kc, visitproc visit, void *arg)
+{
+    for (size_t i = 0; i < DN_KEY_CACHE_SLOTS; i++)
+        Py_VISIT(kc->keys[i]);
+    return 0;
+}
+
+/* Attaches a new reference to the current container (stealing it). */
+static bool attach(struct py_builder *b, const char *key, PyObject *obj)
+{
+    if (!obj) {
+        b->failed = true;
+        return false;
+    }
+    if (b->depth == 0) {
+        Py_XDECREF(b->result);
+        b->result = obj;
+        return true;
+    }
+    PyObject *parent = b->stack[b->depth - 1];
+    int rc;
+    if (PyDict_Check(parent)) {
+        PyObject *k = key_object(b->kc, key);
+        rc = k ? PyDict_SetItem(parent, k, obj) : PyDict_SetItemString(parent, key, obj);
+    } else {
+        rc = PyList_Append(parent, obj);
+    }
+    Py_DECREF(obj);
+    if (rc < 0)
+        b->failed = true;
+    return rc == 0;
+}
+
+static void push(struct py_builder *b, const char *key, PyObject *container)
+{
+    if (b->failed) {
+        Py_XDECREF(container);
+        b->depth++; /* keep begin/end balanced */
+        return;
+    }
+    if (!attach(b, key, container) || b->depth >= DN_PY_MAX_DEPTH) {
+        b->failed = true;
+        b->depth++;
+        return;
+    }
+    b->stack[b->depth++] = container;
+}
+
+static void p_begin_object(void *ctx, const char *key)
+{
+    push(ctx, key, ((struct py_builder *)ctx)->failed ? NULL : PyDict_New());
+}
+
+static void p_begin_list(void *ctx, const char *key)
+{
+    push(ctx, key, ((struct py_builder *)ctx)->failed ? NULL : PyList_New(0));
+}
+
+static void p_end(void *ctx)
+{
+    struct py_builder *b = ctx;
+    if (b->depth > 0)
+        b->depth--;
+}
+
+#define VALUE(expr)                                                                           \
+    struct py_builder *b = ctx;                                                               \
+    if (!b->failed)                                                                           \
+        attach(b, key, (expr));
+
+static void p_i64(void *ctx, const char *key, int64_t v)
+{
+    VALUE(PyLong_FromLongLong(v))
+}
+
+static void p_u64(void *ctx, const char *key, uint64_t v)
+{
+    VALUE(PyLong_FromUnsignedLongLong(v))
+}
+
+static void p_f64(void *ctx, const char *key, double v)
+{
+    VALUE(PyFloat_FromDouble(v))
+}
+
+static void p_str(void *ctx, const char *key, const char *v)
+{
+    VALUE(PyUnicode_DecodeUTF8(v, (Py_ssize_t)strlen(v), "replace"))
+}
+
+static void p_null(void *ctx, const char *key)
+{
+    VALUE(Py_NewRef(Py_None))
+}
+
+static const struct dn_emitter_ops py_ops = {
+    p_begin_object, p_end, p_begin_list, p_end, p_i64, p_u64, p_f64, p_str, p_null,
+};
+
+static PyObject *finish(struct py_builder *b)
+{
+    if (b->failed) {
+        Py_XDECREF(b->result);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_MemoryError, "out of memory converting a sample to a dict");
+        return NULL;
+    }
+    return b->result;
+}
+
+PyObject *dn_sample_to_dict(struct dn_key_cache *kc, const struct dn_sample *s)
+{
+    struct py_builder b = {.kc = kc};
+    struct dn_emitter e = {&py_ops, &b};
+    dn_emit_sample(&e, s, false);
+    return finish(&b);
+}
+
+PyObject *dn_summary_to_dict(struct dn_key_cache *kc, const struct dn_summary *s,
+                             const struct dn_ebpf_sample *ebpf)
+{
+    struct py_builder b = {.kc = kc};
+    struct dn_emitter e = {&py_ops, &b};
+    dn_emit_summary(&e, s, ebpf, false);
+    return finish(&b);
+}
+
+PyObject *dn_metadata_to_dict(struct dn_key_cache *kc, const struct dn_metadata *md)
+{
+    struct py_builder b = {.kc = kc};
+    struct dn_emitter e = {&py_ops, &b};
+    dn_emit_metadata(&e, md, false);
+    return finish(&b);
+}
+
+PyObject *dn_schema_tuple(void)
+{
+    static const char *type_names[] = {
+        [DN_FIELD_I64] = "int", [DN_FIELD_U64] = "int", [DN_FIELD_F64] = "float",
+        [DN_FIELD_OPT_I64] = "int|None"};
+    PyObject *t = PyTuple_New((Py_ssize_t)dn_metrics_nfields);
+    if (!t)
+        return NULL;
+    for (size_t i = 0; i < dn_metrics_nfields; i++) {
+        const struct dn_field *f = &dn_metrics_fields[i];
+        PyObject *d = Py_BuildValue("{s:s,s:s,s:s,s:s}", "name", f->name, "unit", f->unit, "type",
+                                    type_names[f->type], "description", f->description);
+        if (!d) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, (Py_ssize_t)i, d);
+    }
+    return t;
+}

@@ -1,0 +1,29 @@
+/* The Python back end of the emitter: samples, summaries and metadata become dicts. */
+#ifndef DENET_ENCODE_DICT_H
+#define DENET_ENCODE_DICT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "core/emit.h"
+
+/* Dict keys are static C strings; their Python strings are made once and kept here
+ * (in the module state), keyed by address. */
+#define DN_KEY_CACHE_SLOTS 256
+
+struct dn_key_cache {
+    const char *names[DN_KEY_CACHE_SLOTS];
+    PyObject *keys[DN_KEY_CACHE_SLOTS];
+};
+
+void dn_key_cache_clear(struct dn_key_cache *kc);
+int dn_key_cache_traverse(struct dn_key_cache *kc, visitproc visit, void *arg);
+
+PyObject *dn_sample_to_dict(struct dn_key_cache *kc, const struct dn_sample *s);
+PyObject *dn_summary_to_dict(struct dn_key_cache *kc, const struct dn_summary *s,
+                             const struct dn_ebpf_sample *ebpf);
+PyObject *dn_metadata_to_dict(struct dn_key_cache *kc, const struct dn_metadata *md);
+/* SCHEMA: a tuple of {"name", "unit", "type", "description"} dicts. */
+PyObject *dn_schema_tuple(void);
+
+#endif

@@ -1,0 +1,214 @@
+"""Reading back every format denet writes (JSON lines, JSON array, CSV), from the C
+writers and from the Python ones: values compared, not just counted."""
+
+import json
+
+import pytest
+
+import denet
+from conftest import py_cmd
+from denet import _formats
+from denet.analysis import load_metrics, save_metrics
+
+FORMATS = ["jsonl", "json", "csv"]
+
+# A busy parent with two children, one exiting early: tree samples with children.
+WORKLOAD = py_cmd("""
+    import subprocess, time
+    a = subprocess.Popen(["sleep", "0.2"])
+    b = subprocess.Popen(["sleep", "0.5"])
+    t = time.time()
+    while time.time() - t < 0.3:
+        pass
+    a.wait(); b.wait()
+""")
+
+
+def metrics(ts, cpu, rss, core=0, **extra):
+    out = {name: 0 for name in (f["name"] for f in denet.SCHEMA)}
+    out.update(ts_ms=ts, cpu_usage=cpu, mem_rss_kb=rss, mem_vms_kb=4 * rss, thread_count=1, cpu_core=core)
+    out.update(extra)
+    return out
+
+
+EBPF = {"syscalls": {"total": 1234,
+                     "by_category": {"file_io": 1000, "memory": 200, "process": 34},
+                     "top_syscalls": [{"name": "read", "count": 700}, {"name": "write", "count": 300}],
+                     "analysis": {"behavior_classification": "io_bound", "syscall_rate_per_sec": 411.3,
+                                  "bottleneck_indicators": ["high_file_io"],
+                                  "performance_profile": {"workload_type": "file_io_intensive",
+                                                          "bottleneck_likelihood": 0.8}}}}
+
+
+@pytest.fixture
+def tree_samples():
+    """Tree samples with everything the writers flatten: children (a JSON cell in CSV),
+    a None cpu_core, a parent that is gone (None), floats that need 17 digits, nested
+    eBPF counts with lists and strings."""
+    return [
+        {"ts_ms": 1000, "parent": metrics(1000, 12.5, 1024, core=None),
+         "children": [{"pid": 41, "command": "sh -c 'a, \"b\"'", "metrics": metrics(1000, 0.1 + 0.2, 2048)}],
+         "aggregated": dict(metrics(1000, 12.8, 3072), process_count=2, ebpf=EBPF)},
+        {"ts_ms": 2000, "parent": None, "children": [],
+         "aggregated": dict(metrics(2000, 1 / 3, 4096, core=None), process_count=0)},
+    ]
+
+
+@pytest.fixture
+def flat_samples():
+    return [metrics(1000, 50.0, 100), metrics(1100, 2 / 3, 200, core=None, page_faults_disk=7)]
+
+
+# ------------------------------------------------------------ the Python writers
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_python_writers_round_trip_tree_samples(tmp_path, tree_samples, fmt):
+    path = tmp_path / f"t.{fmt}"
+    save_metrics(tree_samples, path, format=fmt)
+    assert load_metrics(path) == tree_samples
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_python_writers_round_trip_flat_samples(tmp_path, flat_samples, fmt):
+    path = tmp_path / f"f.{fmt}"
+    save_metrics(flat_samples, path, format=fmt)
+    assert load_metrics(path) == flat_samples
+
+
+def test_csv_summary_equals_the_summary_of_the_samples(tmp_path, tree_samples):
+    path = tmp_path / "t.csv"
+    save_metrics(tree_samples, path, format="csv")
+    from_file = denet.generate_summary_from_file(path)
+    assert from_file == denet.generate_summary_from_metrics_json(tree_samples, 1.0)
+    assert from_file["total_syscalls"] == 1234
+    assert from_file["syscalls_by_category"] == EBPF["syscalls"]["by_category"]
+
+
+def test_format_is_told_from_the_content_not_the_name(tmp_path, flat_samples):
+    # what `denet --out run.csv` used to write: JSON lines in a file named .csv
+    path = tmp_path / "run.csv"
+    save_metrics(flat_samples, path, format="jsonl")
+    assert load_metrics(path) == flat_samples
+    assert denet.generate_summary_from_file(path)["sample_count"] == 2
+    path = tmp_path / "run.data"
+    save_metrics(flat_samples, path, format="csv")
+    assert load_metrics(path) == flat_samples
+
+
+def test_format_from_extension():
+    assert _formats.format_from_path("a/run.CSV") == "csv"
+    assert _formats.format_from_path("run.json") == "json"
+    assert _formats.format_from_path("run.jsonl") == "jsonl"
+    assert _formats.format_from_path("run.ndjson") == "jsonl"
+    assert _formats.format_from_path("run.txt") is None
+    assert _formats.format_from_path("run") is None
+
+
+def test_csv_cells_are_typed_back():
+    text = ('ts_ms,cpu_usage,mem_rss_kb,cpu_core,note,flag,list\n'
+            '1,1.5,007x,,"1,2",true,"[1,{""a"":null}]"\n')
+    got = _formats.read_bytes(text.encode())
+    # "007x" is not a number: read as a string, which the check refuses for mem_rss_kb
+    assert got.format == "csv" and got.records == []
+    assert [str(p) for p in got.problems] == ["line 2: mem_rss_kb is '007x', not a number"]
+    got = _formats.read_bytes(text.replace("007x", "7").encode())
+    assert got.problems == []
+    (kind, rec), = got.records
+    assert kind == "sample"
+    assert rec == {"ts_ms": 1, "cpu_usage": 1.5, "mem_rss_kb": 7, "cpu_core": None, "note": "1,2",
+                   "flag": True, "list": [1, {"a": None}]}
+
+
+def test_bad_csv_rows_are_problems_with_their_lines(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("ts_ms,cpu_usage,mem_rss_kb\n1,2.0,3\n2,lots,3\n3,1.0\n4,nan,5\n5,1.0,6\n")
+    got = _formats.read_file(path)
+    assert [r["ts_ms"] for _, r in got.records] == [1, 5]
+    assert [p.line for p in got.problems] == [3, 4, 5]
+    assert "cpu_usage is 'lots', not a number" in got.problems[0].reason
+    with pytest.raises(ValueError, match=r"bad\.csv:3: cpu_usage is 'lots'"):
+        load_metrics(path)
+    s = denet.generate_summary_from_file(path)
+    assert s["sample_count"] == 2 and s["skipped_records"] == 3
+
+
+def test_json_array_cut_short_is_read_line_by_line(tmp_path, flat_samples):
+    # the extension's layout, as a killed writer leaves it: no closing bracket
+    path = tmp_path / "cut.json"
+    lines = [json.dumps(_formats.tag(s, "sample")) for s in flat_samples]
+    path.write_text("[\n" + ",\n".join(lines) + ",\n" + lines[0][:20])
+    assert load_metrics(path) == flat_samples
+    got = _formats.read_file(path)
+    assert got.incomplete_last_line and len(got.problems) == 1
+    assert denet.generate_summary_from_file(path)["skipped_records"] == 1
+
+
+# ------------------------------------------------------------ the C writers
+
+
+def run_to_file(path, fmt, **kw):
+    mon = denet.ProcessMonitor(WORKLOAD, base_interval_ms=40, output_file=str(path), output_format=fmt,
+                               write_metadata=True, quiet=True, **kw)
+    assert mon.run() == 0
+    return mon
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_c_writer_round_trip(tmp_path, fmt):
+    path = tmp_path / f"run.{fmt}"
+    mon = run_to_file(path, fmt)
+    samples = mon.get_samples()
+    assert len(samples) >= 5
+    assert any(s["children"] for s in samples)
+    assert load_metrics(path) == samples  # every value, children included
+    from_file = denet.generate_summary_from_file(path)
+    if fmt == "csv":
+        # no summary record in CSV: the same estimate as from the samples in memory
+        elapsed = (samples[-1]["ts_ms"] - samples[0]["ts_ms"]) / 1000
+        assert from_file == denet.generate_summary_from_metrics_json(samples, elapsed)
+        assert "total_cpu_time_secs" in from_file["estimated"]
+    else:
+        exact = mon.get_summary()
+        assert "estimated" not in from_file
+        for key in ("total_cpu_time_secs", "peak_process_rss_kb", "processes_seen"):
+            assert from_file[key] == exact[key], key
+        meta = load_metrics(path, include_metadata=True)[0]
+        assert meta["kind"] == "metadata" and meta["pid"] == mon.get_pid()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_c_save_samples_round_trip(tmp_path, fmt):
+    mon = denet.ProcessMonitor(WORKLOAD, base_interval_ms=40, include_children=False, quiet=True)
+    assert mon.run() == 0
+    path = tmp_path / f"saved.{fmt}"
+    mon.save_samples(str(path), format=fmt)
+    assert load_metrics(path) == mon.get_samples()
+
+
+def test_c_csv_with_ebpf_keeps_the_syscall_counts(tmp_path, require_ebpf):
+    path = tmp_path / "run.csv"
+    mon = run_to_file(path, "csv", enable_ebpf=True)
+    samples = mon.get_samples()
+    loaded = load_metrics(path)
+    assert len(loaded) == len(samples)
+    for got, want in zip(loaded, samples):
+        want_sc = want["aggregated"]["ebpf"]["syscalls"]
+        got_sc = got["aggregated"]["ebpf"]["syscalls"]
+        # the CSV carries the counts (not the top list and analysis)
+        assert got_sc["total"] == want_sc["total"]
+        assert got_sc["by_category"] == want_sc["by_category"]
+        assert got["parent"] == want["parent"] and got["children"] == want["children"]
+    assert denet.generate_summary_from_file(path)["total_syscalls"] == samples[-1]["aggregated"]["ebpf"][
+        "syscalls"]["total"] > 0
+
+
+def test_json_document_with_samples_key(tmp_path, flat_samples):
+    # {"metadata", "samples", "summary"} over many lines (indented)
+    path = tmp_path / "doc.json"
+    meta = {"pid": 1, "cmd": ["x"], "executable": "/x", "t0_ms": 1000}
+    summary = {"total_time_secs": 0.1, "sample_count": 2, "total_cpu_time_secs": 0.5, "peak_process_rss_kb": 300}
+    path.write_text(json.dumps({"metadata": meta, "samples": flat_samples, "summary": summary}, indent=2))
+    assert load_metrics(path) == flat_samples
+    assert load_metrics(path, include_metadata=True)[0] == dict(meta, kind="metadata")
+    assert denet.generate_summary_from_file(path)["total_cpu_time_secs"] == 0.5
