@@ -6,11 +6,14 @@ APT_PKGS  := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev python3-dev pyt
              python3-ipython python3-ipykernel python3-nbclient python3-nbformat \
              python3-pandas python3-matplotlib python3-pil chromium fonts-dejavu-core
 BENCH_PKGS := strace linux-perf libbpf-tools
+KERNEL_PKGS := qemu-system-x86 busybox-static
+# Debian 12 kernels booted by test-kernels: the stock 6.1 and bookworm's 6.12.
+KERNELS   ?= linux-image-amd64 linux-image-6.12-amd64
 STAMP     := $(VENV)/.denet-installed
-KERNEL    := $(VENV)/share/jupyter/kernels/denet/kernel.json
-SOURCES   := $(wildcard csrc/*/*.c csrc/*/*.h bpf/*.c bpf/*.h) setup.py pyproject.toml
+JUPYTER_KERNEL := $(VENV)/share/jupyter/kernels/denet/kernel.json
+SOURCES   := $(wildcard csrc/*/*.c csrc/*/*.h bpf/*.c bpf/*.h bpf/vmlinux/*/vmlinux.h) setup.py pyproject.toml
 
-.PHONY: all deps venv build jupyter-kernel test test-c demo bench asan valgrind clean
+.PHONY: all deps venv build jupyter-kernel test test-c test-kernels vmlinux-h demo bench asan valgrind clean
 
 all: build jupyter-kernel
 
@@ -36,17 +39,38 @@ build: deps $(STAMP)
 
 # A Jupyter kernel "Python (denet .venv)" that runs .venv/bin/python (Debian's default
 # kernel runs /usr/bin/python3, which cannot import denet).
-jupyter-kernel: $(KERNEL)
+jupyter-kernel: $(JUPYTER_KERNEL)
 
-$(KERNEL): $(STAMP)
+$(JUPYTER_KERNEL): $(STAMP)
 	PYDEVD_DISABLE_FILE_VALIDATION=1 $(PY) -m ipykernel install --sys-prefix --name denet --display-name "Python (denet .venv)" >/dev/null
-	@echo "Jupyter kernel 'denet' registered: $(KERNEL)"
+	@echo "Jupyter kernel 'denet' registered: $(JUPYTER_KERNEL)"
 
 test: build jupyter-kernel test-c
 	DENET_REQUIRE_EBPF=$${DENET_REQUIRE_EBPF:-} $(PY) -m pytest -q
 
 test-c:
 	$(MAKE) -s -C tests/c
+
+# The eBPF checks (tests/kernels/test_kernel.py) on this host's kernel and on each of
+# $(KERNELS), booted under qemu (root; .deb cached in build/kernels/). TEST_KERNELS_ARGS=--all
+# adds the suite's own eBPF tests.
+test-kernels: build
+	@missing=""; for p in $(KERNEL_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    -o DPkg::Lock::Timeout=300 $$missing; \
+	fi
+	$(PY) tests/kernels/run.py $(addprefix --kernel ,$(KERNELS)) $(TEST_KERNELS_ARGS)
+
+# Regenerates the vendored vmlinux.h of this host's architecture from its BTF.
+vmlinux-h:
+	@arch=$$(uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/'); mkdir -p bpf/vmlinux/$$arch; \
+	{ echo "/* Linux $$(uname -r) ($$(uname -m)) BTF, dumped with: bpftool btf dump file /sys/kernel/btf/vmlinux format c */"; \
+	  bpftool btf dump file /sys/kernel/btf/vmlinux format c; } > bpf/vmlinux/$$arch/vmlinux.h.tmp && \
+	mv bpf/vmlinux/$$arch/vmlinux.h.tmp bpf/vmlinux/$$arch/vmlinux.h && echo "wrote bpf/vmlinux/$$arch/vmlinux.h"
 
 # The main job: the denet command monitoring the bundled workload (live status line on a
 # terminal, summary table, eBPF syscall figures when run as root), then the same through

@@ -1,5 +1,9 @@
 """Build of denet._denet: compiles bpf/*.bpf.c with clang, turns each object into a libbpf
-skeleton header with bpftool, then compiles csrc/*/*.c (C11, -Wall -Wextra -Werror)."""
+skeleton header with bpftool, then compiles csrc/*/*.c (C11, -Wall -Wextra -Werror).
+
+The kernel types come from a vmlinux.h vendored per architecture (bpf/vmlinux/<arch>/,
+as libbpf-tools does), so the build host needs no BTF: CO-RE relocates the objects to
+the running kernel when they load. Vendored: see VENDORED_VMLINUX."""
 import glob
 import os
 import platform
@@ -11,6 +15,12 @@ from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BPF_ARCH = {"x86_64": "x86", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "x86")
+# Architectures with a vendored bpf/vmlinux/<arch>/vmlinux.h: x86 (from Linux 6.18's BTF)
+# and arm64 (from Debian 12's linux-image-6.12.117+deb12-arm64); the first line of each
+# says where it came from, `make vmlinux-h` regenerates this host's. Others fall back to
+# dumping the build host's own BTF.
+VENDORED_VMLINUX = sorted(d for d in os.listdir(os.path.join(HERE, "bpf", "vmlinux"))
+                          if os.path.exists(os.path.join(HERE, "bpf", "vmlinux", d, "vmlinux.h")))
 
 
 def find_tool(name):
@@ -34,18 +44,33 @@ class BuildExtWithBpf(build_ext):
         self.build_bpf()
         super().run()
 
+    @staticmethod
+    def vmlinux_dir(bpftool, out):
+        """Directory of the vmlinux.h to compile against: the vendored one of this
+        architecture, else one dumped from the build host's BTF."""
+        if BPF_ARCH in VENDORED_VMLINUX:
+            return os.path.join(HERE, "bpf", "vmlinux", BPF_ARCH)
+        btf = "/sys/kernel/btf/vmlinux"
+        if not os.path.exists(btf):
+            raise SystemExit(
+                f"denet build: no vmlinux.h vendored for {BPF_ARCH} (vendored: "
+                f"{', '.join(VENDORED_VMLINUX)}) and this host has no BTF ({btf}) to dump one from")
+        print(f"denet build: no vendored vmlinux.h for {BPF_ARCH}; dumping this host's BTF")
+        vmlinux = os.path.join(out, "vmlinux.h")
+        if not os.path.exists(vmlinux) or os.path.getmtime(vmlinux) < os.path.getmtime(btf):
+            with open(vmlinux + ".tmp", "w") as f:
+                run([bpftool, "btf", "dump", "file", btf, "format", "c"], stdout=f)
+            os.replace(vmlinux + ".tmp", vmlinux)
+        return out
+
     def build_bpf(self):
         out = os.path.join(HERE, "build", "bpf")
         os.makedirs(out, exist_ok=True)
         bpftool = find_tool("bpftool")
         clang = find_tool("clang")
         strip = shutil.which("llvm-strip") or find_tool("llvm-strip-14")
-        vmlinux = os.path.join(out, "vmlinux.h")
-        btf = "/sys/kernel/btf/vmlinux"
-        if not os.path.exists(vmlinux) or os.path.getmtime(vmlinux) < os.path.getmtime(btf):
-            with open(vmlinux + ".tmp", "w") as f:
-                run([bpftool, "btf", "dump", "file", btf, "format", "c"], stdout=f)
-            os.replace(vmlinux + ".tmp", vmlinux)
+        vmlinux_dir = self.vmlinux_dir(bpftool, out)
+        vmlinux = os.path.join(vmlinux_dir, "vmlinux.h")
         headers = glob.glob(os.path.join(HERE, "bpf", "*.h"))
         for src in sorted(glob.glob(os.path.join(HERE, "bpf", "*.bpf.c"))):
             name = os.path.basename(src)[: -len(".bpf.c")]
@@ -55,7 +80,7 @@ class BuildExtWithBpf(build_ext):
             if os.path.exists(skel) and os.path.getmtime(skel) >= max(map(os.path.getmtime, deps)):
                 continue
             run([clang, "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{BPF_ARCH}",
-                 "-Wall", "-Werror", "-I", out, "-I", os.path.join(HERE, "bpf"),
+                 "-Wall", "-Werror", "-I", vmlinux_dir, "-I", os.path.join(HERE, "bpf"),
                  "-c", src, "-o", obj])
             # -g is for BTF (CO-RE needs it); the DWARF that comes with it is not.
             run([strip, "-g", obj])

@@ -8,13 +8,11 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
+#include "core_fixes.bpf.h"
 #include "procstat.h"
 #include "tracked_map.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-/* MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES: resident = all but swap. */
-#define DN_MM_SWAPENTS 2
 
 SEC("iter/task")
 int dn_procstat(struct bpf_iter__task *ctx)
@@ -56,14 +54,7 @@ int dn_procstat(struct bpf_iter__task *ctx)
         bpf_probe_read_kernel_str(r.comm, sizeof r.comm, t->comm);
         struct mm_struct *mm = t->mm;
         if (mm) {
-            __s64 rss = 0;
-            for (int i = 0; i < 4; i++) {
-                if (i == DN_MM_SWAPENTS)
-                    continue;
-                __s64 v = mm->rss_stat[i].count;
-                rss += v > 0 ? v : 0;
-            }
-            r.rss_pages = (__u64)rss;
+            r.rss_pages = dn_mm_rss_pages(mm);
             r.total_vm_pages = mm->total_vm;
             r.hiwater_rss_pages = mm->hiwater_rss;
         }

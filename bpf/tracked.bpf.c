@@ -8,6 +8,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
+#include "core_fixes.bpf.h"
 #include "tracked_map.bpf.h"
 
 #define E2BIG 7 /* errno values are not in vmlinux.h */
@@ -28,7 +29,8 @@ int BPF_PROG(dn_fork, struct task_struct *parent, struct task_struct *child)
         return 0;
     if (!dn_tracked_live(ptgid))
         return 0;
-    struct dn_tracked v = {.parent_tgid = ptgid};
+    /* A new process starts with signal->maxrss = 0 (copy_signal zeroes it). */
+    struct dn_tracked v = {.parent_tgid = ptgid, .flags = DN_TRACKED_EXEC_MAXRSS};
     /* An entry left by an exited process whose pid is now reused (not yet pruned by
      * user space) is replaced: the new process is alive. */
     struct dn_tracked *old = bpf_map_lookup_elem(&tracked, &ctgid);
@@ -41,8 +43,22 @@ int BPF_PROG(dn_fork, struct task_struct *parent, struct task_struct *child)
     return 0;
 }
 
+/* exec_mmap() folds the high-water mark of the image being replaced into
+ * signal->maxrss (for a vforked child, that is its parent's). Remember how far it was
+ * raised that way, so that the exit hook can tell the new image's own peak from it. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(dn_exec, struct task_struct *p)
+{
+    struct dn_tracked *v = dn_tracked_live(p->tgid);
+    if (!v)
+        return 0;
+    v->exec_maxrss_pages = BPF_CORE_READ(p, signal, maxrss);
+    v->flags |= DN_TRACKED_EXEC_MAXRSS;
+    return 0;
+}
+
 /* Runs in the context of every exiting thread. The argument list changed across kernels
- * (6.x added group_dead), so only the task is read and group death is taken from
+ * (6.16 added group_dead), so only the task is read and group death is taken from
  * signal->live, which do_exit() decrements before this tracepoint. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(dn_exit, struct task_struct *p)
@@ -53,21 +69,25 @@ int BPF_PROG(dn_exit, struct task_struct *p)
     __sync_fetch_and_add(&v->exited_cpu_ns, p->se.sum_exec_runtime);
     if (BPF_CORE_READ(p, signal, live.counter) != 0)
         return 0;
-    /* Group death. The memory is still attached here (the tracepoint precedes exit_mm
-     * on current kernels): its high-water mark is this process's exact peak RSS, which
-     * rusage cannot give cleanly (it also holds the pre-exec image of the forker). */
+    /* Group death: this process's exact peak RSS, which rusage cannot give cleanly (it
+     * also holds the pre-exec image of the forker). */
+    __u64 peak = 0;
     struct mm_struct *mm = p->mm;
     if (mm) {
-        __s64 rss = 0;
-        for (int i = 0; i < 4; i++) {
-            if (i == 2) /* MM_SWAPENTS is not resident */
-                continue;
-            __s64 c = BPF_CORE_READ(mm, rss_stat[i].count);
-            rss += c > 0 ? c : 0;
-        }
+        /* Linux >= 6.16: the tracepoint precedes exit_mm(), the memory is attached. */
+        __u64 rss = dn_mm_rss_pages(mm);
         __u64 hw = BPF_CORE_READ(mm, hiwater_rss);
-        v->hiwater_pages = hw > (__u64)rss ? hw : (__u64)rss;
+        peak = hw > rss ? hw : rss;
+    } else if (v->flags & DN_TRACKED_EXEC_MAXRSS) {
+        /* Before 6.16 it follows exit_mm(). do_exit() stored max(hiwater_rss, rss) of the
+         * memory in signal->maxrss (pages) just before; that maximum also holds the images
+         * replaced by exec, so it is this image's own peak only when it rose past them.
+         * Otherwise the peak stays unknown (0) and samples give it. */
+        __u64 maxrss = BPF_CORE_READ(p, signal, maxrss);
+        if (maxrss > v->exec_maxrss_pages)
+            peak = maxrss;
     }
+    v->hiwater_pages = peak;
     v->exit_ns = bpf_ktime_get_ns();
     return 0;
 }

@@ -11,12 +11,16 @@
  * fork_dropped rather than silently truncated. */
 #define DN_TRACKED_MAX 8192
 
+/* dn_tracked.flags: exec_maxrss_pages is known (set at a fork or exec seen in the kernel). */
+#define DN_TRACKED_EXEC_MAXRSS 1u
+
 struct dn_tracked {
     __u64 exited_cpu_ns;  /* final runtime of this process's threads that exited while tracked */
     __u64 exit_ns;        /* bpf_ktime_get_ns() when its last thread exited; 0 while alive */
-    __u64 hiwater_pages;  /* peak RSS of its memory at exit (kernel high-water mark) */
+    __u64 hiwater_pages;  /* peak RSS of its memory at exit (kernel high-water mark); 0: unknown */
+    __u64 exec_maxrss_pages; /* signal->maxrss at its last exec: the images it replaced */
     __u32 parent_tgid;    /* who forked it (0 when registered from user space) */
-    __u32 pad;
+    __u32 flags;          /* DN_TRACKED_* */
 };
 
 #endif

@@ -117,7 +117,9 @@ class _Accumulator:
         last = self.last_per_pid.setdefault(key, {})
         for field in _CUMULATIVE:
             if field in metrics:
-                last[field] = _num(metrics[field])
+                # None: the counter could not be read (another user's process); a total
+                # with an unknown part is unknown, never a 0 that reads as "no I/O".
+                last[field] = None if metrics[field] is None else _num(metrics[field])
         for field in _NET:
             if field in metrics:
                 self.have_process_net = True
@@ -193,8 +195,11 @@ class _Accumulator:
                 elapsed_time = 0.0
         totals = {}
         for field in _CUMULATIVE:
-            per_pid = sum(last.get(field, 0) for last in self.last_per_pid.values())
-            totals[field] = _int(max(per_pid, self.max_aggregated[field]))
+            values = [last.get(field, 0) for last in self.last_per_pid.values()]
+            if any(v is None for v in values):
+                totals[field] = None
+                continue
+            totals[field] = _int(max(sum(values), self.max_aggregated[field]))
         net_source = self.net_max if self.have_process_net else self.net_aggregated_max
         out: dict[str, Any] = {
             "total_time_secs": float(elapsed_time),

@@ -443,3 +443,42 @@ def test_summary_counts_syscalls_made_after_the_last_sample(require_ebpf, getppi
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+ATTACH_ROOT = r"""
+import json, sys, denet
+mon = denet.ProcessMonitor.from_pid(int(sys.argv[1]), include_children=False)
+s = mon.sample_once()
+mon.stop()
+print(json.dumps({"sample": s, "summary": mon.get_summary(),
+                  "schema": {f["name"]: f for f in denet.SCHEMA}}))
+"""
+
+
+def test_unreadable_io_is_null_not_zero(staged_for_nobody, tmp_path):
+    # issue 8.6: attached to a root-owned process, an unprivileged user got
+    # syscall_read_bytes 0 where root sees the real count.
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start a root-owned process for nobody to watch")
+    python, pythonpath = staged_for_nobody
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        pytest.skip("needs setpriv (util-linux) to drop privileges")
+    victim = subprocess.Popen(["sh", "-c", "head -c 100000 /dev/zero > /dev/null; sleep 30"])
+    try:
+        env = dict(os.environ, PYTHONPATH=pythonpath)
+        out = subprocess.run([setpriv, "--reuid", str(NOBODY), "--regid", str(NOBODY),
+                              "--clear-groups", python, "-c", ATTACH_ROOT, str(victim.pid)],
+                             capture_output=True, text=True, timeout=60, cwd="/", env=env)
+    finally:
+        victim.kill()
+        victim.wait()
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    for field in ("disk_read_bytes", "disk_write_bytes", "syscall_read_bytes", "syscall_write_bytes"):
+        assert r["sample"][field] is None, (field, r["sample"])
+        assert r["summary"]["total_" + field] is None
+        assert "run as root" in r["schema"][field]["description"]
+        assert r["schema"][field]["type"] == "int|None"
+    # What could be read is still reported.
+    assert r["sample"]["mem_rss_kb"] > 0

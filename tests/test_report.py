@@ -425,9 +425,10 @@ def test_to_dataframe_one_row_per_process_per_sample():
     assert len(root) == len(samples) and (root["pid"] == mon.get_pid()).all()
     first = samples[-1]["parent"]
     assert root["mem_rss_mib"].iloc[-1] == pytest.approx(first["mem_rss_kb"] / 1024)
-    # the children are the sleeps (a sample may catch one as a forked sh, or mid-exec)
-    children = set(df[~df["is_root"]]["command"])
-    assert "sleep 0.4" in children and all("sleep" in c for c in children), children
+    # the children rows are the samples' children entries, in order
+    expected = [(c["pid"], c["command"]) for s in samples for c in s["children"]]
+    assert list(zip(df[~df["is_root"]]["pid"], df[~df["is_root"]]["command"])) == expected
+    assert "sleep 0.4" in {command for _, command in expected}
 
 
 def test_plot_draws_four_panels_against_seconds():

@@ -1,7 +1,10 @@
 #include "core/collector.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -103,6 +106,10 @@ struct dn_collector {
     uint64_t peak_process_rss_kb;
     uint64_t processes_seen;
     uint64_t detached_fork_dropped, detached_processes; /* the tracker's, when detached */
+
+    /* File descriptors: processes whose /proc files stay open, and how many may. */
+    size_t kept, keep_max;
+    uint64_t unreadable_now, max_unreadable; /* processes no descriptor could read */
 };
 
 /* ---- string pool ------------------------------------------------------------------- */
@@ -191,12 +198,18 @@ static struct dn_proc *proc_open(struct dn_collector *c, pid_t pid, int *err)
         *err = -ENOMEM;
         return NULL;
     }
-    int rc = dn_procfs_open(&p->fs, pid);
+    bool keep = c->kept < c->keep_max;
+    int rc = dn_procfs_open(&p->fs, pid, keep);
+    if (rc == -EMFILE || rc == -ENFILE) /* someone else took the descriptors: read and close */
+        rc = dn_procfs_open(&p->fs, pid, keep = false);
     if (rc) {
         free(p);
+        if (rc == -EMFILE || rc == -ENFILE)
+            c->unreadable_now++;
         *err = rc;
         return NULL;
     }
+    c->kept += keep;
     char cmd[1024];
     if (dn_procfs_command(pid, cmd, sizeof cmd) != 0)
         cmd[0] = '\0';
@@ -215,8 +228,10 @@ static struct dn_proc *proc_open(struct dn_collector *c, pid_t pid, int *err)
     return p;
 }
 
-static void proc_free(struct dn_proc *p)
+static void proc_free(struct dn_collector *c, struct dn_proc *p)
 {
+    if (!p->fs.transient)
+        c->kept--;
     dn_procfs_close(&p->fs);
     free(p->kids);
     free(p);
@@ -271,18 +286,24 @@ static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct 
         m->cpu_usage = uptime > 0.001 ? (double)r->cpu_ns / 1e9 / uptime * 100.0 : 0.0;
     }
     m->cpu_usage = (double)(int64_t)(m->cpu_usage * 1000.0 + 0.5) / 1000.0;
-    /* A zombie has no memory left: its last live values stand, so a chart of the run
-     * does not end in a drop to zero that never happened. */
-    bool zombie = r->state == 'Z' && p->have_prev;
-    if (!zombie) {
+    /* A process on its way out (past exit_mm, or a zombie) has no memory left: its last
+     * live values stand, so a chart of the run does not end in a drop to zero that never
+     * happened. A live process always has some virtual memory. */
+    bool exiting = (r->state == 'Z' || r->vsize_bytes == 0) && p->have_prev;
+    if (!exiting) {
         m->mem_rss_kb = r->rss_pages * (uint64_t)dn_page_kb();
         m->mem_vms_kb = r->vsize_bytes / 1024;
         m->thread_count = r->num_threads;
     }
-    m->disk_read_bytes = sub_sat(r->read_bytes, p->base.read_bytes);
-    m->disk_write_bytes = sub_sat(r->write_bytes, p->base.write_bytes);
-    m->syscall_read_bytes = sub_sat(r->rchar, p->base.rchar);
-    m->syscall_write_bytes = sub_sat(r->wchar, p->base.wchar);
+    if (r->have_io) {
+        m->disk_read_bytes = sub_sat(r->read_bytes, p->base.read_bytes);
+        m->disk_write_bytes = sub_sat(r->write_bytes, p->base.write_bytes);
+        m->syscall_read_bytes = sub_sat(r->rchar, p->base.rchar);
+        m->syscall_write_bytes = sub_sat(r->wchar, p->base.wchar);
+    } else { /* not permitted: unknown, never a 0 that reads as "no I/O" */
+        m->disk_read_bytes = m->disk_write_bytes = DN_U64_NONE;
+        m->syscall_read_bytes = m->syscall_write_bytes = DN_U64_NONE;
+    }
     m->page_faults_cached = sub_sat(r->minflt, p->base.minflt);
     m->page_faults_disk = sub_sat(r->majflt, p->base.majflt);
     m->uptime_secs = (uint64_t)uptime;
@@ -300,6 +321,30 @@ static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct 
 
 /* ---- construction ------------------------------------------------------------------ */
 
+/* Each process read through /proc keeps DN_FDS_PER_PROC descriptors open. They come out
+ * of the host program's own limit, so at most half of what is free now is used, and a
+ * quarter of the limit (at least 32) always stays free for the host; processes past
+ * that are read by opening and closing their files at each sample. */
+#define DN_FDS_PER_PROC 5
+
+static size_t keep_budget(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return SIZE_MAX / DN_FDS_PER_PROC;
+    size_t limit = (size_t)rl.rlim_cur, open_now = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        while (readdir(d))
+            open_now++;
+        closedir(d);
+    }
+    size_t reserve = limit / 4 > 32 ? limit / 4 : 32;
+    if (limit <= open_now + reserve)
+        return 0;
+    return (limit - open_now - reserve) / 2 / DN_FDS_PER_PROC;
+}
+
 struct dn_collector *dn_collector_new(const struct dn_collector_opts *o, int *err)
 {
     struct dn_collector *c = calloc(1, sizeof *c);
@@ -309,6 +354,7 @@ struct dn_collector *dn_collector_new(const struct dn_collector_opts *o, int *er
     }
     c->o = *o;
     c->net_fd = -1;
+    c->keep_max = keep_budget();
     c->always_full = getenv("DENET_ALWAYS_FULL_READ") != NULL;
     c->first_ts_ms = -1;
     int rc = 0;
@@ -329,7 +375,7 @@ void dn_collector_free(struct dn_collector *c)
     if (!c)
         return;
     for (size_t i = 0; i < c->nprocs; i++)
-        proc_free(c->procs[i]);
+        proc_free(c, c->procs[i]);
     free(c->procs);
     free(c->queue);
     if (c->net_fd >= 0)
@@ -424,10 +470,10 @@ static void add_metrics(struct dn_metrics *sum, const struct dn_metrics *m)
     sum->cpu_usage += m->cpu_usage;
     sum->mem_rss_kb += m->mem_rss_kb;
     sum->mem_vms_kb += m->mem_vms_kb;
-    sum->disk_read_bytes += m->disk_read_bytes;
-    sum->disk_write_bytes += m->disk_write_bytes;
-    sum->syscall_read_bytes += m->syscall_read_bytes;
-    sum->syscall_write_bytes += m->syscall_write_bytes;
+    sum->disk_read_bytes = dn_u64_add(sum->disk_read_bytes, m->disk_read_bytes);
+    sum->disk_write_bytes = dn_u64_add(sum->disk_write_bytes, m->disk_write_bytes);
+    sum->syscall_read_bytes = dn_u64_add(sum->syscall_read_bytes, m->syscall_read_bytes);
+    sum->syscall_write_bytes = dn_u64_add(sum->syscall_write_bytes, m->syscall_write_bytes);
     sum->page_faults_cached += m->page_faults_cached;
     sum->page_faults_disk += m->page_faults_disk;
     sum->thread_count += m->thread_count;
@@ -444,12 +490,12 @@ static void sweep_departed(struct dn_collector *c)
             c->procs[w++] = p;
             continue;
         }
-        c->departed_disk_read += p->last.disk_read_bytes;
-        c->departed_disk_write += p->last.disk_write_bytes;
-        c->departed_sys_read += p->last.syscall_read_bytes;
-        c->departed_sys_write += p->last.syscall_write_bytes;
+        c->departed_disk_read = dn_u64_add(c->departed_disk_read, p->last.disk_read_bytes);
+        c->departed_disk_write = dn_u64_add(c->departed_disk_write, p->last.disk_write_bytes);
+        c->departed_sys_read = dn_u64_add(c->departed_sys_read, p->last.syscall_read_bytes);
+        c->departed_sys_write = dn_u64_add(c->departed_sys_write, p->last.syscall_write_bytes);
         c->departed_last = true;
-        proc_free(p);
+        proc_free(c, p);
     }
     c->nprocs = w;
 }
@@ -624,6 +670,7 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
     }
 
     c->queue_len = 0;
+    c->unreadable_now = 0;
     if ((rc = queue_push(c, c->o.root)))
         return rc;
     bool use_tracker = c->o.tracker && c->o.include_children;
@@ -685,6 +732,11 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
             continue; /* gone: swept below */
         if (ir) {
             raw = *ir;
+            /* The iterator reads the kernel's approximate RSS counters (per-CPU deltas
+             * not folded in): a process that just started can show 0 while it has
+             * memory. statm has the exact sum. */
+            if (raw.rss_pages == 0 && raw.vsize_bytes > 0)
+                dn_procfs_read_memory(&p->fs, &raw);
             /* CPU time from the process clock: exact, where the iterator's view of a
              * thread running on another CPU lags by up to a tick. */
             struct timespec ts;
@@ -702,8 +754,10 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
         p->last.sys_net_rx_bytes = rx;
         p->last.sys_net_tx_bytes = tx;
         /* Only the work done while watched: proc_update set the baseline of a process
-         * that predates monitoring (zero unless since_process_start). */
-        if (!exited)
+         * that predates monitoring (zero unless since_process_start). A zombie child's
+         * final CPU time is counted through the map, also when the map pass that just
+         * forgot it came after this pass's iterator read. */
+        if (!exited && !(use_tracker && qi > 0 && raw.state == 'Z'))
             live_cpu_ns += sub_sat(raw.cpu_ns, p->base.cpu_ns) +
                            (use_tracker ? 0 : sub_sat(raw.child_cpu_ns, p->base.child_cpu_ns));
 
@@ -756,6 +810,8 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
         c->first_ts_ms = now_ms;
     c->last_ts_ms = now_ms;
     c->sample_count++;
+    if (c->unreadable_now > c->max_unreadable)
+        c->max_unreadable = c->unreadable_now;
     uint64_t nproc = out->tree ? out->process_count : 1;
     if (nproc > c->max_processes)
         c->max_processes = nproc;
@@ -815,14 +871,16 @@ void dn_collector_summary(const struct dn_collector *c, struct dn_summary *s)
     s->total_syscall_write_bytes = c->departed_sys_write;
     for (size_t i = 0; i < c->nprocs; i++) {
         const struct dn_metrics *m = &c->procs[i]->last;
-        s->total_disk_read_bytes += m->disk_read_bytes;
-        s->total_disk_write_bytes += m->disk_write_bytes;
-        s->total_syscall_read_bytes += m->syscall_read_bytes;
-        s->total_syscall_write_bytes += m->syscall_write_bytes;
+        s->total_disk_read_bytes = dn_u64_add(s->total_disk_read_bytes, m->disk_read_bytes);
+        s->total_disk_write_bytes = dn_u64_add(s->total_disk_write_bytes, m->disk_write_bytes);
+        s->total_syscall_read_bytes = dn_u64_add(s->total_syscall_read_bytes, m->syscall_read_bytes);
+        s->total_syscall_write_bytes =
+            dn_u64_add(s->total_syscall_write_bytes, m->syscall_write_bytes);
     }
     s->total_cpu_time_secs = (double)c->total_cpu_ns / 1e9;
     s->peak_process_rss_kb = c->peak_process_rss_kb;
     s->processes_seen = c->processes_seen;
+    s->processes_unreadable = c->max_unreadable;
     uint64_t dropped = c->detached_fork_dropped, tracked = c->detached_processes;
     if (c->o.tracker) {
         dropped = dn_tracker_fork_dropped(c->o.tracker);
@@ -847,7 +905,7 @@ void dn_collector_detach_tracker(struct dn_collector *c)
 static void push_children(pid_t pid, pid_t **pids, size_t *n, size_t *cap)
 {
     struct dn_procfs pf;
-    if (dn_procfs_open(&pf, pid) != 0)
+    if (dn_procfs_open(&pf, pid, false) != 0)
         return;
     struct dn_proc_raw r;
     if (dn_procfs_read(&pf, &r, false) == 0)

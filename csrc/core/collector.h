@@ -40,6 +40,7 @@ struct dn_summary {
     uint64_t peak_process_rss_kb;
     uint64_t processes_seen;    /* distinct processes the tree has had */
     uint64_t tracker_fork_dropped;
+    uint64_t processes_unreadable; /* most processes of one sample that no descriptor could read */
 };
 
 struct dn_collector;

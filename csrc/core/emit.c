@@ -29,6 +29,14 @@ void dn_emit_metrics_fields(const struct dn_emitter *e, const struct dn_metrics 
                 OPS->i64(CTX, f->name, v);
             break;
         }
+        case DN_FIELD_OPT_U64: {
+            uint64_t v = dn_field_u64(m, f);
+            if (v == DN_U64_NONE)
+                OPS->null(CTX, f->name);
+            else
+                OPS->u64(CTX, f->name, v);
+            break;
+        }
         }
     }
 }
@@ -164,6 +172,14 @@ void dn_emit_metadata(const struct dn_emitter *e, const struct dn_metadata *md, 
     OPS->end_object(CTX);
 }
 
+static void opt_u64(const struct dn_emitter *e, const char *key, uint64_t v)
+{
+    if (v == DN_U64_NONE)
+        OPS->null(CTX, key);
+    else
+        OPS->u64(CTX, key, v);
+}
+
 void dn_emit_summary(const struct dn_emitter *e, const struct dn_summary *s,
                      const struct dn_ebpf_sample *ebpf, bool tag)
 {
@@ -174,10 +190,10 @@ void dn_emit_summary(const struct dn_emitter *e, const struct dn_summary *s,
     OPS->u64(CTX, "sample_count", s->sample_count);
     OPS->u64(CTX, "max_processes", s->max_processes);
     OPS->u64(CTX, "max_threads", s->max_threads);
-    OPS->u64(CTX, "total_disk_read_bytes", s->total_disk_read_bytes);
-    OPS->u64(CTX, "total_disk_write_bytes", s->total_disk_write_bytes);
-    OPS->u64(CTX, "total_syscall_read_bytes", s->total_syscall_read_bytes);
-    OPS->u64(CTX, "total_syscall_write_bytes", s->total_syscall_write_bytes);
+    opt_u64(e, "total_disk_read_bytes", s->total_disk_read_bytes);
+    opt_u64(e, "total_disk_write_bytes", s->total_disk_write_bytes);
+    opt_u64(e, "total_syscall_read_bytes", s->total_syscall_read_bytes);
+    opt_u64(e, "total_syscall_write_bytes", s->total_syscall_write_bytes);
     OPS->u64(CTX, "total_sys_net_rx_bytes", s->total_sys_net_rx_bytes);
     OPS->u64(CTX, "total_sys_net_tx_bytes", s->total_sys_net_tx_bytes);
     OPS->u64(CTX, "peak_mem_rss_kb", s->peak_mem_rss_kb);
@@ -187,6 +203,8 @@ void dn_emit_summary(const struct dn_emitter *e, const struct dn_summary *s,
     OPS->u64(CTX, "processes_seen", s->processes_seen);
     if (s->tracker_fork_dropped) /* the tracked map was full: these were not followed */
         OPS->u64(CTX, "untracked_forks", s->tracker_fork_dropped);
+    if (s->processes_unreadable) /* out of file descriptors: missing from some samples */
+        OPS->u64(CTX, "processes_unreadable", s->processes_unreadable);
     if (ebpf && ebpf->has_syscalls) {
         OPS->u64(CTX, "total_syscalls", ebpf->total);
         OPS->begin_object(CTX, "syscalls_by_category");

@@ -58,7 +58,7 @@ static int open_proc_file(pid_t pid, const char *name)
     return open(path, O_RDONLY | O_CLOEXEC);
 }
 
-int dn_procfs_open(struct dn_procfs *p, pid_t pid)
+int dn_procfs_open(struct dn_procfs *p, pid_t pid, bool keep)
 {
     memset(p, 0, sizeof *p);
     p->pid = pid;
@@ -66,6 +66,21 @@ int dn_procfs_open(struct dn_procfs *p, pid_t pid)
     p->stat_fd = open_proc_file(pid, "stat");
     if (p->stat_fd < 0)
         return errno == ENOENT ? -ESRCH : -errno;
+    if (clock_getcpuclockid(pid, &p->cpu_clock) == 0)
+        p->cpu_clock_ok = true;
+    if (!keep) {
+        /* Past the descriptor budget: each read opens and closes its file. The start
+         * time read now tells this process from a later one that reuses its pid. */
+        struct dn_proc_raw r;
+        int rc = dn_procfs_read(p, &r, false);
+        close(p->stat_fd);
+        p->stat_fd = -1;
+        if (rc)
+            return rc;
+        p->transient = true;
+        p->start_ticks = r.start_ticks;
+        return 0;
+    }
     /* io needs ptrace-read permission; without it we still report the rest. */
     p->io_fd = open_proc_file(pid, "io");
     p->status_fd = open_proc_file(pid, "status");
@@ -73,8 +88,6 @@ int dn_procfs_open(struct dn_procfs *p, pid_t pid)
     char name[48];
     snprintf(name, sizeof name, "task/%d/children", (int)pid);
     p->children_fd = open_proc_file(pid, name);
-    if (clock_getcpuclockid(pid, &p->cpu_clock) == 0)
-        p->cpu_clock_ok = true;
     return 0;
 }
 
@@ -98,6 +111,24 @@ static ssize_t read_all(int fd, char *buf, size_t len)
     if (n < 0)
         return -errno;
     buf[n] = '\0';
+    return n;
+}
+
+/* A file of the process: through its kept descriptor, or opened, read and closed when
+ * the process is transient (one descriptor at a time, never held). -ENOENT when the file
+ * is not available (not kept, e.g. io without permission). */
+static ssize_t read_file(const struct dn_procfs *p, int kept_fd, const char *name, char *buf,
+                         size_t len)
+{
+    if (kept_fd >= 0)
+        return read_all(kept_fd, buf, len);
+    if (!p->transient)
+        return -ENOENT;
+    int fd = open_proc_file(p->pid, name);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read_all(fd, buf, len);
+    close(fd);
     return n;
 }
 
@@ -199,7 +230,7 @@ int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm)
     struct timespec ts;
     bool clock_ok = p->cpu_clock_ok && clock_gettime(p->cpu_clock, &ts) == 0;
 
-    ssize_t n = read_all(p->stat_fd, buf, sizeof buf);
+    ssize_t n = read_file(p, p->stat_fd, "stat", buf, sizeof buf);
     if (n < 0)
         return (int)n == -ENOENT ? -ESRCH : (int)n;
     if (n == 0)
@@ -207,6 +238,8 @@ int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm)
     int rc = parse_stat(buf, r);
     if (rc)
         return rc;
+    if (p->transient && r->start_ticks != p->start_ticks)
+        return -ESRCH; /* the pid now names another process */
     if (clock_ok)
         r->cpu_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 
@@ -214,14 +247,14 @@ int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm)
      * stat gives their approximate value (psutil and top read statm too). */
     dn_procfs_read_memory(p, r);
 
-    if (p->io_fd >= 0 && read_all(p->io_fd, buf, sizeof buf) > 0) {
+    if (read_file(p, p->io_fd, "io", buf, sizeof buf) > 0) {
         r->rchar = find_kv(buf, "rchar:");
         r->wchar = find_kv(buf, "wchar:");
         r->read_bytes = find_kv(buf, "\nread_bytes:");
         r->write_bytes = find_kv(buf, "\nwrite_bytes:");
         r->have_io = true;
     }
-    if (want_hwm && p->status_fd >= 0 && read_all(p->status_fd, buf, sizeof buf) > 0)
+    if (want_hwm && read_file(p, p->status_fd, "status", buf, sizeof buf) > 0)
         r->hwm_kb = find_kv(buf, "VmHWM:");
     return 0;
 }
@@ -240,9 +273,9 @@ int dn_procfs_cpu_ns(struct dn_procfs *p, uint64_t *ns)
 int dn_procfs_read_memory(struct dn_procfs *p, struct dn_proc_raw *r)
 {
     char buf[256];
-    if (p->statm_fd < 0)
+    if (p->statm_fd < 0 && !p->transient)
         return -ENOTSUP;
-    ssize_t n = read_all(p->statm_fd, buf, sizeof buf);
+    ssize_t n = read_file(p, p->statm_fd, "statm", buf, sizeof buf);
     if (n < 0)
         return (int)n == -ENOENT ? -ESRCH : (int)n;
     if (n == 0)
@@ -314,6 +347,16 @@ int dn_procfs_children(struct dn_procfs *p, uint64_t num_threads, pid_t **pids, 
 {
     if (num_threads <= 1 && p->children_fd >= 0)
         return read_children_fd(p->children_fd, pids, n, cap);
+    if (num_threads <= 1 && p->transient) {
+        char name[48];
+        snprintf(name, sizeof name, "task/%d/children", (int)p->pid);
+        int fd = open_proc_file(p->pid, name);
+        if (fd < 0)
+            return 0; /* vanished */
+        int rc = read_children_fd(fd, pids, n, cap);
+        close(fd);
+        return rc;
+    }
 
     /* Children forked by other threads are listed under those threads. */
     char path[64];

@@ -36,11 +36,14 @@ struct dn_procfs {
     int statm_fd;
     clockid_t cpu_clock;
     bool cpu_clock_ok;
+    bool transient;       /* no descriptors kept: each read opens and closes its file */
+    uint64_t start_ticks; /* of a transient process: tells it from a later one on its pid */
 };
 
-/* Opens the files of pid. Returns 0, or -errno (ENOENT/ESRCH when there is no such
- * process, EACCES when it may not be read). */
-int dn_procfs_open(struct dn_procfs *p, pid_t pid);
+/* Opens the files of pid and keeps them open (keep), or reads it once and keeps none
+ * (past the caller's descriptor budget). Returns 0, or -errno (ESRCH when there is no
+ * such process, EACCES when it may not be read, EMFILE when no descriptor is left). */
+int dn_procfs_open(struct dn_procfs *p, pid_t pid, bool keep);
 void dn_procfs_close(struct dn_procfs *p);
 
 /* Reads the counters; VmHWM (hwm_kb) only when want_hwm, since /proc/PID/status costs as

@@ -29,8 +29,19 @@ enum dn_field_type {
     DN_FIELD_I64,   /* signed integer */
     DN_FIELD_U64,   /* unsigned integer */
     DN_FIELD_F64,   /* float */
-    DN_FIELD_OPT_I64 /* integer, negative means None/null */
+    DN_FIELD_OPT_I64, /* integer, negative means None/null */
+    DN_FIELD_OPT_U64  /* unsigned integer, DN_U64_NONE means None/null: could not be read */
 };
+
+/* A counter that could not be read (say, /proc/PID/io of another user's process): null
+ * in every output, never a 0 that looks like a measurement. */
+#define DN_U64_NONE UINT64_MAX
+
+/* a + b where either may be DN_U64_NONE: a sum with an unknown part is unknown. */
+static inline uint64_t dn_u64_add(uint64_t a, uint64_t b)
+{
+    return a == DN_U64_NONE || b == DN_U64_NONE ? DN_U64_NONE : a + b;
+}
 
 struct dn_field {
     const char *name;

@@ -109,6 +109,10 @@ static void csv_fields(struct dn_buf *b, const struct dn_metrics *m, bool *first
             if (dn_field_i64(m, f) >= 0)
                 dn_buf_printf(b, "%" PRId64, dn_field_i64(m, f));
             break;
+        case DN_FIELD_OPT_U64:
+            if (dn_field_u64(m, f) != DN_U64_NONE)
+                dn_buf_printf(b, "%" PRIu64, dn_field_u64(m, f));
+            break;
         }
     }
 }

@@ -177,7 +177,7 @@ PyObject *dn_schema_tuple(void)
 {
     static const char *type_names[] = {
         [DN_FIELD_I64] = "int", [DN_FIELD_U64] = "int", [DN_FIELD_F64] = "float",
-        [DN_FIELD_OPT_I64] = "int|None"};
+        [DN_FIELD_OPT_I64] = "int|None", [DN_FIELD_OPT_U64] = "int|None"};
     PyObject *t = PyTuple_New((Py_ssize_t)dn_metrics_nfields);
     if (!t)
         return NULL;
