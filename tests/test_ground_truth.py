@@ -100,7 +100,10 @@ def test_peak_rss_is_not_the_interpreter_that_forked_the_command(ebpf, request):
         ballast[i] = 1
     mon = denet.ProcessMonitor(["true"], enable_ebpf=ebpf, quiet=True)
     assert mon.run() == 0
-    assert mon.get_summary()["peak_process_rss_kb"] < 20 * 1024
+    peak = mon.get_summary()["peak_process_rss_kb"]
+    # Without eBPF a `true` that exits before its first read has no mark of its own:
+    # unknown (None), never the interpreter's 300 MiB.
+    assert (peak is None and not ebpf) or 0 < peak < 20 * 1024, peak
     del ballast
 
 

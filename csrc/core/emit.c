@@ -196,10 +196,13 @@ void dn_emit_summary(const struct dn_emitter *e, const struct dn_summary *s,
     opt_u64(e, "total_syscall_write_bytes", s->total_syscall_write_bytes);
     OPS->u64(CTX, "total_sys_net_rx_bytes", s->total_sys_net_rx_bytes);
     OPS->u64(CTX, "total_sys_net_tx_bytes", s->total_sys_net_tx_bytes);
-    OPS->u64(CTX, "peak_mem_rss_kb", s->peak_mem_rss_kb);
+    opt_u64(e, "peak_mem_rss_kb", s->peak_mem_rss_kb ? s->peak_mem_rss_kb : DN_U64_NONE);
     OPS->f64(CTX, "avg_cpu_usage", s->avg_cpu_usage);
     OPS->f64(CTX, "total_cpu_time_secs", s->total_cpu_time_secs);
-    OPS->u64(CTX, "peak_process_rss_kb", s->peak_process_rss_kb);
+    /* 0: no live read and a high-water mark the kernel mixed with the image the command
+     * was started from (a command that exits before its first read, without eBPF).
+     * Unknown, so null: a process never has 0 resident. */
+    opt_u64(e, "peak_process_rss_kb", s->peak_process_rss_kb ? s->peak_process_rss_kb : DN_U64_NONE);
     OPS->u64(CTX, "processes_seen", s->processes_seen);
     if (s->tracker_fork_dropped) /* the tracked map was full: these were not followed */
         OPS->u64(CTX, "untracked_forks", s->tracker_fork_dropped);
