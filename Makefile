@@ -2,17 +2,20 @@
 VENV      := .venv
 PY        := $(VENV)/bin/python
 APT_PKGS  := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev python3-dev python3-venv \
-             python3-pytest python3-psutil python3-setuptools
+             python3-pytest python3-psutil python3-setuptools \
+             python3-ipython python3-ipykernel python3-nbclient python3-nbformat \
+             python3-pandas python3-matplotlib python3-pil chromium fonts-dejavu-core
 BENCH_PKGS := strace linux-perf libbpf-tools
 KERNEL_PKGS := qemu-system-x86 busybox-static
 # Debian 12 kernels booted by test-kernels: the stock 6.1 and bookworm's 6.12.
 KERNELS   ?= linux-image-amd64 linux-image-6.12-amd64
 STAMP     := $(VENV)/.denet-installed
+JUPYTER_KERNEL := $(VENV)/share/jupyter/kernels/denet/kernel.json
 SOURCES   := $(wildcard csrc/*/*.c csrc/*/*.h bpf/*.c bpf/*.h bpf/vmlinux/*/vmlinux.h) setup.py pyproject.toml
 
-.PHONY: all deps venv build test test-c test-kernels vmlinux-h demo bench asan valgrind clean
+.PHONY: all deps venv build jupyter-kernel test test-c test-kernels vmlinux-h demo bench asan valgrind clean
 
-all: build
+all: build jupyter-kernel
 
 # Installs the Debian packages that are missing (apt-get update first).
 deps:
@@ -34,7 +37,15 @@ $(STAMP): $(PY) $(SOURCES)
 
 build: deps $(STAMP)
 
-test: build test-c
+# A Jupyter kernel "Python (denet .venv)" that runs .venv/bin/python (Debian's default
+# kernel runs /usr/bin/python3, which cannot import denet).
+jupyter-kernel: $(JUPYTER_KERNEL)
+
+$(JUPYTER_KERNEL): $(STAMP)
+	PYDEVD_DISABLE_FILE_VALIDATION=1 $(PY) -m ipykernel install --sys-prefix --name denet --display-name "Python (denet .venv)" >/dev/null
+	@echo "Jupyter kernel 'denet' registered: $(JUPYTER_KERNEL)"
+
+test: build jupyter-kernel test-c
 	DENET_REQUIRE_EBPF=$${DENET_REQUIRE_EBPF:-} $(PY) -m pytest -q
 
 test-c:

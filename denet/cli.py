@@ -5,6 +5,7 @@
     denet [options] run -- CMD [ARG...]   run CMD and monitor its process tree
     denet [options] attach PID            monitor a running process until it exits
     denet [options] stats FILE            summarise a file recorded with --out
+    denet report FILE [-o OUT.html]       HTML report of a file recorded with --out
     denet --version
 
 Options of ``run`` and ``attach`` (before or after the sub-command name): ``--out
@@ -12,8 +13,9 @@ FILE``, ``--interval MS``, ``--max-interval MS``, ``--duration SECS``,
 ``--exclude-children``, ``--since-process-start``, ``--enable-ebpf``,
 ``--no-update``.  Options of every sub-command: ``--json``, ``--stats FILE``,
 ``--quiet``, ``--format`` (of ``--out`` for run and attach, taken from its
-extension by default; of ``FILE`` for stats, told from its content by default).
-``stats`` refuses the monitoring options instead of ignoring them.
+extension by default; of ``FILE`` for stats, told from its content by default),
+``--html FILE`` (the HTML report, see :mod:`denet.report`).
+``stats`` and ``report`` refuse the monitoring options instead of ignoring them.
 
 ``run`` exits with the command's exit code (128 + N when signal N ended it).
 Ctrl-C (or SIGTERM to denet) and ``--duration`` end the command with the policy
@@ -97,6 +99,7 @@ _DEFAULTS = {
     "since_process_start": False,
     "enable_ebpf": False,
     "no_update": False,
+    "html": None,
 }
 #: Options that only make sense while monitoring (run, attach), with their flag.
 _MONITOR_OPTIONS = {
@@ -130,6 +133,8 @@ def _add_report_options(parser: argparse.ArgumentParser, where: str) -> None:
     parser.add_argument("--stats", metavar="FILE", default=sup, help="write the summary as JSON to FILE")
     parser.add_argument("--quiet", "-q", action="store_true", default=sup, help=quiet_help)
     parser.add_argument("--format", "-f", choices=_formats.FILE_FORMATS, default=sup, help=format_help)
+    parser.add_argument("--html", metavar="FILE", default=sup,
+                        help="also write the HTML report to FILE (charts, processes, syscalls)")
 
 
 def _add_monitor_options(parser: argparse.ArgumentParser, note: str = "") -> None:
@@ -161,13 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
                "  denet --json --out run.jsonl run -- make -j4\n"
                "  denet --out run.csv run -- ./job     # CSV, from the extension\n"
                "  denet --duration 30 attach 1234\n"
-               "  denet stats run.jsonl",
+               "  denet stats run.jsonl\n"
+               "  denet report run.jsonl -o run.html",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", "-V", action="version", version=f"denet {__version__}")
     _add_report_options(parser, "top")
     _add_monitor_options(parser, note=" (run, attach)")
-    sub = parser.add_subparsers(dest="command", metavar="{run,attach,stats}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,attach,stats,report}")
 
     run = sub.add_parser("run", help="run a command and monitor it",
                          usage="denet [options] run [options] -- CMD [ARG...]")
@@ -183,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats = sub.add_parser("stats", help="summarise a recorded file (JSONL, JSON or CSV)")
     _add_report_options(stats, "stats")
     stats.add_argument("file", help="file written by --out (or a monitor's output_file)")
+    _add_report_parser(sub)
     return parser
 
 
@@ -191,11 +198,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     command = getattr(args, "command", None)
-    if command == "stats":
+    if command in ("stats", "report"):
         given = [flag for dest, flag in _MONITOR_OPTIONS.items() if hasattr(args, dest)]
         given += [_MONITOR_FLAGS[x.split("=", 1)[0]] for x in extra if x.split("=", 1)[0] in _MONITOR_FLAGS]
         if given:
-            parser.error(f"{given[0]} applies to run and attach, not to stats (stats reads a recorded file)")
+            parser.error(f"{given[0]} applies to run and attach, not to {command} "
+                         f"({command} reads a recorded file)")
+    if command == "report":
+        given = [flag for dest, flag in (("json", "--json"), ("stats", "--stats")) if hasattr(args, dest)]
+        if given:
+            parser.error(f"{given[0]} does not apply to report, which writes an HTML page (use -o OUT.html)")
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     for dest, default in _DEFAULTS.items():
@@ -455,10 +467,14 @@ def _prepare_output(args) -> tuple[str | int | None, str | None]:
 
     ``--json`` alone hands our stdout's descriptor to the monitor: its writer streams
     metadata, samples and the summary line there itself (JSON lines, flushed per
-    record), so nothing is copied.  With ``--out`` as well the file is followed and
-    copied to stdout by :class:`_JsonForwarder`."""
+    record), so nothing is copied.  With ``--out`` or ``--html`` as well the samples go
+    to a file, which :class:`_JsonForwarder` follows and copies to stdout."""
     if args.out:
         return args.out, None
+    if args.html:  # the --html report is made from a file of the samples
+        fd, path = tempfile.mkstemp(prefix="denet-", suffix=".jsonl")
+        os.close(fd)
+        return path, path
     if args.json:
         try:
             sys.stdout.flush()
@@ -585,6 +601,8 @@ def cmd_run(args) -> int:
                 extra.append(("Stopped by", "--duration" if reason == "duration" else reason))
             if not _finish_report(args, summary, extra, _streams_to_stdout(output_file)) or not out_ok:
                 return exit_code or 1
+            if not _write_html(args, output_file, title=f"denet run -- {shlex.join(cmd)}"):
+                return exit_code or 1
             return exit_code
     finally:
         if forward is not None:
@@ -647,7 +665,8 @@ def cmd_attach(args) -> int:
             summary = _summarize(monitor)
             extra = [("Attached to pid", str(args.pid))]
             extra.append(("Stopped by", {None: "process exit", "duration": "--duration"}.get(reason, reason)))
-            return 0 if _finish_report(args, summary, extra, _streams_to_stdout(output_file)) and out_ok else 1
+            ok = _finish_report(args, summary, extra, _streams_to_stdout(output_file)) and out_ok
+            return 0 if _write_html(args, output_file, title=f"denet attach {args.pid}") and ok else 1
     finally:
         if forward is not None:
             forward.close()
@@ -679,7 +698,68 @@ def cmd_stats(args) -> int:
         pass
     if args.stats and not _write_stats(args.stats, summary):
         return 1
+    if not _write_html(args, args.file, file_format=args.format):
+        return 1
     return 0
+
+
+# --------------------------------------------------------------------------
+# HTML report: `denet report FILE -o OUT.html` and `--html FILE` (see denet.report)
+
+
+def _add_report_parser(sub) -> None:
+    report = sub.add_parser("report", help="write an HTML report of a recorded file",
+                            usage="denet report FILE [-o OUT.html] [--title TEXT] [--offcpu-folded FILE]")
+    report.add_argument("file", help="file written by --out (or a monitor's output_file): JSONL, JSON or CSV")
+    report.add_argument("-o", "--output", dest="report_output", metavar="OUT.html", default=None,
+                        help="where to write the report (default: FILE with the suffix .html)")
+    report.add_argument("--title", default=None, help="heading of the report")
+    report.add_argument("--offcpu-folded", metavar="FOLDED", default=None,
+                        help="folded off-CPU stacks ('a;b;c 123' lines, values in ns) for a flame graph")
+    report.add_argument("--format", "-f", choices=_formats.FILE_FORMATS, default=argparse.SUPPRESS,
+                        help="format of FILE (default: told from its content)")
+    report.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                        help="do not say where the report was written")
+
+
+def _write_html(args, samples_file: str | None, *, output: str | None = None, title: str | None = None,
+                folded: str | None = None, file_format: str | None = None) -> bool:
+    """Write the HTML report of samples_file to --html (or output); False after an error."""
+    target = output or getattr(args, "html", None)
+    if not target:
+        return True
+    from . import report  # noqa: PLC0415
+
+    try:
+        run = report.load_run(samples_file, file_format)
+        if folded:
+            with open(folded, encoding="utf-8", errors="replace") as f:
+                run.offcpu_folded = f.read()
+    except OSError as e:
+        _err(f"report: cannot read {e.filename}: {e.strerror}" if e.strerror else f"report: {e}")
+        return False
+    if run.problems:
+        _err(f"report: {samples_file}: skipped {run.problems}; the report leaves them out")
+    page = report.render_html(run.samples, run.summary, run.metadata, offcpu_folded=run.offcpu_folded,
+                              title=title or f"denet report: {os.path.basename(samples_file)}")
+    try:
+        report.write_text(target, page)
+    except OSError as e:
+        _err(f"cannot write the HTML report {target}: {e.strerror or e}")
+        return False
+    if not getattr(args, "quiet", False):
+        _err(f"HTML report written to {target}")
+    return True
+
+
+def cmd_report(args) -> int:
+    output = args.report_output or args.html
+    if not output:
+        base, ext = os.path.splitext(args.file)
+        output = (base if ext.lower() in (".jsonl", ".ndjson", ".json", ".csv") else args.file) + ".html"
+    ok = _write_html(args, args.file, output=output, title=args.title, folded=args.offcpu_folded,
+                     file_format=args.format)
+    return 0 if ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -692,6 +772,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_run(args)
     if args.command == "attach":
         return cmd_attach(args)
+    if args.command == "report":
+        return cmd_report(args)
     return cmd_stats(args)
 
 

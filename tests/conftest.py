@@ -38,3 +38,15 @@ def median(values):
     n = len(values)
     assert n, "no values"
     return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+
+
+def require_module(name, apt_package):
+    """Import a module the tests need; `make` installs it, so its absence is a failure
+    (never a silent skip) that says how to fix it."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        pytest.fail(f"{name} is needed by this test but cannot be imported ({e}); "
+                    f"run `make test` (it installs {apt_package}) or apt-get install {apt_package}")
