@@ -225,3 +225,27 @@ def test_short_command_peak_without_ebpf_is_unknown_not_zero():
             assert s["peak_process_rss_kb"] is None and s["peak_mem_rss_kb"] is None
         for key in ("peak_process_rss_kb", "peak_mem_rss_kb"):
             assert s[key] is None or s[key] > 0
+
+
+def test_attaching_to_an_already_exited_process_never_counts_its_pid_reuser(require_ebpf):
+    # 8.2, the slow-attach case: the process exited (a zombie nobody reaped yet) before
+    # from_pid registered it, so its exit hook ran before it was tracked.
+    victim = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(f"/proc/{victim.pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.01)
+    mon = denet.ProcessMonitor.from_pid(victim.pid, enable_ebpf=True, base_interval_ms=20)
+    assert mon.ebpf_error is None
+    victim.wait()
+    try:
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(victim.pid - 1))
+    except OSError:
+        pass
+    p = subprocess.Popen([PY, "-S", "-c", "import os\nfor _ in range(100000): os.getppid()\n"])
+    p.wait()
+    assert mon.get_summary().get("total_syscalls", 0) < 1000, (p.pid, victim.pid)
+    mon.stop()

@@ -913,9 +913,25 @@ static void push_children(pid_t pid, pid_t **pids, size_t *n, size_t *cap)
     dn_procfs_close(&pf);
 }
 
+/* Registers one running process. One that had already exited (a zombie, or gone) when
+ * it was added saw its exit hook run before it was tracked: its entry is closed at once
+ * (see dn_tracker_mark_exited). One that exits after the add is closed by the hook. */
+static int register_one(struct dn_tracker *t, pid_t pid)
+{
+    int rc = dn_tracker_add(t, pid);
+    if (rc)
+        return rc;
+    struct dn_procfs pf;
+    struct dn_proc_raw r;
+    bool alive = dn_procfs_open(&pf, pid, false) == 0 && dn_procfs_read(&pf, &r, false) == 0 &&
+                 r.state != 'Z' && r.state != 'X';
+    dn_procfs_close(&pf);
+    return alive ? 0 : dn_tracker_mark_exited(t, pid);
+}
+
 int dn_collector_register_tree(struct dn_tracker *t, pid_t root)
 {
-    int rc = dn_tracker_add(t, root);
+    int rc = register_one(t, root);
     if (rc)
         return rc;
     pid_t *pids = NULL;
@@ -926,7 +942,7 @@ int dn_collector_register_tree(struct dn_tracker *t, pid_t root)
         n = 0;
         push_children(root, &pids, &n, &cap);
         for (size_t i = 0; i < n && rc == 0; i++) {
-            rc = dn_tracker_add(t, pids[i]);
+            rc = register_one(t, pids[i]);
             push_children(pids[i], &pids, &n, &cap);
         }
     }
