@@ -28,11 +28,20 @@ def test_zombie_child_cpu_is_counted_once(ebpf, request, tmp_path):
     if ebpf:
         request.getfixturevalue("require_ebpf")
     err = tmp_path / "cpu"
-    mon = denet.ProcessMonitor(["sh", "-c", f"{burner(0.4)} & exec sleep 1.5"], enable_ebpf=ebpf,
+    mon = denet.ProcessMonitor(["sh", "-c", f"{burner(0.4)} & exec sleep 60"], enable_ebpf=ebpf,
                                base_interval_ms=50, stderr=str(err))
     if ebpf:
         assert mon.ebpf_error is None
-    assert mon.run() == 0
+    mon.start()
+    # The burner reports when it is done; from then on it is a zombie under `sleep`,
+    # which never waits for it. Several samples of that zombie, then end the run.
+    deadline = time.monotonic() + 60
+    while not err.read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)
+    os.kill(mon.get_pid(), 15)
+    assert mon.wait(timeout=30) == -15
+    mon.stop()
     truth = float(err.read_text().split()[0])
     total = mon.get_summary()["total_cpu_time_secs"]
     # The burner's CPU plus a shell and a sleep (a few ms), never twice the burner.
