@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import signal
 import statistics
@@ -242,7 +243,10 @@ def build_worker(kind, workdir):
     with open(src, "w") as f:
         f.write(CUDA_WORKER)
     say(f"compiling the CUDA worker with {nvcc} ...")
-    rc, _, err = run([nvcc, "-O2", "-o", exe, src], 90)
+    # for the GPUs of this machine when nvcc can tell (CUDA 11.5+), else its default
+    rc, _, err = run([nvcc, "-O2", "-arch=native", "-o", exe, src], 90)
+    if rc != 0 and left() > 60:
+        rc, _, err = run([nvcc, "-O2", "-o", exe, src], 90)
     if rc != 0:
         return None, f"nvcc failed: {(err.strip().splitlines() or ['timed out'])[-1]}"
     return [exe], ""
@@ -295,6 +299,9 @@ def main():
     ap.add_argument("--seconds", type=float, default=20.0, help="how long the workers run (default 20)")
     ap.add_argument("--interval", type=int, default=200, help="denet's sampling interval in ms (default 200)")
     ap.add_argument("--workload", choices=["auto", "torch", "cupy", "nvcc"], default="auto")
+    ap.add_argument("--worker", metavar="CMD",
+                    help="a command that stands in for the CUDA worker (it gets MIB SECS); "
+                         "tests/test_gpu.py checks this script with it")
     args = ap.parse_args()
     args.seconds = max(5.0, min(args.seconds, 60.0))
 
@@ -311,7 +318,10 @@ def main():
         say("nvidia-smi not found: denet's figures are printed without the comparison")
 
     with tempfile.TemporaryDirectory(prefix="denet-gpu-check-") as workdir:
-        kind, worker, tried = choose_worker(args.workload, workdir)
+        if args.worker:
+            kind, worker, tried = "given", shlex.split(args.worker), []
+        else:
+            kind, worker, tried = choose_worker(args.workload, workdir)
         if not worker:
             say("no CUDA workload could be run here: " + "; ".join(tried))
             say("Install PyTorch or CuPy with CUDA, or the CUDA toolkit (nvcc), and run again.")
@@ -323,7 +333,7 @@ def main():
                 return 3
         say(f"workload: {kind} ({' '.join(worker)}), workers of {WORKER_MIB[0]} and {WORKER_MIB[1]} MiB, "
             f"{args.seconds:.0f} s")
-        q = " ".join(f"'{a}'" for a in worker)
+        q = shlex.join(worker)
         script = f"{q} {WORKER_MIB[0]} {args.seconds} & {q} {WORKER_MIB[1]} {args.seconds}; wait"
         mon = denet.ProcessMonitor(["sh", "-c", script], base_interval_ms=args.interval,
                                    max_interval_ms=args.interval, gpu=True, stdout=subprocess.DEVNULL,

@@ -626,3 +626,39 @@ def test_schema_has_the_gpu_fields():
     by_name = {f["name"]: f for f in denet.SCHEMA}
     assert by_name["gpu_memory_bytes"]["type"] == "int|None" and by_name["gpu_memory_bytes"]["unit"] == "bytes"
     assert by_name["gpu_sm_utilization"]["type"] == "int|None" and by_name["gpu_sm_utilization"]["unit"] == "%"
+
+
+# --------------------------------------------------------------------------
+# bench/gpu_check.py, the check for a real GPU, kept working here
+
+
+def test_gpu_check_says_there_is_no_gpu():
+    env = cli_env({"DENET_NVML_LIBRARY": "/nonexistent/libnvidia-ml.so.1"})
+    r = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_check.py")], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "no NVIDIA GPU to check: cannot load the NVIDIA management library" in r.stdout
+    assert "Nothing was measured" in r.stdout
+
+
+def test_gpu_check_runs_against_the_fake(nvml):
+    """With the fake NVML, a fake nvidia-smi and a worker that only pretends: every table
+    of the check is printed and the figures agree."""
+    env = cli_env(nvml.env())
+    env["PATH"] = str(REPO / "tests" / "gpu" / "bin") + os.pathsep + env["PATH"]
+    worker = f"{sys.executable} {REPO / 'tests' / 'gpu' / 'fake_worker.py'}"
+    r = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_check.py"), "--seconds", "10",
+                        "--interval", "100", "--worker", worker],
+                       capture_output=True, text=True, env=env, timeout=150)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert "driver 999.99, 2 device(s): NVIDIA Fake A100-SXM4-80GB; NVIDIA Fake T4" in out
+    rows = re.findall(r"^\s+[\d.]+\s+(\d+)\s+([\d.]+)\s+(\d+)\s+([+-][\d.]+)\s+33$", out, re.M)
+    assert {float(d) for _, d, _, _ in rows} <= {556.0, 812.0} and len(rows) >= 2, out
+    assert all(float(d) == float(s) for _, d, s, _ in rows), out
+    assert "SM utilization: denet's latest sample next to one `nvidia-smi pmon -c 1 -s u`" in out
+    assert re.search(r"^\s+0\s+NVIDIA Fake A100-SXM4-80GB\s+81920\s+81920\s+2048\s+2048\s+40\s+40", out, re.M), out
+    assert "Summary gpu: enabled=True, device_count=2" in out
+    assert re.search(r"sampler's NVML reads .*\s\d+\s+\d+\s+\d+$", out, re.M), out
+    assert "difference: the GPU part of one sample" in out
+    assert "RESULT: denet saw every worker nvidia-smi saw" in out
