@@ -306,7 +306,9 @@ def main():
     args.seconds = max(5.0, min(args.seconds, 60.0))
 
     say(f"denet {denet.__version__}, gpu_check")
+    t = time.perf_counter()
     ok, reason = denet.gpu_available()
+    startup_us = (time.perf_counter() - t) * 1e6  # what every monitor with GPU monitoring pays
     if not ok:
         say(f"no NVIDIA GPU to check: {reason}")
         say("Nothing was measured. Run this on a machine with an NVIDIA GPU and its driver.")
@@ -439,6 +441,8 @@ def main():
             crow.append(["difference: the GPU part of one sample", None, f"{on - off:.0f}", None])
         elif cost:
             crow.append([f"sample_once() comparison not taken: {cost[2]}", None, None, None])
+        crow.append(["start-up: gpu_available() (dlopen, nvmlInit, devices, nvmlShutdown), once", 1,
+                     f"{startup_us:.0f}", None])
         say(table(["what", "reads", "mean/median µs", "max µs"], crow))
 
         say()

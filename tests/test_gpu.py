@@ -661,4 +661,5 @@ def test_gpu_check_runs_against_the_fake(nvml):
     assert "Summary gpu: enabled=True, device_count=2" in out
     assert re.search(r"sampler's NVML reads .*\s\d+\s+\d+\s+\d+$", out, re.M), out
     assert "difference: the GPU part of one sample" in out
+    assert re.search(r"start-up: gpu_available\(\) .*\s1\s+\d+", out), out
     assert "RESULT: denet saw every worker nvidia-smi saw" in out
