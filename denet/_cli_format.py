@@ -100,9 +100,48 @@ def status_line(sample: dict | None, elapsed: float, syscall_rate: float | None 
         f"threads {_int_text(view.get('thread_count'))}",
         f"disk r {fmt_bytes(view.get('disk_read_bytes', 0))} w {fmt_bytes(view.get('disk_write_bytes', 0))}",
     ]
+    gpu = gpu_status(view)
+    if gpu:
+        parts.append(gpu)
     if syscall_rate is not None:
         parts.append(f"syscalls {syscall_rate:,.0f}/s")
     return "  ".join(parts)
+
+
+def gpu_status(view: dict) -> str:
+    """``"GPU 45% 1.2 GiB"`` (the tree's SM utilization and GPU memory) when a process of
+    the tree uses a GPU, else ``""``."""
+    gpu = view.get("gpu") if isinstance(view, dict) else None
+    if not isinstance(gpu, dict) or not gpu.get("has_process_data"):
+        return ""
+    util = _finite(view.get("gpu_sm_utilization"))
+    mem = _finite(view.get("gpu_memory_bytes"))
+    return f"GPU {'-' if util is None else f'{util:.0f}%'} {fmt_bytes(mem)}"
+
+
+def gpu_rows(gpu: Any) -> list[tuple[str, str]]:
+    """Summary table rows for the summary's ``gpu`` object."""
+    if not isinstance(gpu, dict):
+        return []
+    if gpu.get("enabled") is not True:
+        error = gpu.get("error")
+        return [("GPU", f"off: {error}" if error else "off")]
+    gib = 1024 ** 3
+
+    def gb(key):
+        return _cell(gpu.get(key), lambda n: fmt_bytes(n * gib))
+
+    def pct(key):
+        return _cell(gpu.get(key), lambda n: f"{n:.0f} %")
+
+    return [
+        ("GPU devices", f"{_cell(gpu.get('device_count'), lambda n: f'{int(n)}')} "
+                        f"({gb('total_memory_gb')} in all)"),
+        ("GPU peak memory of the tree", gb("process_memory_usage_gb")),
+        ("GPU peak memory used (all processes)", gb("peak_used_memory_gb")),
+        ("GPU max utilization, device / one process",
+         f"{pct('max_system_gpu_utilization')} / {pct('max_process_gpu_utilization')}"),
+    ]
 
 
 def _int_text(value: Any) -> str:
@@ -155,6 +194,7 @@ def summary_table(summary: dict, title: str = "denet summary", extra: list[tuple
             for cat, count in sorted(by_cat.items(), key=lambda kv: -(_finite(kv[1]) or 0)):
                 if count != 0:
                     rows.append((f"  {cat}", _cell(count, lambda n: f"{int(n):,}")))
+    rows += gpu_rows(g("gpu"))
     if estimated:
         rows.append(("Estimated", ", ".join(str(x) for x in estimated)))
     if g("skipped_records"):

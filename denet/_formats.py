@@ -301,6 +301,25 @@ def _metrics_problem(metrics: Any, where: str, keys: tuple[str, ...]) -> str | N
                 return f"{where}ebpf.syscalls.total is {why}"
             if syscalls.get("by_category") is not None:
                 return _counts_problem(syscalls["by_category"], f"{where}ebpf.syscalls.by_category")
+    gpu = metrics.get("gpu")
+    if gpu is not None:
+        if not isinstance(gpu, dict):
+            return f"{where}gpu is {_short(gpu)}, not an object"
+        for part in ("system_metrics", "process_data"):
+            items = gpu.get(part)
+            if items is None:
+                continue
+            if not isinstance(items, list):
+                return f"{where}gpu.{part} is {_short(items)}, not a list"
+            for i, item in enumerate(items):
+                if not isinstance(item, dict):
+                    return f"{where}gpu.{part}[{i}] is {_short(item)}, not an object"
+                for key, value in item.items():
+                    if key == "name":
+                        continue
+                    why = _number_problem(value)
+                    if why:
+                        return f"{where}gpu.{part}[{i}].{key} is {why}"
     return None
 
 

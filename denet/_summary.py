@@ -10,7 +10,7 @@ return the same keys as ``ProcessMonitor.get_summary()``:
 ``avg_cpu_usage``, ``total_cpu_time_secs``, ``peak_process_rss_kb``,
 ``processes_seen`` and, when
 the samples carry eBPF syscall counts, ``total_syscalls`` and
-``syscalls_by_category``.
+``syscalls_by_category``, and when they carry GPU readings, ``gpu``.
 
 How each is computed from samples:
 
@@ -27,6 +27,8 @@ How each is computed from samples:
 * network totals: the largest value seen (they are namespace-wide counters).
 * ``processes_seen``: distinct processes (parent + child pids) in the samples;
   the summary record's exact count when there is one.
+* ``gpu``: the summary record's when there is one; otherwise computed from the
+  samples' ``gpu`` parts as the monitor does (see :func:`gpu_summary_of`).
 * ``total_cpu_time_secs`` and ``peak_process_rss_kb``: when the input holds a
   ``"summary"`` record (written by the monitor when it stops) its exact values
   are used, with its syscall totals.  Otherwise they are estimated --
@@ -68,6 +70,8 @@ SUMMARY_KEYS = (
     "processes_seen",
 )
 EBPF_SUMMARY_KEYS = ("total_syscalls", "syscalls_by_category")
+GPU_SUMMARY_KEY = "gpu"
+_GIB = 1024 ** 3
 ESTIMATED_KEYS = ["total_cpu_time_secs", "peak_process_rss_kb", "processes_seen"]
 
 _CUMULATIVE = (
@@ -111,6 +115,7 @@ class _Accumulator:
         self.net_aggregated_max = {k: 0 for k in _NET}
         self.have_process_net = False
         self.syscalls: dict | None = None
+        self.gpu = _GpuAccumulator()
 
     # -- per-process helpers
     def _process(self, key: Any, metrics: dict) -> None:
@@ -163,9 +168,11 @@ class _Accumulator:
                 ebpf = aggregated.get("ebpf")
                 if isinstance(ebpf, dict) and isinstance(ebpf.get("syscalls"), dict):
                     self.syscalls = ebpf["syscalls"]
+                self.gpu.add(aggregated.get("gpu"))
             ts = sample.get("ts_ms", view.get("ts_ms"))
         else:  # flat sample
             self._process(_PARENT, sample)
+            self.gpu.add(sample.get("gpu"))
             view = sample
             processes = 1
             ts = sample.get("ts_ms")
@@ -216,6 +223,9 @@ class _Accumulator:
             "avg_cpu_usage": (self.cpu_sum / self.count) if self.count else 0.0,
         }
         out["processes_seen"] = len(self.last_per_pid) if self.last_per_pid else _int(self.max_processes)
+        gpu = self.gpu.result()
+        if gpu is not None:
+            out[GPU_SUMMARY_KEY] = gpu
         if isinstance(self.syscalls, dict):
             out["total_syscalls"] = _int(_num(self.syscalls.get("total")))
             by_cat = self.syscalls.get("by_category")
@@ -228,11 +238,96 @@ class _Accumulator:
             for key in EBPF_SUMMARY_KEYS:
                 if key in summary_record:
                     out[key] = summary_record[key]
+            if GPU_SUMMARY_KEY in summary_record:
+                out[GPU_SUMMARY_KEY] = summary_record[GPU_SUMMARY_KEY]
         else:
             out["total_cpu_time_secs"] = self.cpu_seconds
             out["peak_process_rss_kb"] = _int(self.peak_process_rss if self.have_process_rss else self.peak_mem)
             out["estimated"] = list(ESTIMATED_KEYS)
         return _ordered(out)
+
+
+class _GpuAccumulator:
+    """The summary's ``gpu`` from the samples' ``gpu`` parts, computed as the monitor
+    computes it (csrc/core/gpu_sample.c): sizes in GiB, peaks over samples."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.enabled = False
+        self.error: str | None = None
+        self.device_count = 0
+        self.total = 0
+        self.peak_used = 0
+        self.max_system = 0
+        self.max_process: float | None = None
+        self.peak_tree = 0
+
+    def add(self, gpu: Any) -> None:
+        if not isinstance(gpu, dict):
+            return
+        self.seen = True
+        systems = gpu.get("system_metrics")
+        devices = [d for d in systems if isinstance(d, dict)] if isinstance(systems, list) else []
+        if gpu.get("collection_method") != "nvml" and not devices:
+            if isinstance(gpu.get("error"), str) and not self.enabled:
+                self.error = gpu["error"]  # asked for, but off: why
+            return
+        self.enabled = True
+        self.error = None
+        self.device_count = max(self.device_count, len(devices))
+        totals = [_num(d.get("memory_total"), None) for d in devices]
+        totals = [t for t in totals if t is not None]
+        if totals:
+            self.total = max(self.total, sum(totals))
+        used = [_num(d.get("memory_used"), None) for d in devices]
+        used = [u for u in used if u is not None]
+        if used:
+            self.peak_used = max(self.peak_used, sum(used))
+        for d in devices:
+            self.max_system = max(self.max_system, _num(d.get("system_utilization_gpu")))
+        procs = gpu.get("process_data")
+        tree = 0
+        for p in procs if isinstance(procs, list) else []:
+            if not isinstance(p, dict):
+                continue
+            util = _num(p.get("gpu_utilization"), None)
+            if util is not None:
+                self.max_process = util if self.max_process is None else max(self.max_process, util)
+            tree += _num(p.get("memory_usage"))
+        self.peak_tree = max(self.peak_tree, tree)
+
+    def result(self) -> dict | None:
+        if not self.seen:
+            return None
+        out = {
+            "enabled": self.enabled,
+            "device_count": _int(self.device_count),
+            "total_memory_gb": self.total / _GIB,
+            "peak_used_memory_gb": self.peak_used / _GIB,
+            "max_system_gpu_utilization": _int(self.max_system),
+            "max_process_gpu_utilization": None if self.max_process is None else _int(self.max_process),
+            "process_memory_usage_gb": self.peak_tree / _GIB,
+        }
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+def gpu_summary_of(samples: Iterable[dict]) -> dict | None:
+    """The summary's ``gpu`` object from sample dicts (``None`` when none has a ``gpu``
+    part): ``enabled``, ``device_count``, ``total_memory_gb`` (the devices' memory
+    together), ``peak_used_memory_gb`` (the largest memory in use on all devices at
+    one sample), ``max_system_gpu_utilization``, ``max_process_gpu_utilization`` (one
+    process of the tree, ``None`` when never read) and ``process_memory_usage_gb`` (the
+    largest GPU memory of the tree at one sample)."""
+    acc = _GpuAccumulator()
+    for sample in samples:
+        if not isinstance(sample, dict):
+            continue
+        view = sample.get("aggregated") if _formats.sample_kind(sample) == "tree" else sample
+        if isinstance(view, dict):
+            acc.add(view.get("gpu"))
+    return acc.result()
 
 
 def _ordered(summary: dict) -> dict:
@@ -244,7 +339,7 @@ def _ordered(summary: dict) -> dict:
 
 def _summary_from_record(record: dict) -> dict:
     """A summary record taken as is (used when a file holds no samples)."""
-    out = {k: record[k] for k in SUMMARY_KEYS + EBPF_SUMMARY_KEYS if k in record}
+    out = {k: record[k] for k in SUMMARY_KEYS + EBPF_SUMMARY_KEYS + (GPU_SUMMARY_KEY,) if k in record}
     for key in SUMMARY_KEYS:
         out.setdefault(key, 0.0 if key in ("total_time_secs", "avg_cpu_usage", "total_cpu_time_secs") else 0)
     return _ordered(out)

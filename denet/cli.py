@@ -11,7 +11,7 @@
 Options of ``run`` and ``attach`` (before or after the sub-command name): ``--out
 FILE``, ``--interval MS``, ``--max-interval MS``, ``--duration SECS``,
 ``--exclude-children``, ``--since-process-start``, ``--enable-ebpf``,
-``--no-update``.  Options of every sub-command: ``--json``, ``--stats FILE``,
+``--gpu``/``--no-gpu``, ``--no-update``.  Options of every sub-command: ``--json``, ``--stats FILE``,
 ``--quiet``, ``--format`` (of ``--out`` for run and attach, taken from its
 extension by default; of ``FILE`` for stats, told from its content by default),
 ``--html FILE`` (the HTML report, see :mod:`denet.report`).
@@ -98,6 +98,7 @@ _DEFAULTS = {
     "exclude_children": False,
     "since_process_start": False,
     "enable_ebpf": False,
+    "gpu": None,  # None: on when NVML loads; --gpu: True (say why not); --no-gpu: False
     "no_update": False,
     "html": None,
 }
@@ -110,9 +111,10 @@ _MONITOR_OPTIONS = {
     "exclude_children": "--exclude-children",
     "since_process_start": "--since-process-start",
     "enable_ebpf": "--enable-ebpf",
+    "gpu": "--gpu",
     "no_update": "--no-update",
 }
-_MONITOR_FLAGS = {"-o": "--out", "-i": "--interval", "-d": "--duration",
+_MONITOR_FLAGS = {"-o": "--out", "-i": "--interval", "-d": "--duration", "--no-gpu": "--no-gpu",
                   **{flag: flag for flag in _MONITOR_OPTIONS.values()}}
 
 
@@ -154,6 +156,12 @@ def _add_monitor_options(parser: argparse.ArgumentParser, note: str = "") -> Non
                         help="I/O counters since the process started rather than since monitoring began" + note)
     parser.add_argument("--enable-ebpf", action="store_true", default=sup,
                         help="count system calls with eBPF (needs root or CAP_BPF+CAP_PERFMON)" + note)
+    gpu = parser.add_mutually_exclusive_group()
+    gpu.add_argument("--gpu", dest="gpu", action="store_const", const=True, default=sup,
+                     help="monitor NVIDIA GPUs (NVML) and say why not when the driver is missing "
+                          "(default: on when the driver's library loads)" + note)
+    gpu.add_argument("--no-gpu", dest="gpu", action="store_const", const=False, default=sup,
+                     help="no GPU monitoring" + note)
     parser.add_argument("--no-update", action="store_true", default=sup, help="no live status line" + note)
 
 
@@ -365,6 +373,7 @@ def _monitor_kwargs(args, output_file: str | None) -> dict:
         "include_children": not args.exclude_children,
         "write_metadata": output_file is not None,
         "enable_ebpf": args.enable_ebpf,
+        "gpu": args.gpu,
     }
 
 
@@ -537,6 +546,15 @@ def _report_ebpf_error(monitor, args) -> None:
         _err(f"eBPF unavailable, no syscall counts: {error}")
 
 
+def _report_gpu_error(monitor, args) -> None:
+    """Say once, on stderr, why GPU monitoring is off when --gpu asked for it."""
+    if args.gpu is not True or args.quiet:
+        return
+    error = getattr(monitor, "gpu_error", None)
+    if error:
+        _err(f"GPU monitoring unavailable: {error}")
+
+
 def cmd_run(args) -> int:
     cmd = list(args.cmd or [])
     if cmd and cmd[0] == "--":
@@ -579,6 +597,7 @@ def cmd_run(args) -> int:
                 return 1
             pid = monitor.get_pid()
             _report_ebpf_error(monitor, args)
+            _report_gpu_error(monitor, args)
             try:
                 monitor.start()
                 code, reason = _monitor_loop(monitor, args, status, forward, stopper, pgid=pid)
@@ -653,6 +672,7 @@ def cmd_attach(args) -> int:
                 _err(str(e))
                 return 1
             _report_ebpf_error(monitor, args)
+            _report_gpu_error(monitor, args)
             out_ok = False
             try:
                 monitor.start()

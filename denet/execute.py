@@ -141,6 +141,7 @@ def execute_with_monitoring(
     quiet: bool = False,
     include_children: bool = True,
     write_metadata: bool = False,
+    gpu: bool | None = None,
 ):
     """Run ``cmd`` and monitor it (and, by default, its children) until it exits.
 
@@ -171,6 +172,10 @@ def execute_with_monitoring(
         include_children: monitor the whole process tree (tree samples) or only
             the command (flat samples).
         write_metadata: write the metadata record to ``output_file``.
+        gpu: NVIDIA GPU monitoring through NVML: ``True`` (a missing driver
+            is then reported in the samples and with a RuntimeWarning),
+            ``False``, or ``None`` (the default): on when the driver's
+            library loads.
 
     Returns:
         ``(exit_code, monitor)``: the command's exit status (negative signal
@@ -188,6 +193,8 @@ def execute_with_monitoring(
     _check_interval("base_interval_ms", base_interval_ms)
     _check_interval("max_interval_ms", max_interval_ms)
     timeout = _check_timeout(timeout)
+    if gpu is not None and not isinstance(gpu, bool):
+        raise TypeError(f"gpu must be True, False or None, not {type(gpu).__name__}")
     if not isinstance(output_format, str) or output_format not in _OUTPUT_FORMATS:
         raise ValueError(f"unknown output_format {output_format!r}; use one of {', '.join(_OUTPUT_FORMATS)}")
 
@@ -245,6 +252,7 @@ def execute_with_monitoring(
                 quiet=quiet,
                 include_children=include_children,
                 write_metadata=write_metadata,
+                gpu=gpu,
             )
             monitor.start()
         finally:

@@ -17,6 +17,13 @@ PY = sys.executable
 UNDER_ASAN = bool(os.environ.get("DENET_TEST_ASAN"))
 rss_exact = pytest.mark.skipif(UNDER_ASAN, reason="RSS is not meaningful under AddressSanitizer")
 
+# GPU monitoring is on by default wherever NVIDIA's libnvidia-ml.so.1 loads. The suite's
+# expectations (a flat sample is exactly the schema fields, say) must not depend on the
+# machine having a GPU, so it runs without the real library; tests/test_gpu.py loads a
+# fake one through DENET_NVML_LIBRARY. DENET_TEST_REAL_NVML=1 keeps the real library.
+if not os.environ.get("DENET_TEST_REAL_NVML"):
+    os.environ["DENET_NVML_LIBRARY"] = "/nonexistent/denet-tests/libnvidia-ml.so.1"
+
 
 def py_cmd(code):
     """argv running a Python snippet in a fresh interpreter."""

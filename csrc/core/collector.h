@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include "core/gpu_sample.h"
 #include "core/sample.h"
 
 struct dn_tracker;
@@ -41,6 +42,7 @@ struct dn_summary {
     uint64_t processes_seen;    /* distinct processes the tree has had */
     uint64_t tracker_fork_dropped;
     uint64_t processes_unreadable; /* most processes of one sample that no descriptor could read */
+    struct dn_gpu_summary gpu;  /* filled by the session (not the collector); present: written */
 };
 
 struct dn_collector;

@@ -1,11 +1,17 @@
 #include "core/emit.h"
 
+#include "core/gpu_sample.h"
 #include "ebpf/ebpf_sample.h"
 #include "ebpf/syscall_analysis.h"
 #include "ebpf/syscall_table.h"
 
 #define OPS (e->ops)
 #define CTX (e->ctx)
+
+/* GPU parts, at the end of this file. */
+static void emit_gpu(const struct dn_emitter *e, const struct dn_gpu_sample *g);
+static void emit_gpu_summary(const struct dn_emitter *e, const char *key,
+                             const struct dn_gpu_summary *g);
 
 void dn_emit_metrics_fields(const struct dn_emitter *e, const struct dn_metrics *m)
 {
@@ -129,6 +135,8 @@ void dn_emit_sample(const struct dn_emitter *e, const struct dn_sample *s, bool 
         dn_emit_metrics_fields(e, &s->parent);
         if (s->ebpf)
             emit_ebpf(e, s->ebpf);
+        if (s->gpu)
+            emit_gpu(e, s->gpu);
         OPS->end_object(CTX);
         return;
     }
@@ -150,6 +158,8 @@ void dn_emit_sample(const struct dn_emitter *e, const struct dn_sample *s, bool 
         OPS->u64(CTX, "process_count", s->process_count);
         if (s->ebpf)
             emit_ebpf(e, s->ebpf);
+        if (s->gpu)
+            emit_gpu(e, s->gpu);
         OPS->end_object(CTX);
     } else {
         OPS->null(CTX, "aggregated");
@@ -217,5 +227,74 @@ void dn_emit_summary(const struct dn_emitter *e, const struct dn_summary *s,
         if (ebpf->dropped)
             OPS->u64(CTX, "dropped_syscall_events", ebpf->dropped);
     }
+    if (s->gpu.present)
+        emit_gpu_summary(e, "gpu", &s->gpu);
     OPS->end_object(CTX);
+}
+
+/* ---- GPU ----------------------------------------------------------------------------- */
+
+/* `gpu` as denet 0.5.0 names it (src/gpu/mod.rs), with the device index in each
+ * process_data entry and `error` when a call failed. */
+static void emit_gpu(const struct dn_emitter *e, const struct dn_gpu_sample *g)
+{
+    OPS->begin_object(CTX, "gpu");
+    OPS->begin_list(CTX, "system_metrics");
+    for (uint32_t i = 0; i < g->ndevices; i++) {
+        const struct dn_gpu_device *d = &g->devices[i];
+        OPS->begin_object(CTX, NULL);
+        OPS->u64(CTX, "device_index", d->index);
+        OPS->str(CTX, "name", d->name);
+        opt_u64(e, "system_utilization_gpu", d->util_gpu);
+        opt_u64(e, "system_utilization_memory", d->util_memory);
+        opt_u64(e, "memory_total", d->memory_total);
+        opt_u64(e, "memory_used", d->memory_used);
+        opt_u64(e, "memory_free", d->memory_free);
+        opt_u64(e, "temperature", d->temperature);
+        opt_u64(e, "power_usage", d->power_mw);
+        OPS->end_object(CTX);
+    }
+    OPS->end_list(CTX);
+    OPS->begin_list(CTX, "process_data");
+    for (uint32_t i = 0; i < g->nprocs; i++) {
+        const struct dn_gpu_proc *p = &g->procs[i];
+        OPS->begin_object(CTX, NULL);
+        OPS->i64(CTX, "pid", p->pid);
+        OPS->u64(CTX, "device_index", p->device_index);
+        opt_u64(e, "gpu_utilization", p->gpu_util);
+        opt_u64(e, "memory_usage", p->memory);
+        opt_u64(e, "memory_utilization_pct", p->memory_util);
+        OPS->end_object(CTX);
+    }
+    OPS->end_list(CTX);
+    OPS->boolean(CTX, "has_process_data", g->nprocs > 0);
+    OPS->str(CTX, "collection_method", g->enabled ? "nvml" : "none");
+    if (g->error)
+        OPS->str(CTX, "error", g->error);
+    OPS->end_object(CTX);
+}
+
+#define DN_GIB (1024.0 * 1024.0 * 1024.0)
+
+/* The summary's `gpu`, as denet 0.5.0 names it; sizes in GiB ("gb" in the names). */
+static void emit_gpu_summary(const struct dn_emitter *e, const char *key,
+                             const struct dn_gpu_summary *g)
+{
+    OPS->begin_object(CTX, key);
+    OPS->boolean(CTX, "enabled", g->enabled);
+    OPS->u64(CTX, "device_count", g->device_count);
+    OPS->f64(CTX, "total_memory_gb", (double)g->total_memory / DN_GIB);
+    OPS->f64(CTX, "peak_used_memory_gb", (double)g->peak_used_memory / DN_GIB);
+    OPS->u64(CTX, "max_system_gpu_utilization",
+             g->max_system_util == DN_U64_NONE ? 0 : g->max_system_util);
+    opt_u64(e, "max_process_gpu_utilization", g->max_process_util);
+    OPS->f64(CTX, "process_memory_usage_gb", (double)g->peak_tree_memory / DN_GIB);
+    if (g->error)
+        OPS->str(CTX, "error", g->error);
+    OPS->end_object(CTX);
+}
+
+void dn_emit_gpu_summary(const struct dn_emitter *e, const struct dn_gpu_summary *g)
+{
+    emit_gpu_summary(e, NULL, g);
 }

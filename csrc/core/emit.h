@@ -22,6 +22,7 @@ struct dn_emitter_ops {
     void (*f64)(void *ctx, const char *key, double v);
     void (*str)(void *ctx, const char *key, const char *v);
     void (*null)(void *ctx, const char *key);
+    void (*boolean)(void *ctx, const char *key, bool v);
 };
 
 struct dn_emitter {
@@ -45,5 +46,7 @@ void dn_emit_sample(const struct dn_emitter *e, const struct dn_sample *s, bool 
 void dn_emit_metadata(const struct dn_emitter *e, const struct dn_metadata *md, bool tag);
 void dn_emit_summary(const struct dn_emitter *e, const struct dn_summary *s,
                      const struct dn_ebpf_sample *ebpf, bool tag);
+/* The summary's `gpu` object on its own, as a top-level value (get_gpu_summary()). */
+void dn_emit_gpu_summary(const struct dn_emitter *e, const struct dn_gpu_summary *g);
 
 #endif

@@ -5,12 +5,14 @@
 #include <string.h>
 
 #include "ebpf/ebpf_sample.h"
+#include "core/gpu_sample.h"
 #include "core/grow.h"
 
 void dn_sample_clear(struct dn_sample *s)
 {
     free(s->children);
     dn_ebpf_sample_free(s->ebpf);
+    dn_gpu_sample_free(s->gpu);
     memset(s, 0, sizeof *s);
 }
 
@@ -19,6 +21,7 @@ int dn_sample_copy(struct dn_sample *dst, const struct dn_sample *src)
     *dst = *src;
     dst->children = NULL;
     dst->ebpf = NULL;
+    dst->gpu = NULL;
     if (src->nchildren) {
         dst->children = malloc(src->nchildren * sizeof *dst->children);
         if (!dst->children)
@@ -32,6 +35,10 @@ int dn_sample_copy(struct dn_sample *dst, const struct dn_sample *src)
             dst->children = NULL;
             return -ENOMEM;
         }
+    }
+    if (src->gpu && !(dst->gpu = dn_gpu_sample_dup(src->gpu))) {
+        dn_sample_clear(dst);
+        return -ENOMEM;
     }
     return 0;
 }

@@ -19,6 +19,8 @@ struct dn_child {
 
 /* eBPF part of a sample; filled by the eBPF collectors when enabled. */
 struct dn_ebpf_sample;
+/* GPU part of a sample (core/gpu_sample.h); filled when GPU monitoring is on. */
+struct dn_gpu_sample;
 
 struct dn_sample {
     int64_t ts_ms;
@@ -31,6 +33,7 @@ struct dn_sample {
     struct dn_metrics aggregated;
     uint64_t process_count;
     struct dn_ebpf_sample *ebpf; /* NULL unless eBPF is enabled */
+    struct dn_gpu_sample *gpu;   /* NULL unless GPU monitoring is on (or asked for) */
 };
 
 void dn_sample_clear(struct dn_sample *s);            /* frees owned memory, zeroes */

@@ -25,6 +25,10 @@ const struct dn_field dn_metrics_fields[] = {
     F(thread_count, "count", DN_FIELD_U64, "threads of the process"),
     F(uptime_secs, "s", DN_FIELD_U64, "seconds since the process started"),
     F(cpu_core, "index", DN_FIELD_OPT_I64, "CPU the process last ran on, or None"),
+    F(gpu_memory_bytes, "bytes", DN_FIELD_OPT_U64,
+      "NVIDIA GPU memory the process holds, summed over devices (NVML) (None without GPU monitoring: no driver, gpu=False, or the read failed)"),
+    F(gpu_sm_utilization, "%", DN_FIELD_OPT_U64,
+      "SM (kernel) time of the process over NVML's samples since the previous read, summed over devices; 100 = one GPU busy (None without GPU monitoring)"),
 };
 
 const size_t dn_metrics_nfields = sizeof(dn_metrics_fields) / sizeof(dn_metrics_fields[0]);

@@ -23,6 +23,8 @@ struct dn_metrics {
     uint64_t thread_count;
     uint64_t uptime_secs;
     int64_t cpu_core;              /* -1 = unknown (None) */
+    uint64_t gpu_memory_bytes;     /* GPU memory held (NVML); DN_U64_NONE without a GPU */
+    uint64_t gpu_sm_utilization;   /* %, SM use over all devices; DN_U64_NONE without a GPU */
 };
 
 enum dn_field_type {

@@ -14,6 +14,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/gpu.h"
+#include "core/gpu_sample.h"
+#include "core/grow.h"
 #include "core/procfs.h"
 #include "ebpf/common.h"
 #include "ebpf/ebpf_sample.h"
@@ -119,11 +122,14 @@ static struct dn_ebpf_sample *ebpf_part_locked(struct dn_session *s, const struc
     return e;
 }
 
+static void gpu_part_locked(struct dn_session *s, struct dn_sample *x);
+
 /* Stores a sample taken under the lock: file, latest, memory. Takes ownership. */
 static void record_locked(struct dn_session *s, struct dn_sample *x)
 {
     if (s->o.enable_ebpf)
         x->ebpf = ebpf_part_locked(s, x);
+    gpu_part_locked(s, x);
     if (dn_writer_is_open(&s->writer))
         dn_writer_sample(&s->writer, x);
     dn_sample_clear(&s->latest);
@@ -158,6 +164,13 @@ static struct dn_ebpf_sample *summary_ebpf_locked(struct dn_session *s)
     return s->have_latest && s->latest.ebpf ? dn_ebpf_sample_dup(s->latest.ebpf) : NULL;
 }
 
+/* The collector's summary plus the session's own parts (GPU). */
+static void summary_locked(struct dn_session *s, struct dn_summary *sum)
+{
+    dn_collector_summary(s->collector, sum);
+    sum->gpu = s->gpu_summary;
+}
+
 static void write_summary_and_close_locked(struct dn_session *s)
 {
     if (s->writer_closed)
@@ -166,7 +179,7 @@ static void write_summary_and_close_locked(struct dn_session *s)
     if (dn_writer_is_open(&s->writer)) {
         if (s->collector) {
             struct dn_summary sum;
-            dn_collector_summary(s->collector, &sum);
+            summary_locked(s, &sum);
             struct dn_ebpf_sample *e = summary_ebpf_locked(s);
             dn_writer_summary(&s->writer, &sum, e);
             dn_ebpf_sample_free(e);
@@ -549,7 +562,7 @@ int dn_session_save(struct dn_session *s, const char *path, enum dn_format fmt)
         dn_writer_sample(&w, &s->samples.items[i]);
     if (s->collector) {
         struct dn_summary sum;
-        dn_collector_summary(s->collector, &sum);
+        summary_locked(s, &sum);
         struct dn_ebpf_sample *e = summary_ebpf_locked(s);
         dn_writer_summary(&w, &sum, e);
         dn_ebpf_sample_free(e);
@@ -565,7 +578,7 @@ void dn_session_summary(struct dn_session *s, struct dn_summary *sum,
     reap_locked(s, false);
     memset(sum, 0, sizeof *sum);
     if (s->collector)
-        dn_collector_summary(s->collector, sum);
+        summary_locked(s, sum);
     *ebpf = summary_ebpf_locked(s);
     pthread_mutex_unlock(&s->lock);
 }
@@ -613,6 +626,9 @@ void dn_session_destroy(struct dn_session *s)
     dn_sample_vec_clear(&s->samples);
     dn_sample_clear(&s->latest);
     dn_ebpf_sample_free(s->final_ebpf);
+    dn_gpu_close(s->gpu);
+    free(s->gpu_error);
+    free(s->gpu_pids);
     free_strv(s->md.cmd);
     free(s->md.executable);
     free(s->ebpf_error);
@@ -642,4 +658,88 @@ void dn_session_after_fork_child(struct dn_session *s)
     }
     /* Inherited eBPF programs would stay attached for as long as this child lives. */
     close_ebpf_locked(s);
+    /* NVML's state belongs to the parent: forget it without calling into it. */
+    dn_gpu_abandon(s->gpu);
+    s->gpu = NULL;
+}
+
+/* ---- GPU --------------------------------------------------------------------------- */
+
+int dn_session_open_gpu(struct dn_session *s, char *err, size_t errlen)
+{
+    if (errlen)
+        err[0] = '\0';
+    if (s->o.gpu == DN_GPU_OFF)
+        return 0;
+    int rc = dn_gpu_open(&s->gpu, err, errlen);
+    pthread_mutex_lock(&s->lock);
+    if (rc) {
+        free(s->gpu_error);
+        s->gpu_error = strdup(err);
+    }
+    memset(&s->gpu_summary, 0, sizeof s->gpu_summary);
+    s->gpu_summary.present = s->gpu != NULL || s->o.gpu == DN_GPU_ON;
+    s->gpu_summary.enabled = s->gpu != NULL;
+    s->gpu_summary.device_count = dn_gpu_device_count(s->gpu);
+    s->gpu_summary.max_process_util = DN_U64_NONE;
+    s->gpu_summary.error = s->gpu_error;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+void dn_session_gpu_summary(struct dn_session *s, struct dn_gpu_summary *out,
+                            struct dn_gpu_cost *cost)
+{
+    pthread_mutex_lock(&s->lock);
+    *out = s->gpu_summary;
+    if (cost)
+        *cost = s->gpu_cost;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* The GPU part of sample x (lock held), and the GPU figures of each process in its
+ * Metrics: null when GPU monitoring is off. Only the tree's own pids are looked up. */
+static void gpu_part_locked(struct dn_session *s, struct dn_sample *x)
+{
+    struct dn_gpu_sample *g = NULL;
+    if (s->gpu) {
+        size_t n = 0;
+        if (dn_grow(&s->gpu_pids, &s->gpu_pids_cap, 1 + x->nchildren, sizeof *s->gpu_pids,
+                    64) == 0) {
+            s->gpu_pids[n++] = s->pid;
+            for (size_t i = 0; i < x->nchildren; i++)
+                s->gpu_pids[n++] = x->children[i].pid;
+            int64_t t0 = dn_monotonic_ns();
+            if (dn_gpu_read(s->gpu, s->gpu_pids, n, &g) != 0)
+                g = NULL;
+            uint64_t dt = (uint64_t)(dn_monotonic_ns() - t0);
+            s->gpu_cost.reads++;
+            s->gpu_cost.total_ns += dt;
+            if (dt > s->gpu_cost.max_ns)
+                s->gpu_cost.max_ns = dt;
+        }
+        if (!g)
+            g = dn_gpu_sample_new_error("out of memory reading the GPU figures");
+    } else if (s->o.gpu == DN_GPU_ON && s->gpu_error) {
+        g = dn_gpu_sample_new_error(s->gpu_error); /* asked for: say why there are none */
+    }
+    x->gpu = g;
+
+    uint64_t mem, util;
+    dn_gpu_sample_process(g, s->pid, &mem, &util);
+    x->parent.gpu_memory_bytes = mem;
+    x->parent.gpu_sm_utilization = util;
+    for (size_t i = 0; i < x->nchildren; i++) {
+        struct dn_metrics *m = &x->children[i].metrics;
+        dn_gpu_sample_process(g, x->children[i].pid, &m->gpu_memory_bytes,
+                              &m->gpu_sm_utilization);
+        mem = dn_u64_add(mem, m->gpu_memory_bytes);
+        util = dn_u64_add(util, m->gpu_sm_utilization);
+    }
+    if (x->has_aggregated) {
+        x->aggregated.gpu_memory_bytes = mem;
+        x->aggregated.gpu_sm_utilization = util;
+    }
+    if (s->gpu)
+        dn_gpu_summary_add(&s->gpu_summary, g, mem);
 }

@@ -21,11 +21,20 @@
 struct dn_tracker;
 struct dn_syscalls;
 struct dn_ebpf_sample;
+struct dn_gpu;
 
 struct dn_session_opts {
     int base_ms, max_ms;
     bool include_children, since_process_start, store_in_memory, write_metadata;
     bool enable_ebpf;
+    int gpu; /* DN_GPU_OFF, DN_GPU_ON (a failure is reported in samples), DN_GPU_AUTO */
+};
+
+enum { DN_GPU_OFF = 0, DN_GPU_ON = 1, DN_GPU_AUTO = -1 };
+
+/* What the GPU reads cost the sampler: for benchmarks. */
+struct dn_gpu_cost {
+    uint64_t reads, total_ns, max_ns;
 };
 
 struct dn_session {
@@ -62,6 +71,15 @@ struct dn_session {
     bool stop_requested;
     int wake_fd;         /* eventfd: wakes the sampler for stop() */
     int64_t start_mono_ns;
+
+    /* GPU monitoring (NVML), guarded by lock; gpu and gpu_error are set before sampling
+     * starts and kept until the session is destroyed. */
+    struct dn_gpu *gpu;           /* NULL when off */
+    char *gpu_error;              /* why it is off although asked for, or NULL */
+    struct dn_gpu_summary gpu_summary;
+    struct dn_gpu_cost gpu_cost;
+    pid_t *gpu_pids;              /* the pids of the sample being read */
+    size_t gpu_pids_cap;
 };
 
 /* Zeroes s and sets the options. Never fails. */
@@ -79,6 +97,15 @@ int dn_session_open_output(struct dn_session *s, const char *path, int fd, enum 
 /* Loads the eBPF tracker and syscall counter. On failure returns -errno, keeps the
  * reason in s->ebpf_error (reported in samples) and copies it into err. */
 int dn_session_open_ebpf(struct dn_session *s, char *err, size_t errlen);
+
+/* Loads NVML when s->o.gpu asks for it (DN_GPU_ON or DN_GPU_AUTO). Returns 0, or
+ * -errno with the reason kept in s->gpu_error and copied into err; monitoring goes on
+ * without GPU figures either way. */
+int dn_session_open_gpu(struct dn_session *s, char *err, size_t errlen);
+
+/* The GPU summary so far and what the reads cost (copies made under the lock). */
+void dn_session_gpu_summary(struct dn_session *s, struct dn_gpu_summary *out,
+                            struct dn_gpu_cost *cost);
 
 /* Starts the command (registered with the tracker before it execs when eBPF is on).
  * Returns 0, -errno when fork failed, 1 with child_errno and stage set when the child could

@@ -181,7 +181,8 @@ static void csv_sample(struct dn_writer *w, const struct dn_sample *s)
         w->csv_header_done = true;
         first = true;
     }
-    static const struct dn_metrics zero = {.cpu_core = -1};
+    static const struct dn_metrics zero = {.cpu_core = -1, .gpu_memory_bytes = DN_U64_NONE,
+                                           .gpu_sm_utilization = DN_U64_NONE};
     if (s->tree) {
         dn_buf_printf(b, "%" PRId64, s->ts_ms);
         first = false;

@@ -133,8 +133,13 @@ static void p_null(void *ctx, const char *key)
     VALUE(Py_NewRef(Py_None))
 }
 
+static void p_boolean(void *ctx, const char *key, bool v)
+{
+    VALUE(PyBool_FromLong(v))
+}
+
 static const struct dn_emitter_ops py_ops = {
-    p_begin_object, p_end, p_begin_list, p_end, p_i64, p_u64, p_f64, p_str, p_null,
+    p_begin_object, p_end, p_begin_list, p_end, p_i64, p_u64, p_f64, p_str, p_null, p_boolean,
 };
 
 static PyObject *finish(struct py_builder *b)
@@ -162,6 +167,14 @@ PyObject *dn_summary_to_dict(struct dn_key_cache *kc, const struct dn_summary *s
     struct py_builder b = {.kc = kc};
     struct dn_emitter e = {&py_ops, &b};
     dn_emit_summary(&e, s, ebpf, false);
+    return finish(&b);
+}
+
+PyObject *dn_gpu_summary_to_dict(struct dn_key_cache *kc, const struct dn_gpu_summary *g)
+{
+    struct py_builder b = {.kc = kc};
+    struct dn_emitter e = {&py_ops, &b};
+    dn_emit_gpu_summary(&e, g);
     return finish(&b);
 }
 

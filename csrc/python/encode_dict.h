@@ -22,6 +22,7 @@ int dn_key_cache_traverse(struct dn_key_cache *kc, visitproc visit, void *arg);
 PyObject *dn_sample_to_dict(struct dn_key_cache *kc, const struct dn_sample *s);
 PyObject *dn_summary_to_dict(struct dn_key_cache *kc, const struct dn_summary *s,
                              const struct dn_ebpf_sample *ebpf);
+PyObject *dn_gpu_summary_to_dict(struct dn_key_cache *kc, const struct dn_gpu_summary *g);
 PyObject *dn_metadata_to_dict(struct dn_key_cache *kc, const struct dn_metadata *md);
 /* SCHEMA: a tuple of {"name", "unit", "type", "description"} dicts. */
 PyObject *dn_schema_tuple(void);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 
+#include "core/gpu.h"
 #include "ebpf/common.h"
 #include "ebpf/syscalls.h"
 #include "python/encode_dict.h"
@@ -38,6 +39,27 @@ PyObject *dn_py_ebpf_available(PyObject *module, PyObject *unused)
         rc = dn_syscalls_open(&sc, dn_tracker_map_fd(t), err, sizeof err);
     dn_syscalls_close(sc);
     dn_tracker_close(t);
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("(Os)", rc == 0 ? Py_True : Py_False, rc == 0 ? "" : err);
+}
+
+PyDoc_STRVAR(gpu_available_doc,
+             "gpu_available()\n--\n\n"
+             "Return (True, '') when NVIDIA GPUs can be monitored here (NVML loads, initialises "
+             "and finds\na device), else (False, reason) with what failed and how to fix it. "
+             "DENET_NVML_LIBRARY\nnames the library to load instead of libnvidia-ml.so.1.");
+
+static PyObject *py_gpu_available(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    char err[512] = "";
+    struct dn_gpu *g = NULL;
+    int rc;
+    /* What a monitor with gpu=True does, so the answer and the reason are its own. */
+    Py_BEGIN_ALLOW_THREADS
+    rc = dn_gpu_open(&g, err, sizeof err);
+    dn_gpu_close(g);
     Py_END_ALLOW_THREADS
     return Py_BuildValue("(Os)", rc == 0 ? Py_True : Py_False, rc == 0 ? "" : err);
 }
@@ -94,6 +116,7 @@ static PyObject *py_syscall_number(PyObject *module, PyObject *arg)
 
 static PyMethodDef module_methods[] = {
     {"ebpf_available", dn_py_ebpf_available, METH_NOARGS, ebpf_available_doc},
+    {"gpu_available", py_gpu_available, METH_NOARGS, gpu_available_doc},
     {"syscall_name", py_syscall_name, METH_O, syscall_name_doc},
     {"syscall_category", py_syscall_category, METH_O, syscall_category_doc},
     {"syscall_number", py_syscall_number, METH_O, syscall_number_doc},

@@ -108,12 +108,12 @@ static PyObject *monitor_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 #define COMMON_KWLIST                                                                      \
     "base_interval_ms", "max_interval_ms", "since_process_start", "output_file",           \
         "output_format", "store_in_memory", "quiet", "include_children", "write_metadata", \
-        "enable_ebpf"
-#define COMMON_FORMAT "iipOsppppp"
+        "enable_ebpf", "gpu"
+#define COMMON_FORMAT "iipOspppppO"
 #define COMMON_ARGS(o)                                                                      \
     &(o).base_ms, &(o).max_ms, &(o).since_process_start, &(o).output_file, &(o).output_format, \
         &(o).store_in_memory, &(o).quiet, &(o).include_children, &(o).write_metadata,        \
-        &(o).enable_ebpf
+        &(o).enable_ebpf, &(o).gpu
 
 struct common_opts {
     int base_ms, max_ms;
@@ -121,6 +121,7 @@ struct common_opts {
     int enable_ebpf;
     PyObject *output_file;
     const char *output_format;
+    PyObject *gpu; /* None: on when NVML loads; True/False */
 };
 
 static const struct common_opts COMMON_DEFAULTS = {
@@ -130,6 +131,7 @@ static const struct common_opts COMMON_DEFAULTS = {
     .include_children = 1,
     .output_file = Py_None,
     .output_format = "jsonl",
+    .gpu = Py_None,
 };
 
 /* Where samples go: nothing, a path (*path, a bytes object) or an open descriptor. */
@@ -174,7 +176,15 @@ static int setup_common(MonitorObject *m, const struct common_opts *o, struct ou
             return -1;
         }
     }
+    int gpu = DN_GPU_AUTO;
+    if (o->gpu != Py_None) {
+        int on = PyObject_IsTrue(o->gpu);
+        if (on < 0)
+            return -1;
+        gpu = on ? DN_GPU_ON : DN_GPU_OFF;
+    }
     struct dn_session_opts so = {
+        .gpu = gpu,
         .base_ms = o->base_ms,
         .max_ms = o->max_ms,
         .include_children = o->include_children,
@@ -213,6 +223,25 @@ static void warn_ebpf(MonitorObject *m)
         return;
     if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1, "denet: eBPF disabled: %s", m->s.ebpf_error) < 0)
         PyErr_Clear(); /* warnings turned into errors must not stop monitoring */
+}
+
+/* GPU monitoring asked for (gpu=True) but off: kept in samples, and a RuntimeWarning
+ * unless quiet. With the default (gpu=None) a machine without NVML is not warned about. */
+static void warn_gpu(MonitorObject *m)
+{
+    if (!m->s.gpu_error || m->quiet || m->s.o.gpu != DN_GPU_ON)
+        return;
+    if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1, "denet: GPU monitoring disabled: %s",
+                         m->s.gpu_error) < 0)
+        PyErr_Clear();
+}
+
+static void open_gpu(MonitorObject *m)
+{
+    char err[512];
+    Py_BEGIN_ALLOW_THREADS
+    dn_session_open_gpu(&m->s, err, sizeof err);
+    Py_END_ALLOW_THREADS
 }
 
 static void open_ebpf(MonitorObject *m)
@@ -265,6 +294,7 @@ static int begin(MonitorObject *m, double t0_boot, uint64_t spawn_rss_kb)
 static void finish_init(MonitorObject *m)
 {
     warn_ebpf(m);
+    warn_gpu(m);
     m->initialized = true;
     registry_add(m);
 }
@@ -332,6 +362,7 @@ static int monitor_init(PyObject *self, PyObject *args, PyObject *kwds)
         goto cleanup;
     if (m->s.o.enable_ebpf)
         open_ebpf(m);
+    open_gpu(m);
 
     double t0_boot = dn_boottime_secs();
     uint64_t spawn_rss_kb = self_rss_kb();
@@ -450,6 +481,7 @@ static PyObject *monitor_from_pid(PyObject *cls, PyObject *args, PyObject *kwds)
         goto fail;
     if (m->s.o.enable_ebpf)
         open_ebpf(m);
+    open_gpu(m);
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = dn_session_attach(&m->s, (pid_t)pid);
@@ -834,6 +866,75 @@ static PyObject *monitor_get_summary(PyObject *self, PyObject *unused)
     return d;
 }
 
+PyDoc_STRVAR(is_gpu_enabled_doc,
+             "is_gpu_enabled($self, /)\n--\n\n"
+             "True when this monitor reads NVIDIA GPUs through NVML (gpu=True or the default, "
+             "with the\ndriver present); gpu_error says why not.");
+
+static PyObject *monitor_is_gpu_enabled(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    MonitorObject *m = (MonitorObject *)self;
+    if (check_init(m) < 0)
+        return NULL;
+    /* Set before sampling starts, cleared only after fork (under the GIL). */
+    return PyBool_FromLong(m->s.gpu != NULL);
+}
+
+static PyObject *monitor_gpu_device_count(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    MonitorObject *m = (MonitorObject *)self;
+    if (check_init(m) < 0)
+        return NULL;
+    struct dn_gpu_summary g;
+    Py_BEGIN_ALLOW_THREADS
+    dn_session_gpu_summary(&m->s, &g, NULL);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromUnsignedLong(g.enabled ? g.device_count : 0);
+}
+
+PyDoc_STRVAR(get_gpu_summary_doc,
+             "get_gpu_summary($self, /)\n--\n\n"
+             "The GPU summary so far: {\"enabled\", \"device_count\", \"total_memory_gb\", "
+             "\"peak_used_memory_gb\",\n\"max_system_gpu_utilization\", "
+             "\"max_process_gpu_utilization\", \"process_memory_usage_gb\"}, plus\n"
+             "\"error\" when GPU monitoring is off for a reason. Sizes in GiB.");
+
+static PyObject *monitor_get_gpu_summary(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    MonitorObject *m = (MonitorObject *)self;
+    if (check_init(m) < 0)
+        return NULL;
+    struct dn_gpu_summary g;
+    Py_BEGIN_ALLOW_THREADS
+    dn_session_gpu_summary(&m->s, &g, NULL);
+    Py_END_ALLOW_THREADS
+    if (!g.present) { /* gpu=False, or no NVML with the default: the empty summary */
+        const char *error = g.error;
+        memset(&g, 0, sizeof g);
+        g.max_process_util = DN_U64_NONE;
+        g.error = error;
+    }
+    return dn_gpu_summary_to_dict(key_cache(self), &g);
+}
+
+static PyObject *monitor_gpu_read_cost(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    MonitorObject *m = (MonitorObject *)self;
+    if (check_init(m) < 0)
+        return NULL;
+    struct dn_gpu_summary g;
+    struct dn_gpu_cost c;
+    Py_BEGIN_ALLOW_THREADS
+    dn_session_gpu_summary(&m->s, &g, &c);
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("{s:K,s:K,s:K}", "reads", (unsigned long long)c.reads, "total_ns",
+                         (unsigned long long)c.total_ns, "max_ns", (unsigned long long)c.max_ns);
+}
+
 static PyObject *monitor_enter(PyObject *self, PyObject *unused)
 {
     (void)unused;
@@ -882,13 +983,22 @@ static PyObject *monitor_get_ebpf_error(PyObject *self, void *closure)
     return PyUnicode_FromString(m->s.ebpf_error);
 }
 
+static PyObject *monitor_get_gpu_error(PyObject *self, void *closure)
+{
+    (void)closure;
+    MonitorObject *m = (MonitorObject *)self;
+    if (!m->s.gpu_error)
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(m->s.gpu_error);
+}
+
 static PyMethodDef monitor_methods[] = {
     {"from_pid", (PyCFunction)(void (*)(void))monitor_from_pid,
      METH_VARARGS | METH_KEYWORDS | METH_CLASS,
      PyDoc_STR("from_pid(pid, base_interval_ms=100, max_interval_ms=1000, "
                "since_process_start=False, output_file=None, output_format='jsonl', "
                "store_in_memory=True, quiet=False, include_children=True, "
-               "write_metadata=False, enable_ebpf=False)\n--\n\n"
+               "write_metadata=False, enable_ebpf=False, gpu=None)\n--\n\n"
                "Monitor a process that is already running. Raises ProcessLookupError when "
                "there is no\nsuch process and PermissionError when it may not be read.")},
     {"start", monitor_start, METH_NOARGS, start_doc},
@@ -911,6 +1021,14 @@ static PyMethodDef monitor_methods[] = {
     {"save_samples", (PyCFunction)(void (*)(void))monitor_save_samples,
      METH_VARARGS | METH_KEYWORDS, save_samples_doc},
     {"get_summary", monitor_get_summary, METH_NOARGS, get_summary_doc},
+    {"is_gpu_enabled", monitor_is_gpu_enabled, METH_NOARGS, is_gpu_enabled_doc},
+    {"gpu_device_count", monitor_gpu_device_count, METH_NOARGS,
+     PyDoc_STR("gpu_device_count($self, /)\n--\n\nNVIDIA GPUs this monitor reads (0 when GPU "
+               "monitoring is off).")},
+    {"get_gpu_summary", monitor_get_gpu_summary, METH_NOARGS, get_gpu_summary_doc},
+    {"_gpu_read_cost", monitor_gpu_read_cost, METH_NOARGS,
+     PyDoc_STR("_gpu_read_cost($self, /)\n--\n\n{\"reads\", \"total_ns\", \"max_ns\"}: what "
+               "the GPU reads cost the sampler\n(bench/gpu_check.py).")},
     {"__enter__", monitor_enter, METH_NOARGS, NULL},
     {"__exit__", monitor_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
@@ -924,6 +1042,9 @@ static PyMemberDef monitor_members[] = {
 static PyGetSetDef monitor_getset[] = {
     {"ebpf_error", monitor_get_ebpf_error, NULL,
      PyDoc_STR("Why eBPF collection is unavailable for this monitor, or None."), NULL},
+    {"gpu_error", monitor_get_gpu_error, NULL,
+     PyDoc_STR("Why GPU monitoring is off for this monitor (gpu=True or the default), or "
+               "None."), NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -931,7 +1052,7 @@ PyDoc_STRVAR(monitor_doc,
              "ProcessMonitor(cmd, base_interval_ms=100, max_interval_ms=1000, "
              "since_process_start=False,\n               output_file=None, "
              "output_format='jsonl', store_in_memory=True, quiet=False,\n               "
-             "include_children=True, write_metadata=False, enable_ebpf=False, *,\n"
+             "include_children=True, write_metadata=False, enable_ebpf=False, gpu=None, *,\n"
              "               stdout=None, stderr=None, start_new_session=False, cwd=None, "
              "env=None)\n--\n\n"
              "Start cmd (a list of strings) and monitor its process tree with a native "
@@ -939,7 +1060,9 @@ PyDoc_STRVAR(monitor_doc,
              "Raises FileNotFoundError/PermissionError when cmd cannot be executed, "
              "ValueError for an\nempty cmd, bad intervals or an unknown output_format, and "
              "OSError when output_file\ncannot be written. stdout/stderr: None (inherit), a "
-             "path, an open file, a file\ndescriptor, or subprocess.DEVNULL.");
+             "path, an open file, a file\ndescriptor, or subprocess.DEVNULL. gpu: True/False "
+             "turns NVIDIA GPU monitoring (NVML)\non/off; None (the default) turns it on when "
+             "the driver's library loads.");
 
 static PyType_Slot monitor_slots[] = {
     {Py_tp_new, monitor_new},
