@@ -103,6 +103,10 @@ struct dn_collector {
     uint64_t peak_process_rss_kb;
     uint64_t processes_seen;
     uint64_t detached_fork_dropped, detached_processes; /* the tracker's, when detached */
+
+    /* introspection for tests (dn_collector_debug) */
+    uint64_t sampled_cpu_ns;   /* total_cpu_ns as sampled, before the rusage floor at reap */
+    uint64_t iter_collections; /* collections that read the tree through the task iterator */
 };
 
 /* ---- string pool ------------------------------------------------------------------- */
@@ -771,6 +775,10 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
     uint64_t total_cpu = live_cpu_ns + (use_tracker ? c->exited_cpu_ns : 0);
     if (total_cpu > c->total_cpu_ns)
         c->total_cpu_ns = total_cpu;
+    if (total_cpu > c->sampled_cpu_ns)
+        c->sampled_cpu_ns = total_cpu;
+    if (use_iter)
+        c->iter_collections++;
     return 0;
 
 fail:
@@ -832,6 +840,13 @@ void dn_collector_summary(const struct dn_collector *c, struct dn_summary *s)
     /* The kernel saw every fork, including children that lived between samples. */
     if (c->o.include_children && tracked > s->processes_seen)
         s->processes_seen = tracked;
+}
+
+void dn_collector_debug(const struct dn_collector *c, struct dn_collector_debug *out)
+{
+    out->sampled_cpu_ns = c->sampled_cpu_ns;
+    out->collections = c->sample_count;
+    out->iter_collections = c->iter_collections;
 }
 
 void dn_collector_detach_tracker(struct dn_collector *c)
