@@ -2,7 +2,7 @@
 VENV      := .venv
 PY        := $(VENV)/bin/python
 APT_PKGS  := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev python3-dev python3-venv \
-             python3-pytest python3-psutil python3-setuptools
+             python3-pytest python3-psutil python3-setuptools iproute2
 BENCH_PKGS := strace linux-perf libbpf-tools
 STAMP     := $(VENV)/.denet-installed
 SOURCES   := $(wildcard csrc/*/*.c csrc/*/*.h bpf/*.c bpf/*.h) setup.py pyproject.toml
