@@ -67,7 +67,8 @@ class Steps:
 
     The workload says lines on its stdout, a pipe read here (``expect``), and waits for
     lines on a FIFO written here (``send``). A Python workload starts with ``prelude``,
-    which defines ``say(*words)`` and ``hear()``. Start it with ``stdout=steps.w`` (a
+    which defines ``say(*words)``, ``hear()`` and ``execd(pid, *argv)`` (waits until a
+    child's exec is complete). Start it with ``stdout=steps.w`` (a
     ProcessMonitor or a Popen), then call ``started()``."""
 
     def __init__(self, tmp_path):
@@ -88,6 +89,19 @@ class Steps:
                 if not _ctl:
                     _ctl.append(open({self.fifo!r}))
                 return _ctl[0].readline().strip()
+            def execd(pid, *argv):
+                # Popen returns before the exec is complete (the new command line is
+                # set late in execve): wait until /proc shows it.
+                import time as _time
+                want = ("\\0".join(argv) + "\\0").encode()
+                while True:
+                    try:
+                        with open("/proc/%d/cmdline" % pid, "rb") as f:
+                            if f.read() == want:
+                                return
+                    except OSError:
+                        pass
+                    _time.sleep(0.005)
             """)
 
     def started(self):
