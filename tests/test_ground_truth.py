@@ -8,7 +8,7 @@ import time
 import pytest
 
 import denet
-from conftest import PY, median, monitor, py_cmd, rss_exact, wait_until
+from conftest import PY, median, monitor, py_cmd, rss_exact
 
 # A busy loop that reports the CPU share it really got (CPU time over wall time: on a
 # quiet machine 100 %, on a shared one less), the CPU the loop used and the process's

@@ -16,7 +16,7 @@ import textwrap
 
 import pytest
 
-from conftest import PY, monitor, must_run, py_cmd, wait_until
+from conftest import monitor, must_run, py_cmd, wait_until
 
 N, P = 40, 1000   # sent by the monitored workload
 M, Q = 25, 600    # sent back to it

@@ -2,11 +2,8 @@
 numbers are checked against /proc as this test reads it itself, and the test makes sure
 the iterator really produced them: a silent fall-back to /proc would otherwise compare
 /proc with /proc."""
-import os
 import subprocess
 import sys
-
-import pytest
 
 from conftest import ebpf_monitor, py_cmd
 

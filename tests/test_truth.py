@@ -14,8 +14,7 @@ import textwrap
 
 import pytest
 
-import denet
-from conftest import PY, monitor, py_cmd, rss_exact, wait_until
+from conftest import monitor, py_cmd, rss_exact, wait_until
 
 MODES = pytest.mark.parametrize("ebpf", [False, True], ids=["procfs", "ebpf"])
 
