@@ -2,7 +2,7 @@
 VENV      := .venv
 PY        := $(VENV)/bin/python
 APT_PKGS  := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev python3-dev python3-venv \
-             python3-pytest python3-psutil python3-setuptools \
+             python3-pytest python3-psutil python3-setuptools iproute2 \
              python3-ipython python3-ipykernel python3-nbclient python3-nbformat \
              python3-pandas python3-matplotlib python3-pil chromium fonts-dejavu-core
 BENCH_PKGS := strace linux-perf libbpf-tools

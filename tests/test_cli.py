@@ -350,7 +350,7 @@ class TestRun:
                   "import subprocess; ps = [subprocess.Popen(['sleep', '1']) for _ in range(3)]; [p.wait() for p in ps]")
         assert r.returncode == 0
         line = [x for x in r.stderr.splitlines() if "Max processes" in x][0]
-        assert int(line.split()[-1]) >= 4  # upstream always said 1
+        assert int(line.split()[-1]) == 4  # the command and its three sleeps (upstream said 1)
         assert "\r" not in r.stderr  # not a terminal: no status line
 
     def test_out_and_stats(self, ext, tmp_path):
@@ -450,11 +450,16 @@ class TestRun:
             f"open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
             "time.sleep(30)\n"
         )
-        proc = spawn_denet("--quiet", "--stats", str(stats), "run", "--", PY, "-c", code)
+        proc = spawn_denet("--json", "--interval", "50", "--stats", str(stats), "run", "--", PY, "-c", code)
         try:
             pid = int(wait_for_file(pidfile))
             gpid = int(wait_for_file(grandpidfile))
-            time.sleep(0.3)
+            # denet is sampling (it has written a sample that shows the grandchild)
+            while True:
+                line = proc.stdout.readline()
+                assert line, "denet ended before sampling the grandchild"
+                if gpid in [c["pid"] for c in json.loads(line).get("children", [])]:
+                    break
             t0 = time.monotonic()
             proc.send_signal(signal.SIGINT)
             proc.communicate(timeout=20)
@@ -497,8 +502,12 @@ class TestAttach:
         target = subprocess.Popen(["sleep", "30"])
         stats = tmp_path / "s.json"
         try:
-            proc = spawn_denet("--quiet", "--stats", str(stats), "attach", str(target.pid))
-            time.sleep(1.0)
+            proc = spawn_denet("--json", "--stats", str(stats), "attach", str(target.pid))
+            kinds = []
+            while "tree" not in kinds:  # attached and sampling
+                line = proc.stdout.readline()
+                assert line, "denet ended before its first sample"
+                kinds.append(json.loads(line)["kind"])
             proc.send_signal(signal.SIGINT)
             proc.communicate(timeout=20)
             assert proc.returncode == 0

@@ -18,7 +18,7 @@ import pytest
 import denet
 from denet import _denet
 
-from conftest import py_cmd
+from conftest import must_run, py_cmd
 
 CATEGORIES = ("file_io", "memory", "process", "network", "time", "ipc", "security", "signal",
               "system", "other")
@@ -99,6 +99,9 @@ def cc(tmp_path_factory):
     """Compiles a C source into the module's temporary directory; returns its path."""
     gcc = shutil.which("gcc") or shutil.which("cc")
     if not gcc:
+        # where eBPF tests must run (root, or DENET_REQUIRE_EBPF), they must not skip
+        if must_run():
+            pytest.fail("needs a C compiler (gcc) for the exact workloads: apt-get install gcc")
         pytest.skip("needs a C compiler (gcc) for the exact workloads")
     d = tmp_path_factory.mktemp("cbin")
     os.chmod(d, 0o755)
@@ -122,6 +125,7 @@ def run_monitored(cmd, **kw):
     kw.setdefault("base_interval_ms", 20)
     kw.setdefault("quiet", True)
     mon = denet.ProcessMonitor(cmd, enable_ebpf=True, **kw)
+    assert mon.ebpf_error is None, mon.ebpf_error
     code = mon.run()
     return mon, code
 
@@ -232,6 +236,7 @@ def test_sampler_thread_of_a_self_monitor_is_not_counted(require_ebpf):
         import json, os, time, denet
         mon = denet.ProcessMonitor.from_pid(os.getpid(), base_interval_ms=5, max_interval_ms=5,
                                             enable_ebpf=True, quiet=True)
+        assert mon.ebpf_error is None, mon.ebpf_error
         mon.start()
         time.sleep(0.2)
         a = mon.latest_sample()["aggregated"]["ebpf"]["syscalls"]
@@ -309,6 +314,7 @@ def test_from_pid_counts_a_running_process_and_its_new_children(require_ebpf, ge
     try:
         mon = denet.ProcessMonitor.from_pid(p.pid, base_interval_ms=20, enable_ebpf=True,
                                             quiet=True)
+        assert mon.ebpf_error is None, mon.ebpf_error
         mon.start()
         p.stdin.write(b"go\n")
         p.stdin.flush()
@@ -425,12 +431,14 @@ def test_unprivileged_run_carries_ebpf_error_and_full_proc_metrics(staged_for_no
     assert r["summary"]["sample_count"] == len(samples)
 
 
-def test_summary_counts_syscalls_made_after_the_last_sample(require_ebpf, getppid_bin):
-    # The attached process makes 50,000 calls and exits after the last sample was taken:
-    # the summary still has them, from a fresh read of the counters.
-    p = subprocess.Popen(["sh", "-c", f"read x; {getppid_bin} 50000"], stdin=subprocess.PIPE)
+def calls_after_the_last_sample(getppid_bin, n):
+    """Syscalls the summary counts after the last sample of an attached process that is
+    told to go, execs the getppid program with n and exits; and the summary."""
+    # exec, not a fork: the shell's own calls after "go" are the same whatever n is
+    p = subprocess.Popen(["sh", "-c", f"read x; exec {getppid_bin} {n}"], stdin=subprocess.PIPE)
     try:
         mon = denet.ProcessMonitor.from_pid(p.pid, enable_ebpf=True, quiet=True)
+        assert mon.ebpf_error is None, mon.ebpf_error
         mon.sample_once()
         before = mon.get_summary()["total_syscalls"]
         p.stdin.write(b"go\n")
@@ -438,7 +446,8 @@ def test_summary_counts_syscalls_made_after_the_last_sample(require_ebpf, getppi
         p.wait(timeout=30)
         assert mon.sample_once() is None  # gone: no sample has the calls
         assert len(mon.get_samples()) == 1
-        assert mon.get_summary()["total_syscalls"] - before >= 50_000
+        summary = mon.get_summary()
+        return summary["total_syscalls"] - before, summary
     finally:
         if p.poll() is None:
             p.kill()
@@ -482,3 +491,59 @@ def test_unreadable_io_is_null_not_zero(staged_for_nobody, tmp_path):
         assert r["schema"][field]["type"] == "int|None"
     # What could be read is still reported.
     assert r["sample"]["mem_rss_kb"] > 0
+
+
+def test_summary_counts_syscalls_made_after_the_last_sample(require_ebpf, getppid_bin):
+    # The attached process makes 50,000 calls and exits after the last sample was taken:
+    # the summary still has them, from a fresh read of the counters. The same run with
+    # no calls gives the shell's and the program's own: the difference is exact.
+    base, _ = calls_after_the_last_sample(getppid_bin, 0)
+    assert 0 < base < 200
+    got, summary = calls_after_the_last_sample(getppid_bin, 50_000)
+    assert got == base + 50_000, (got, base)
+    assert summary["syscalls_by_category"]["process"] >= 50_000
+
+
+SPILL_C = r"""
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+int main(int argc, char **argv)
+{
+    long n = atol(argv[1]), m = atol(argv[2]);
+    for (long i = 0; i < n; i++)
+        syscall(SYS_getppid);
+    for (long i = 0; i < m; i++)
+        syscall(1000); /* no such call: ENOSYS, but sys_enter sees it */
+    return 0;
+}
+"""
+
+
+def test_a_full_counts_map_stays_exact_and_reports_what_it_dropped(require_ebpf, cc,
+                                                                   monkeypatch):
+    # DENET_TEST_SC_KEYS_MAX=1 (read when the counter is loaded): the (process, syscall)
+    # map holds one pair, the command's execve. Numbers below 512 then go to the per-number
+    # spill array, exactly; number 1000 has no slot there, so each call is dropped, and
+    # the sample and summary say how many.
+    exe = cc("spill", SPILL_C)
+    full = {}
+    for knob in ("1", None):
+        if knob:
+            monkeypatch.setenv("DENET_TEST_SC_KEYS_MAX", knob)
+        mon, code = run_monitored([exe, "5000", "777"])
+        monkeypatch.delenv("DENET_TEST_SC_KEYS_MAX", raising=False)
+        assert code == 0
+        last = mon.get_samples()[-1]["aggregated"]["ebpf"]
+        full[knob] = (last, mon.get_summary())
+    (last, summary), (normal, normal_summary) = full["1"], full[None]
+    check_shape(last["syscalls"])
+    assert count_of(last["syscalls"], "getppid") == 5000
+    assert last["dropped_events"] == 777
+    assert summary["dropped_syscall_events"] == 777
+    # at full size nothing is dropped, and the dropped calls are the only difference
+    assert "dropped_events" not in normal and "dropped_syscall_events" not in normal_summary
+    assert count_of(normal["syscalls"], "syscall_1000") == 777
+    assert count_of(normal["syscalls"], "getppid") == 5000
+    assert normal["syscalls"]["by_category"]["other"] == 777
+    assert last["syscalls"]["by_category"]["other"] == 0

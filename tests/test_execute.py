@@ -194,12 +194,40 @@ class TestExecute:
         assert code == 0
         assert len(monitor.get_samples()) > 0
 
-    def test_since_process_start(self, ext):
+    @pytest.mark.parametrize("since_start", [False, True], ids=["relative", "since-process-start"])
+    def test_since_process_start(self, ext, tmp_path, since_start):
+        # The workload reads 2 MiB, then reports its own rchar and minor faults (the
+        # kernel's, since it started) and idles so that samples follow. (Relative counters
+        # of a process that predates monitoring: test_ground_truth.py's attach test.)
+        data = tmp_path / "data"
+        data.write_bytes(b"z" * (2 << 20))
+        report = tmp_path / "report"
+        code = (f"import time\nopen({str(data)!r}, 'rb').read()\n"
+                "io = dict(l.split(': ') for l in open('/proc/self/io').read().splitlines())\n"
+                "stat = open('/proc/self/stat').read().rsplit(')', 1)[1].split()\n"
+                f"open({str(report)!r}, 'w').write('%s %s' % (io['rchar'], stat[7]))\n"
+                "time.sleep(0.5)\n")
         code, monitor = execute_with_monitoring(
-            py("import time; time.sleep(0.3)"), since_process_start=True, base_interval_ms=50, quiet=True
+            py(code), since_process_start=since_start, include_children=False, base_interval_ms=50,
+            quiet=True,
         )
         assert code == 0
-        assert len(monitor.get_samples()) > 0
+        rchar, minflt = map(int, report.read_text().split())
+        samples = monitor.get_samples()
+        first, last = samples[0], samples[-1]
+        if since_start:
+            # from the process's start: the faults of its fork and exec, before anything
+            # could attach, are in the first sample, and the last holds all it read (the
+            # report's own read of /proc/self/io comes after its figure)
+            assert first["page_faults_cached"] > 0
+            assert rchar <= last["syscall_read_bytes"] <= rchar + 4096, (rchar, last)
+            assert minflt <= last["page_faults_cached"] <= minflt + 200, (minflt, last)
+        else:
+            # from the first read, or from its start when that was within a clock tick of
+            # the attach (the collector's rule for processes that start under observation)
+            assert 2 << 20 <= last["syscall_read_bytes"] <= rchar + 4096, (rchar, last)
+            assert last["page_faults_cached"] <= minflt + 200, (minflt, last)
+        assert rchar >= 2 << 20
 
     def test_flat_samples_without_children(self, ext):
         code, monitor = execute_with_monitoring(
@@ -217,7 +245,8 @@ class TestExecute:
             base_interval_ms=50, quiet=True,
         )
         assert code == 0
-        assert monitor.get_summary()["max_processes"] >= 4
+        assert monitor.get_summary()["max_processes"] == 4
+        assert monitor.get_summary()["processes_seen"] == 4
 
     def test_output_file_with_metadata(self, ext, tmp_path):
         out = tmp_path / "run.jsonl"
@@ -246,10 +275,18 @@ class TestExecute:
         if fmt == "json":
             assert isinstance(json.loads(text), (list, dict))
 
-    def test_cpu_time_of_busy_child(self, ext):
+    def test_cpu_time_of_busy_child(self, ext, tmp_path):
+        # Attached (Popen + from_pid), so no rusage floor: the sampled sum against the CPU
+        # the command reports itself: the loop's, and its whole life's.
+        err = tmp_path / "cpu"
         code, monitor = execute_with_monitoring(
-            py("import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass"),
-            base_interval_ms=50, quiet=True,
+            py("import sys, time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass\n"
+               "sys.stderr.write('%f %f' % (time.process_time() - t, time.process_time()))"),
+            base_interval_ms=50, quiet=True, stderr_file=str(err),
         )
         assert code == 0
-        assert monitor.get_summary()["total_cpu_time_secs"] >= 0.4
+        loop, whole = map(float, err.read_text().split())
+        total = monitor.get_summary()["total_cpu_time_secs"]
+        # the read at exit can lose a sampling interval's tail to the reaping Popen.wait()
+        assert loop - 0.08 <= total <= whole + 0.05, (total, loop, whole)
+        assert monitor._debug()["sampled_cpu_time_secs"] == total

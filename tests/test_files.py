@@ -2,11 +2,13 @@
 writers and from the Python ones: values compared, not just counted."""
 
 import json
+import sys
+import textwrap
 
 import pytest
 
 import denet
-from conftest import py_cmd
+from conftest import ebpf_monitor, py_cmd
 from denet import _formats
 from denet.analysis import load_metrics, save_metrics
 
@@ -173,8 +175,10 @@ def test_c_writer_round_trip(tmp_path, fmt):
         assert "estimated" not in from_file
         for key in ("total_cpu_time_secs", "peak_process_rss_kb", "processes_seen"):
             assert from_file[key] == exact[key], key
-        meta = load_metrics(path, include_metadata=True)[0]
-        assert meta["kind"] == "metadata" and meta["pid"] == mon.get_pid()
+        records = load_metrics(path, include_metadata=True)
+        meta, summary = records[0], records[-1]
+        assert meta == dict(mon.get_metadata(), kind="metadata")
+        assert summary == dict(exact, kind="summary")  # every field of the summary line
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -189,6 +193,7 @@ def test_c_save_samples_round_trip(tmp_path, fmt):
 def test_c_csv_with_ebpf_keeps_the_syscall_counts(tmp_path, require_ebpf):
     path = tmp_path / "run.csv"
     mon = run_to_file(path, "csv", enable_ebpf=True)
+    assert mon.ebpf_error is None, mon.ebpf_error
     samples = mon.get_samples()
     loaded = load_metrics(path)
     assert len(loaded) == len(samples)
@@ -212,3 +217,75 @@ def test_json_document_with_samples_key(tmp_path, flat_samples):
     assert load_metrics(path) == flat_samples
     assert load_metrics(path, include_metadata=True)[0] == dict(meta, kind="metadata")
     assert denet.generate_summary_from_file(path)["total_cpu_time_secs"] == 0.5
+
+
+# Writes exactly 3 MiB and nothing else (-S -B: no site, no bytecode files), with two
+# children alive when the test samples.
+KNOWN = """
+    import os, subprocess, sys
+    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    for _ in range(3):
+        os.write(fd, b"x" * (1 << 20))
+    os.close(fd)
+    kids = [subprocess.Popen(["sleep", "60"]) for _ in range(2)]
+    for k in kids:
+        execd(k.pid, "sleep", "60")
+    say("ready")
+    hear()
+    for k in kids:
+        k.kill()
+        k.wait()
+"""
+
+
+def csv_view(sample):
+    """A tree sample as CSV keeps it: the eBPF part reduced to the syscall counts."""
+    sc = sample["aggregated"]["ebpf"]["syscalls"]
+    ebpf = {"syscalls": {"total": sc["total"], "by_category": sc["by_category"]}}
+    return dict(sample, aggregated=dict(sample["aggregated"], ebpf=ebpf))
+
+
+@pytest.mark.parametrize("ebpf", [False, True], ids=["procfs", "ebpf"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_c_writer_values_are_the_known_ones(tmp_path, fmt, ebpf, request, steps):
+    # Ground truth in the file itself, not only agreement with memory: the 3 MiB the
+    # command wrote (plus its one "ready" line), the three processes of the tree.
+    if ebpf:
+        request.getfixturevalue("require_ebpf")
+    path = tmp_path / f"run.{fmt}"
+    cmd = [sys.executable, "-S", "-B", "-c",
+           steps.prelude + textwrap.dedent(KNOWN), str(tmp_path / "data")]
+    kw = dict(base_interval_ms=40, output_file=str(path), output_format=fmt,
+              write_metadata=True, stdout=steps.w)
+    mon = ebpf_monitor(cmd, **kw) if ebpf else denet.ProcessMonitor(cmd, **kw)
+    steps.started()
+    assert steps.expect() == "ready"
+    # Sampling starts once the children's execs are complete: a child first read in the
+    # middle of its exec keeps the command it showed then (a known collector defect).
+    mon.start()
+    live = mon.sample_once()
+    steps.send()
+    assert mon.wait(timeout=30) == 0
+    mon.stop()
+    wrote = 3 << 20
+    samples = load_metrics(path)
+    memory = mon.get_samples()
+    if fmt == "csv" and ebpf:  # CSV carries the syscall counts, not the top list or analysis
+        memory, live = [csv_view(s) for s in memory], csv_view(live)
+    assert samples == memory
+    assert live in samples
+    assert live["aggregated"]["process_count"] == 3
+    assert sorted(c["command"] for c in live["children"]) == ["sleep 60", "sleep 60"]
+    assert max(s["aggregated"]["process_count"] for s in samples) == 3
+    last = samples[-1]["aggregated"]
+    assert wrote <= last["syscall_write_bytes"] <= wrote + 64, last
+    assert samples[-1]["parent"]["syscall_write_bytes"] == last["syscall_write_bytes"]
+    if fmt != "csv":
+        records = load_metrics(path, include_metadata=True)
+        meta, summary = records[0], records[-1]
+        assert meta["kind"] == "metadata" and meta["pid"] == mon.get_pid()
+        assert meta["cmd"] == cmd
+        assert summary["kind"] == "summary"
+        assert summary["max_processes"] == 3 and summary["processes_seen"] == 3
+        assert wrote <= summary["total_syscall_write_bytes"] <= wrote + 64, summary
+        assert summary["sample_count"] == len(samples)

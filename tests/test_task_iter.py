@@ -1,14 +1,11 @@
-"""With eBPF, one BPF task-iterator read replaces the per-process /proc files. Both paths
-must give the same numbers for the same processes."""
-import os
+"""With eBPF, one BPF task-iterator read replaces the per-process /proc files. Its
+numbers are checked against /proc as this test reads it itself, and the test makes sure
+the iterator really produced them: a silent fall-back to /proc would otherwise compare
+/proc with /proc."""
 import subprocess
 import sys
-import time
 
-import pytest
-
-import denet
-from conftest import py_cmd
+from conftest import ebpf_monitor, py_cmd
 
 WORKLOAD = """
     import os, sys, threading, time
@@ -17,6 +14,8 @@ WORKLOAD = """
         b[i] = 1
     with open(sys.argv[1], "wb") as f:
         f.write(os.urandom(4 << 20))
+        f.flush()
+        os.fsync(f.fileno())
     open(sys.argv[1], "rb").read()
     ev = threading.Event()
     ts = [threading.Thread(target=ev.wait) for _ in range(3)]
@@ -27,17 +26,45 @@ WORKLOAD = """
 """
 
 
-def sample(pid, iterator):
+def read_proc(pid):
+    """The figures of one process as /proc gives them (since it started)."""
+    with open(f"/proc/{pid}/status") as f:
+        status = {l.split(":")[0]: l.split()[1] for l in f if l.split()[1:]}
+    with open(f"/proc/{pid}/io") as f:
+        io = {l.split(":")[0]: int(l.split()[1]) for l in f}
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read().rsplit(")", 1)[1].split()
+    return {
+        "thread_count": int(status["Threads"]),
+        "mem_vms_kb": int(status["VmSize"]),
+        "mem_rss_kb": int(status["VmRSS"]),
+        "syscall_read_bytes": io["rchar"],
+        "syscall_write_bytes": io["wchar"],
+        "disk_read_bytes": io["read_bytes"],
+        "disk_write_bytes": io["write_bytes"],
+        "page_faults_cached": int(stat[7]),   # minflt (field 10)
+        "page_faults_disk": int(stat[9]),     # majflt (field 12)
+    }
+
+
+EXACT = ("thread_count", "mem_vms_kb", "syscall_read_bytes", "syscall_write_bytes",
+         "disk_read_bytes", "disk_write_bytes", "page_faults_disk")
+
+
+def sample(pid, iterator, monkeypatch):
+    """One sample through the iterator, or through /proc; and what the monitor says it used."""
     if not iterator:
-        os.environ["DENET_NO_TASK_ITER"] = "1"
-    try:
-        mon = denet.ProcessMonitor.from_pid(pid, enable_ebpf=True, since_process_start=True)
-        return mon.sample_once()
-    finally:
-        os.environ.pop("DENET_NO_TASK_ITER", None)
+        monkeypatch.setenv("DENET_NO_TASK_ITER", "1")
+    mon = ebpf_monitor(pid, since_process_start=True)
+    monkeypatch.delenv("DENET_NO_TASK_ITER", raising=False)
+    before = mon._debug()
+    s = mon.sample_once()
+    after = mon._debug()
+    mon.stop()
+    return s, before, after
 
 
-def test_iterator_and_procfs_agree(require_ebpf, tmp_path):
+def test_iterator_numbers_are_those_of_proc(require_ebpf, tmp_path, monkeypatch):
     child = py_cmd(WORKLOAD)
     parent = ("import subprocess, sys\n"
               f"ps = [subprocess.Popen({child!r} + [{str(tmp_path)!r} + '/f%d' % i]) "
@@ -47,21 +74,45 @@ def test_iterator_and_procfs_agree(require_ebpf, tmp_path):
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline() == "ready\n" and p.stdout.readline() == "ready\n"
-        time.sleep(0.2)
-        a, b = sample(p.pid, True), sample(p.pid, False)
+        a, dbg0, dbg1 = sample(p.pid, True, monkeypatch)
+        # the iterator loaded, and this very sample was read through it
+        assert dbg0["task_iter"] is True and dbg0["task_iter_error"] is None, dbg0
+        assert dbg1["task_iter_collections"] == dbg0["task_iter_collections"] + 1, (dbg0, dbg1)
+        b, off0, off1 = sample(p.pid, False, monkeypatch)
+        assert off0["task_iter"] is False and "DENET_NO_TASK_ITER" in off0["task_iter_error"]
+        assert off1["task_iter_collections"] == 0
+        # /proc as this test reads it, right after the samples (the workload is idle)
+        truth = {c["pid"]: read_proc(c["pid"]) for c in a["children"]}
         assert a["aggregated"]["process_count"] == b["aggregated"]["process_count"] == 3
-        pa = {c["pid"]: c["metrics"] for c in a["children"]}
-        pb = {c["pid"]: c["metrics"] for c in b["children"]}
-        assert pa.keys() == pb.keys()
-        for pid in pa:
-            x, y = pa[pid], pb[pid]
-            for k in ("thread_count", "mem_vms_kb", "syscall_read_bytes", "syscall_write_bytes",
-                      "disk_write_bytes", "disk_read_bytes", "page_faults_disk"):
-                assert x[k] == y[k], (k, x[k], y[k])
-            assert x["thread_count"] == 4
-            assert abs(x["mem_rss_kb"] - y["mem_rss_kb"]) <= 0.02 * y["mem_rss_kb"]
-            assert abs(x["page_faults_cached"] - y["page_faults_cached"]) <= 50
-            assert abs(x["uptime_secs"] - y["uptime_secs"]) <= 1
+        assert len(truth) == 2
+        for via in (a, b):
+            got = {c["pid"]: c["metrics"] for c in via["children"]}
+            assert got.keys() == truth.keys()
+            for pid, want in truth.items():
+                x = got[pid]
+                for k in EXACT:
+                    assert x[k] == want[k], (k, x[k], want[k], via is a)
+                assert x["thread_count"] == 4
+                assert x["disk_write_bytes"] >= 4 << 20 and x["syscall_read_bytes"] >= 4 << 20
+                assert abs(x["mem_rss_kb"] - want["mem_rss_kb"]) <= 0.02 * want["mem_rss_kb"]
+                assert x["mem_rss_kb"] >= 64 * 1024
+                assert want["page_faults_cached"] - 50 <= x["page_faults_cached"] <= want["page_faults_cached"]
+                assert x["page_faults_cached"] >= 64 * 256  # the 64 MiB it touched
     finally:
         p.stdin.close()
         p.wait(timeout=30)
+
+
+def test_monitor_says_when_the_iterator_is_off(require_ebpf, monkeypatch):
+    monkeypatch.setenv("DENET_NO_TASK_ITER", "1")
+    mon = ebpf_monitor(["sleep", "0.2"])
+    d = mon._debug()
+    assert d["task_iter"] is False and "DENET_NO_TASK_ITER" in d["task_iter_error"]
+    assert mon.run() == 0
+    assert mon._debug()["task_iter_collections"] == 0
+    monkeypatch.delenv("DENET_NO_TASK_ITER")
+    mon = ebpf_monitor(["sleep", "0.2"], base_interval_ms=20)
+    assert mon._debug()["task_iter"] is True
+    assert mon.run() == 0
+    d = mon._debug()
+    assert d["task_iter_collections"] == d["samples_collected"] >= 3

@@ -50,10 +50,13 @@ def test_zombie_child_cpu_is_counted_once(ebpf, request, tmp_path):
 
 def test_reused_pid_is_not_counted_after_the_tracked_process_exits(require_ebpf):
     # 8.2: a process that took an exited tracked process's pid was counted as the tree.
-    victim = subprocess.Popen(["sleep", "0.3"])
+    # The victim lives until told (loading eBPF can take longer than a short sleep on a
+    # loaded machine, and a process registered after it exited is another case).
+    victim = subprocess.Popen(["sh", "-c", "read x"], stdin=subprocess.PIPE)
     mon = denet.ProcessMonitor.from_pid(victim.pid, enable_ebpf=True, base_interval_ms=20)
     assert mon.ebpf_error is None
-    mon.sample_once()
+    assert mon.sample_once() is not None
+    victim.stdin.close()
     victim.wait()
     # Whatever gets that pid next (or any other process) must not be counted: run a
     # syscall storm in a fresh process, with the pid recycled onto it when we can.
@@ -161,6 +164,8 @@ def test_last_sample_of_an_exited_command_keeps_its_memory(ebpf, request):
         os._exit(0)  # no teardown: the memory is held to the end
     """
     mon = denet.ProcessMonitor(py_cmd(code), enable_ebpf=ebpf, base_interval_ms=20)
+    if ebpf:
+        assert mon.ebpf_error is None, mon.ebpf_error
     assert mon.run() == 0
     samples = [s for s in mon.get_samples() if s["parent"]]
     assert samples
@@ -171,6 +176,7 @@ def test_last_sample_of_an_exited_command_keeps_its_memory(ebpf, request):
 def test_ebpf_monitoring_of_pid_1_samples(require_ebpf):
     # 8.14: the task iterator of some kernels never returns pid 1.
     mon = denet.ProcessMonitor.from_pid(1, enable_ebpf=True, include_children=False)
+    assert mon.ebpf_error is None, mon.ebpf_error
     s = mon.sample_once()
     assert s is not None and s["cpu_core"] is not None
     assert mon.is_running()

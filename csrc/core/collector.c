@@ -110,6 +110,10 @@ struct dn_collector {
     /* File descriptors: processes whose /proc files stay open, and how many may. */
     size_t kept, keep_max;
     uint64_t unreadable_now, max_unreadable; /* processes no descriptor could read */
+
+    /* introspection for tests (dn_collector_debug) */
+    uint64_t sampled_cpu_ns;   /* total_cpu_ns as sampled, before the rusage floor at reap */
+    uint64_t iter_collections; /* collections that read the tree through the task iterator */
 };
 
 /* ---- string pool ------------------------------------------------------------------- */
@@ -827,6 +831,10 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
     uint64_t total_cpu = live_cpu_ns + (use_tracker ? c->exited_cpu_ns : 0);
     if (total_cpu > c->total_cpu_ns)
         c->total_cpu_ns = total_cpu;
+    if (total_cpu > c->sampled_cpu_ns)
+        c->sampled_cpu_ns = total_cpu;
+    if (use_iter)
+        c->iter_collections++;
     return 0;
 
 fail:
@@ -890,6 +898,13 @@ void dn_collector_summary(const struct dn_collector *c, struct dn_summary *s)
     /* The kernel saw every fork, including children that lived between samples. */
     if (c->o.include_children && tracked > s->processes_seen)
         s->processes_seen = tracked;
+}
+
+void dn_collector_debug(const struct dn_collector *c, struct dn_collector_debug *out)
+{
+    out->sampled_cpu_ns = c->sampled_cpu_ns;
+    out->collections = c->sample_count;
+    out->iter_collections = c->iter_collections;
 }
 
 void dn_collector_detach_tracker(struct dn_collector *c)

@@ -61,6 +61,15 @@ void dn_collector_root_reaped(struct dn_collector *c, const struct rusage *ru);
 
 void dn_collector_summary(const struct dn_collector *c, struct dn_summary *out);
 
+/* Introspection for tests: what a summary cannot show. */
+struct dn_collector_debug {
+    uint64_t sampled_cpu_ns;   /* CPU total from the samples alone, before the reaped root's
+                                * rusage floor (dn_collector_root_reaped) */
+    uint64_t collections;      /* samples taken */
+    uint64_t iter_collections; /* of which read the tree through the BPF task iterator */
+};
+void dn_collector_debug(const struct dn_collector *c, struct dn_collector_debug *out);
+
 /* Registers a running process and every descendant it has now with the eBPF tracker
  * (the /proc walk lives here: the eBPF side never reads /proc). 0 or -errno. */
 int dn_collector_register_tree(struct dn_tracker *t, pid_t root);

@@ -105,6 +105,11 @@ int dn_syscalls_open(struct dn_syscalls **out, int tracked_map_fd, char *err, si
                         rc);
         goto fail;
     }
+    /* Test-only: a tiny pairs map, so tests can fill it and see the spill counts and
+     * dropped_events (README, Tests). Never set in normal use. */
+    const char *test_max = getenv("DENET_TEST_SC_KEYS_MAX");
+    if (test_max && atoi(test_max) > 0)
+        bpf_map__set_max_entries(s->skel->maps.counts, (__u32)atoi(test_max));
     rc = syscalls_bpf__load(s->skel);
     if (rc) {
         dn_ebpf_explain(err, errlen, "loading the eBPF syscall counter", rc);

@@ -19,6 +19,7 @@ struct dn_tracker {
     struct tracked_bpf *skel;
     int map_fd;
     struct dn_procstat *iter;       /* NULL when the kernel lacks task iterators */
+    int iter_errno;                 /* why iter is NULL: 0 = switched off (DENET_NO_TASK_ITER) */
     struct dn_map_buf scratch;      /* of dn_tracker_snapshot (callers serialise) */
     uint64_t added;                 /* processes registered from user space */
 };
@@ -26,6 +27,21 @@ struct dn_tracker {
 bool dn_tracker_has_task_iter(const struct dn_tracker *t)
 {
     return t->iter != NULL;
+}
+
+bool dn_tracker_task_iter_status(const struct dn_tracker *t, char *why, size_t len)
+{
+    if (t->iter) {
+        if (len)
+            why[0] = '\0';
+        return true;
+    }
+    if (!t->iter_errno)
+        snprintf(why, len, "switched off by DENET_NO_TASK_ITER");
+    else
+        snprintf(why, len, "the BPF task iterator could not be loaded (%s): /proc is read instead",
+                 strerror(t->iter_errno));
+    return false;
 }
 
 int dn_tracker_read_tasks(struct dn_tracker *t, struct dn_task_rec **buf, size_t *n,
@@ -53,6 +69,11 @@ int dn_tracker_open(struct dn_tracker **out, char *err, size_t errlen)
         dn_ebpf_explain(err, errlen, "opening the eBPF process tracker", rc);
         goto cleanup;
     }
+    /* Test-only: a tiny map, so tests can fill it and see what a full map reports
+     * (README, Tests). Never set in normal use. */
+    const char *test_max = getenv("DENET_TEST_TRACKED_MAX");
+    if (test_max && atoi(test_max) > 0)
+        bpf_map__set_max_entries(t->skel->maps.tracked, (__u32)atoi(test_max));
     rc = tracked_bpf__load(t->skel);
     if (rc) {
         dn_ebpf_explain(err, errlen, "loading the eBPF process tracker", rc);
@@ -65,8 +86,12 @@ int dn_tracker_open(struct dn_tracker **out, char *err, size_t errlen)
     }
     t->map_fd = bpf_map__fd(t->skel->maps.tracked);
     /* The task iterator is an optimisation: when it cannot load, /proc is read instead. */
-    if (!getenv("DENET_NO_TASK_ITER"))
+    if (!getenv("DENET_NO_TASK_ITER")) {
+        errno = 0;
         t->iter = dn_procstat_open(t->map_fd);
+        if (!t->iter)
+            t->iter_errno = errno ? errno : ENOTSUP;
+    }
     *out = t;
     return 0;
 

@@ -42,6 +42,9 @@ int dn_tracker_snapshot(struct dn_tracker *t, struct dn_tracked_entry **buf, siz
  * tracked thread's counters and /proc need not be read per process. */
 bool dn_tracker_has_task_iter(const struct dn_tracker *t);
 
+/* The same, and when it is not in use, why (a sentence into why). */
+bool dn_tracker_task_iter_status(const struct dn_tracker *t, char *why, size_t len);
+
 /* One record per thread of every tracked process, into a buffer grown as needed.
  * Returns 0, -ENOTSUP without the iterator, or -errno. */
 int dn_tracker_read_tasks(struct dn_tracker *t, struct dn_task_rec **buf, size_t *n,

@@ -21,6 +21,7 @@
 #include "core/procfs.h"
 #include "core/session.h"
 #include "ebpf/ebpf_sample.h"
+#include "ebpf/tracked.h"
 #include "python/args.h"
 #include "python/encode_dict.h"
 #include "python/errors.h"
@@ -992,6 +993,41 @@ static PyObject *monitor_get_gpu_error(PyObject *self, void *closure)
     return PyUnicode_FromString(m->s.gpu_error);
 }
 
+/* Introspection for tests: what the collector did that no sample or summary shows. It
+ * reads the session's collector and tracker under the session's lock. */
+PyDoc_STRVAR(debug_doc,
+             "_debug($self, /)\n--\n\n"
+             "For tests; not a stable API. A dict: sampled_cpu_time_secs (the CPU total from "
+             "the samples\nalone, before the reaped command's rusage floor), samples_collected, "
+             "task_iter_collections\n(samples read through the BPF task iterator), task_iter "
+             "(whether the loaded eBPF tracker\nhas the task iterator; None without a tracker) "
+             "and task_iter_error (why not, or None).");
+
+static PyObject *monitor_debug(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    MonitorObject *m = (MonitorObject *)self;
+    if (check_init(m) < 0)
+        return NULL;
+    struct dn_collector_debug d = {0};
+    int iter = -1; /* no tracker */
+    char why[256] = "";
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&m->s.lock);
+    if (m->s.collector)
+        dn_collector_debug(m->s.collector, &d);
+    if (m->s.tracker)
+        iter = dn_tracker_task_iter_status(m->s.tracker, why, sizeof why);
+    pthread_mutex_unlock(&m->s.lock);
+    Py_END_ALLOW_THREADS
+    PyObject *has_iter = iter < 0 ? Py_None : iter ? Py_True : Py_False;
+    return Py_BuildValue("{s:d,s:K,s:K,s:O,s:z}", "sampled_cpu_time_secs",
+                         (double)d.sampled_cpu_ns / 1e9, "samples_collected",
+                         (unsigned long long)d.collections, "task_iter_collections",
+                         (unsigned long long)d.iter_collections, "task_iter", has_iter,
+                         "task_iter_error", iter == 0 ? why : NULL);
+}
+
 static PyMethodDef monitor_methods[] = {
     {"from_pid", (PyCFunction)(void (*)(void))monitor_from_pid,
      METH_VARARGS | METH_KEYWORDS | METH_CLASS,
@@ -1029,6 +1065,7 @@ static PyMethodDef monitor_methods[] = {
     {"_gpu_read_cost", monitor_gpu_read_cost, METH_NOARGS,
      PyDoc_STR("_gpu_read_cost($self, /)\n--\n\n{\"reads\", \"total_ns\", \"max_ns\"}: what "
                "the GPU reads cost the sampler\n(bench/gpu_check.py).")},
+    {"_debug", monitor_debug, METH_NOARGS, debug_doc},
     {"__enter__", monitor_enter, METH_NOARGS, NULL},
     {"__exit__", monitor_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
