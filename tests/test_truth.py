@@ -377,9 +377,6 @@ PARENT_OF_HALF_WRITER = """
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known double count: a departed child's last-read bytes are kept (collector.c "
-    "sweep_departed) and its parent's /proc/PID/io also gains all of them when it reaps it"))
 @MODES
 def test_io_total_of_a_child_sampled_mid_write_counts_it_once(ebpf, request, steps, tmp_path):
     # The child writes 1 MiB, is sampled, writes another 1 MiB and exits; its parent

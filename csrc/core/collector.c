@@ -39,6 +39,8 @@ struct dn_proc {
     uint64_t last_cpu_ns;
     int64_t next_hwm_ns;       /* when to read VmHWM again */
     char comm[16];             /* task name when command was read */
+    pid_t ppid;                /* parent at the last read */
+    bool absorbed;             /* departed: its parent in the tree reaped it */
     bool hwm_untrusted;        /* predates monitoring and its VmHWM could not be reset */
     bool skip_hwm_once;        /* the first read's VmHWM predates the reset */
     struct dn_proc_raw last_raw; /* last full read, for idle reads */
@@ -312,6 +314,7 @@ static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct 
     m->page_faults_disk = sub_sat(r->majflt, p->base.majflt);
     m->uptime_secs = (uint64_t)uptime;
     m->cpu_core = r->processor;
+    p->ppid = r->ppid;
     p->prev_cpu_ns = r->cpu_ns;
     p->prev_mono_ns = mono_ns;
     p->have_prev = true;
@@ -486,6 +489,19 @@ static void add_metrics(struct dn_metrics *sum, const struct dn_metrics *m)
 /* Processes not read in this collection have exited: keep what they did. */
 static void sweep_departed(struct dn_collector *c)
 {
+    /* A child reaped by a parent that is still in the tree has its I/O added to that
+     * parent's counters by the kernel (wait_task_zombie folds it into the parent's
+     * signal I/O, which /proc/PID/io and the iterator include): keeping its last
+     * reading as well would count it twice. Only a process reaped by someone outside
+     * the tree (an orphan's reaper) keeps its last reading here. Decided before the
+     * table is compacted, while proc_find still works. */
+    for (size_t i = 0; i < c->nprocs; i++) {
+        struct dn_proc *p = c->procs[i];
+        if (p->gen == c->gen)
+            continue;
+        const struct dn_proc *parent = p->ppid > 0 ? proc_find(c, p->ppid) : NULL;
+        p->absorbed = parent && parent->gen == c->gen;
+    }
     size_t w = 0;
     c->departed_last = false;
     for (size_t i = 0; i < c->nprocs; i++) {
@@ -494,10 +510,14 @@ static void sweep_departed(struct dn_collector *c)
             c->procs[w++] = p;
             continue;
         }
-        c->departed_disk_read = dn_u64_add(c->departed_disk_read, p->last.disk_read_bytes);
-        c->departed_disk_write = dn_u64_add(c->departed_disk_write, p->last.disk_write_bytes);
-        c->departed_sys_read = dn_u64_add(c->departed_sys_read, p->last.syscall_read_bytes);
-        c->departed_sys_write = dn_u64_add(c->departed_sys_write, p->last.syscall_write_bytes);
+        if (!p->absorbed) {
+            c->departed_disk_read = dn_u64_add(c->departed_disk_read, p->last.disk_read_bytes);
+            c->departed_disk_write =
+                dn_u64_add(c->departed_disk_write, p->last.disk_write_bytes);
+            c->departed_sys_read = dn_u64_add(c->departed_sys_read, p->last.syscall_read_bytes);
+            c->departed_sys_write =
+                dn_u64_add(c->departed_sys_write, p->last.syscall_write_bytes);
+        }
         c->departed_last = true;
         proc_free(c, p);
     }
