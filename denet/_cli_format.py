@@ -195,6 +195,7 @@ def summary_table(summary: dict, title: str = "denet summary", extra: list[tuple
                 if count != 0:
                     rows.append((f"  {cat}", _cell(count, lambda n: f"{int(n):,}")))
     rows += gpu_rows(g("gpu"))
+    rows += heaviest_process_rows(g("processes"))
     if estimated:
         rows.append(("Estimated", ", ".join(str(x) for x in estimated)))
     if g("skipped_records"):
@@ -203,6 +204,23 @@ def summary_table(summary: dict, title: str = "denet summary", extra: list[tuple
     lines = [title, "-" * max(len(title), width + 20)]
     lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]
     return "\n".join(lines) + "\n"
+
+
+def heaviest_process_rows(processes: Any, n: int = 3) -> list[tuple[str, str]]:
+    """The few processes that used the most CPU (the summary lists them heaviest first)."""
+    if not isinstance(processes, list) or not processes:
+        return []
+    rows = [("Heaviest processes", f"{len(processes)} seen")]
+    for p in processes[:n]:
+        if not isinstance(p, dict):
+            continue
+        command = str(p.get("command") or "?")
+        if len(command) > 40:
+            command = command[:37] + "..."
+        rows.append((f"  pid {p.get('pid')}",
+                     f"{_cell(p.get('cpu_secs'), lambda x: f'{x:.2f} s')} CPU, "
+                     f"peak {_cell(p.get('peak_rss_kb'), fmt_kib)}  {command}"))
+    return rows
 
 
 class StatusLine:

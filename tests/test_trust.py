@@ -264,3 +264,31 @@ def test_attaching_to_an_already_exited_process_never_counts_its_pid_reuser(requ
     p.wait()
     assert mon.get_summary().get("total_syscalls", 0) < 1000, (p.pid, victim.pid)
     mon.stop()
+
+
+@pytest.mark.parametrize("ebpf", [False, True], ids=["procfs", "ebpf"])
+def test_summary_processes_say_which_process_did_the_work(ebpf, request, tmp_path):
+    # Issue 10.4: one row per process the run saw, so a budget failure can say which
+    # process went over. A burner child reports its own CPU; a writer child writes a
+    # known number of bytes; the command exits 3.
+    if ebpf:
+        request.getfixturevalue("require_ebpf")
+    err = tmp_path / "cpu"
+    out = tmp_path / "out"
+    writer = f"{PY} -S -c \"import os; f=os.open('{out}', os.O_WRONLY|os.O_CREAT); os.write(f, b'x'*300000); import time; time.sleep(0.3)\""
+    mon = denet.ProcessMonitor(["sh", "-c", f"{burner(0.3)}; {writer}; exit 3"], enable_ebpf=ebpf,
+                               base_interval_ms=20, stderr=str(err))
+    assert mon.run() == 3
+    truth = float(err.read_text().split()[0])
+    rows = mon.get_summary()["processes"]
+    root = [r for r in rows if r["pid"] == mon.get_pid()]
+    assert len(root) == 1 and root[0]["exit_code"] == 3 and root[0]["exited"]
+    cpus = [r["cpu_secs"] for r in rows]
+    assert cpus == sorted(cpus, reverse=True)          # heaviest first
+    heaviest = rows[0]
+    assert "process_time" in heaviest["command"] and heaviest["ppid"] == mon.get_pid()
+    assert truth - 0.03 <= heaviest["cpu_secs"] <= truth + 0.1, (heaviest, truth)
+    writers = [r for r in rows if "os.write" in r["command"] and r["pid"] != mon.get_pid()]
+    assert len(writers) == 1 and writers[0]["syscall_write_bytes"] == 300000
+    assert writers[0]["peak_rss_kb"] > 1000 and writers[0]["exit_code"] is None
+    assert len({r["pid"] for r in rows}) == len(rows) >= 3

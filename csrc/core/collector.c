@@ -40,6 +40,8 @@ struct dn_proc {
     int64_t next_hwm_ns;       /* when to read VmHWM again */
     char comm[16];             /* task name when command was read */
     pid_t ppid;                /* parent at the last read */
+    bool cmd_from_comm;        /* command is the task name: no command line was readable */
+    size_t row;                /* its entry in the collector's rows */
     bool absorbed;             /* departed: its parent in the tree reaped it */
     bool hwm_untrusted;        /* predates monitoring and its VmHWM could not be reset */
     bool skip_hwm_once;        /* the first read's VmHWM predates the reset */
@@ -108,6 +110,10 @@ struct dn_collector {
     uint64_t peak_process_rss_kb;
     uint64_t processes_seen;
     uint64_t detached_fork_dropped, detached_processes; /* the tracker's, when detached */
+
+    /* every process the run saw (the summary's `processes`), in order of discovery */
+    struct dn_proc_row *rows;
+    size_t nrows, rows_cap;
 
     /* File descriptors: processes whose /proc files stay open, and how many may. */
     size_t kept, keep_max;
@@ -217,8 +223,10 @@ static struct dn_proc *proc_open(struct dn_collector *c, pid_t pid, int *err)
     }
     c->kept += keep;
     char cmd[1024];
-    if (dn_procfs_command(pid, cmd, sizeof cmd) != 0)
+    int crc = dn_procfs_command(pid, cmd, sizeof cmd);
+    if (crc < 0)
         cmd[0] = '\0';
+    p->cmd_from_comm = crc != 0;
     p->command = dn_collector_intern(c, cmd);
     if (!p->command) {
         dn_procfs_close(&p->fs);
@@ -226,6 +234,14 @@ static struct dn_proc *proc_open(struct dn_collector *c, pid_t pid, int *err)
         *err = -ENOMEM;
         return NULL;
     }
+    if (dn_grow(&c->rows, &c->rows_cap, c->nrows + 1, sizeof *c->rows, 32)) {
+        dn_procfs_close(&p->fs);
+        free(p);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    p->row = c->nrows++;
+    c->rows[p->row] = (struct dn_proc_row){.pid = pid, .command = p->command};
     memmove(&c->procs[at + 1], &c->procs[at], (c->nprocs - at) * sizeof *c->procs);
     c->procs[at] = p;
     c->nprocs++;
@@ -254,15 +270,21 @@ static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct 
 {
     /* A child found between its fork and its exec showed its parent's command line; the
      * task name changes at exec, and then the command is read again. */
-    if (strcmp(p->comm, r->comm) != 0) {
+    /* One read in the middle of an exec finds no command line yet: it is read again
+     * until there is one (a live process that has one never loses it). */
+    if ((strcmp(p->comm, r->comm) != 0 && p->comm[0]) || (p->cmd_from_comm && r->state != 'Z')) {
         char cmd[1024];
-        if (p->comm[0] && dn_procfs_command(p->fs.pid, cmd, sizeof cmd) == 0) {
+        int crc = dn_procfs_command(p->fs.pid, cmd, sizeof cmd);
+        if (crc == 0 || (crc == 1 && !p->cmd_from_comm)) {
             const char *interned = dn_collector_intern(c, cmd);
-            if (interned)
+            if (interned) {
                 p->command = interned;
+                p->cmd_from_comm = crc == 1;
+            }
         }
-        memcpy(p->comm, r->comm, sizeof p->comm);
     }
+    if (strcmp(p->comm, r->comm) != 0)
+        memcpy(p->comm, r->comm, sizeof p->comm);
     if (!p->have_prev) {
         /* A process that started after monitoring began is counted from zero: all of its
          * work happened under observation. */
@@ -322,6 +344,18 @@ static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct 
     uint64_t peak = r->hwm_kb && !p->hwm_untrusted && !p->skip_hwm_once ? r->hwm_kb
                                                                         : m->mem_rss_kb;
     p->skip_hwm_once = false;
+    struct dn_proc_row *row = &c->rows[p->row];
+    row->ppid = r->ppid;
+    row->command = p->command;
+    uint64_t cpu = sub_sat(r->cpu_ns, p->base.cpu_ns);
+    if (cpu > row->cpu_ns)
+        row->cpu_ns = cpu;
+    if (peak > row->peak_rss_kb)
+        row->peak_rss_kb = peak;
+    row->disk_read_bytes = m->disk_read_bytes;
+    row->disk_write_bytes = m->disk_write_bytes;
+    row->syscall_read_bytes = m->syscall_read_bytes;
+    row->syscall_write_bytes = m->syscall_write_bytes;
     if (peak > c->peak_process_rss_kb)
         c->peak_process_rss_kb = peak;
 }
@@ -391,6 +425,7 @@ void dn_collector_free(struct dn_collector *c)
         free(c->pool[i]);
     free(c->pool);
     free(c->snap);
+    free(c->rows);
     free(c->exited);
     free(c->recs);
     free(c->iprocs);
@@ -450,6 +485,14 @@ static int tracker_pass(struct dn_collector *c, int64_t mono_ns, bool queue_live
         uint64_t peak_kb = e->val.hiwater_pages * (uint64_t)dn_page_kb();
         if (p && p->hwm_untrusted)
             peak_kb = 0;
+        if (p) {
+            struct dn_proc_row *row = &c->rows[p->row];
+            row->exited = true;
+            if (final_ns > row->cpu_ns)
+                row->cpu_ns = final_ns;
+            if (peak_kb > row->peak_rss_kb)
+                row->peak_rss_kb = peak_kb;
+        }
         if (peak_kb > c->peak_process_rss_kb)
             c->peak_process_rss_kb = peak_kb;
         if (final_ns > x->counted_ns) {
@@ -519,6 +562,7 @@ static void sweep_departed(struct dn_collector *c)
                 dn_u64_add(c->departed_sys_write, p->last.syscall_write_bytes);
         }
         c->departed_last = true;
+        c->rows[p->row].exited = true;
         proc_free(c, p);
     }
     c->nprocs = w;
@@ -880,9 +924,31 @@ void dn_collector_root_reaped(struct dn_collector *c, const struct rusage *ru)
         c->peak_process_rss_kb = maxrss;
 }
 
+static int cmp_row_cpu(const void *a, const void *b)
+{
+    const struct dn_proc_row *x = a, *y = b;
+    if (x->cpu_ns != y->cpu_ns)
+        return x->cpu_ns > y->cpu_ns ? -1 : 1;
+    return x->pid < y->pid ? -1 : x->pid > y->pid;
+}
+
+void dn_summary_clear(struct dn_summary *s)
+{
+    free(s->processes);
+    s->processes = NULL;
+    s->nprocesses = 0;
+}
+
 void dn_collector_summary(const struct dn_collector *c, struct dn_summary *s)
 {
     memset(s, 0, sizeof *s);
+    /* A copy: the summary is turned into a dict outside the session's lock. Without
+     * memory the table is left out, never the totals. */
+    if (c->nrows && (s->processes = malloc(c->nrows * sizeof *s->processes))) {
+        memcpy(s->processes, c->rows, c->nrows * sizeof *s->processes);
+        s->nprocesses = c->nrows;
+        qsort(s->processes, s->nprocesses, sizeof *s->processes, cmp_row_cpu);
+    }
     s->sample_count = c->sample_count;
     if (c->sample_count) {
         s->total_time_secs = (double)(c->last_ts_ms - c->first_ts_ms) / 1000.0;

@@ -24,6 +24,20 @@ struct dn_collector_opts {
     int pidfd;                  /* the root's pidfd, or -1: says whether it still lives */
 };
 
+/* One process the run saw, for the summary's `processes` table: what it did while
+ * watched (the same baselines as the totals). */
+struct dn_proc_row {
+    pid_t pid, ppid;
+    const char *command;         /* interned, owned by the collector */
+    uint64_t cpu_ns;
+    uint64_t peak_rss_kb;
+    uint64_t disk_read_bytes, disk_write_bytes;       /* DN_U64_NONE: not readable */
+    uint64_t syscall_read_bytes, syscall_write_bytes; /* DN_U64_NONE: not readable */
+    bool exited;
+    bool have_exit_code;         /* known for the command we started */
+    int exit_code;               /* as in subprocess: negative = killed by that signal */
+};
+
 struct dn_summary {
     double total_time_secs;
     uint64_t sample_count;
@@ -43,7 +57,12 @@ struct dn_summary {
     uint64_t tracker_fork_dropped;
     uint64_t processes_unreadable; /* most processes of one sample that no descriptor could read */
     struct dn_gpu_summary gpu;  /* filled by the session (not the collector); present: written */
+    struct dn_proc_row *processes; /* malloc'd copy, heaviest CPU first: dn_summary_clear */
+    size_t nprocesses;
 };
+
+/* Frees what dn_collector_summary allocated in s. */
+void dn_summary_clear(struct dn_summary *s);
 
 struct dn_collector;
 

@@ -190,6 +190,32 @@ static void opt_u64(const struct dn_emitter *e, const char *key, uint64_t v)
         OPS->u64(CTX, key, v);
 }
 
+/* The summary's `processes`: every process the run saw, heaviest CPU first. */
+static void emit_process_rows(const struct dn_emitter *e, const struct dn_summary *s)
+{
+    OPS->begin_list(CTX, "processes");
+    for (size_t i = 0; i < s->nprocesses; i++) {
+        const struct dn_proc_row *r = &s->processes[i];
+        OPS->begin_object(CTX, NULL);
+        OPS->i64(CTX, "pid", r->pid);
+        OPS->i64(CTX, "ppid", r->ppid);
+        OPS->str(CTX, "command", r->command ? r->command : "");
+        OPS->f64(CTX, "cpu_secs", (double)r->cpu_ns / 1e9);
+        opt_u64(e, "peak_rss_kb", r->peak_rss_kb ? r->peak_rss_kb : DN_U64_NONE);
+        opt_u64(e, "disk_read_bytes", r->disk_read_bytes);
+        opt_u64(e, "disk_write_bytes", r->disk_write_bytes);
+        opt_u64(e, "syscall_read_bytes", r->syscall_read_bytes);
+        opt_u64(e, "syscall_write_bytes", r->syscall_write_bytes);
+        OPS->boolean(CTX, "exited", r->exited);
+        if (r->have_exit_code)
+            OPS->i64(CTX, "exit_code", r->exit_code);
+        else
+            OPS->null(CTX, "exit_code");
+        OPS->end_object(CTX);
+    }
+    OPS->end_list(CTX);
+}
+
 void dn_emit_summary(const struct dn_emitter *e, const struct dn_summary *s,
                      const struct dn_ebpf_sample *ebpf, bool tag)
 {
@@ -218,6 +244,7 @@ void dn_emit_summary(const struct dn_emitter *e, const struct dn_summary *s,
         OPS->u64(CTX, "untracked_forks", s->tracker_fork_dropped);
     if (s->processes_unreadable) /* out of file descriptors: missing from some samples */
         OPS->u64(CTX, "processes_unreadable", s->processes_unreadable);
+    emit_process_rows(e, s);
     if (ebpf && ebpf->has_syscalls) {
         OPS->u64(CTX, "total_syscalls", ebpf->total);
         OPS->begin_object(CTX, "syscalls_by_category");

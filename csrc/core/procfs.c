@@ -58,6 +58,9 @@ static int open_proc_file(pid_t pid, const char *name)
     return open(path, O_RDONLY | O_CLOEXEC);
 }
 
+static ssize_t read_all(int fd, char *buf, size_t len);
+static int parse_stat(const char *buf, struct dn_proc_raw *r);
+
 int dn_procfs_open(struct dn_procfs *p, pid_t pid, bool keep)
 {
     memset(p, 0, sizeof *p);
@@ -71,18 +74,22 @@ int dn_procfs_open(struct dn_procfs *p, pid_t pid, bool keep)
     if (!keep) {
         /* Past the descriptor budget: each read opens and closes its file. The start
          * time read now tells this process from a later one that reuses its pid. */
+        char buf[2048];
         struct dn_proc_raw r;
-        int rc = dn_procfs_read(p, &r, false);
+        ssize_t n = read_all(p->stat_fd, buf, sizeof buf);
         close(p->stat_fd);
         p->stat_fd = -1;
+        if (n <= 0)
+            return -ESRCH;
+        int rc = parse_stat(buf, &r);
         if (rc)
             return rc;
         p->transient = true;
         p->start_ticks = r.start_ticks;
         return 0;
     }
-    /* io needs ptrace-read permission; without it we still report the rest. */
     p->io_fd = open_proc_file(pid, "io");
+    p->io_denied = p->io_fd < 0 && (errno == EACCES || errno == EPERM);
     p->status_fd = open_proc_file(pid, "status");
     p->statm_fd = open_proc_file(pid, "statm");
     char name[48];
@@ -247,12 +254,20 @@ int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm)
      * stat gives their approximate value (psutil and top read statm too). */
     dn_procfs_read_memory(p, r);
 
-    if (read_file(p, p->io_fd, "io", buf, sizeof buf) > 0) {
+    /* io needs ptrace-read permission. Refused: the counters are unknown (null) and
+     * the rest is still reported. Failed otherwise: the process went away between the
+     * two reads, and is reported gone rather than with made-up I/O. */
+    n = p->io_denied ? -EACCES : read_file(p, p->io_fd, "io", buf, sizeof buf);
+    if (n > 0) {
         r->rchar = find_kv(buf, "rchar:");
         r->wchar = find_kv(buf, "wchar:");
         r->read_bytes = find_kv(buf, "\nread_bytes:");
         r->write_bytes = find_kv(buf, "\nwrite_bytes:");
         r->have_io = true;
+    } else if (n == -EACCES || n == -EPERM) {
+        p->io_denied = true;
+    } else {
+        return -ESRCH;
     }
     if (want_hwm && read_file(p, p->status_fd, "status", buf, sizeof buf) > 0)
         r->hwm_kb = find_kv(buf, "VmHWM:");
@@ -412,7 +427,7 @@ int dn_procfs_command(pid_t pid, char *buf, size_t len)
     buf[n] = '\0';
     if (buf[n - 1] == '\n')
         buf[n - 1] = '\0';
-    return 0;
+    return 1;
 }
 
 int dn_netdev_open(pid_t pid)

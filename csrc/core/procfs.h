@@ -37,6 +37,7 @@ struct dn_procfs {
     clockid_t cpu_clock;
     bool cpu_clock_ok;
     bool transient;       /* no descriptors kept: each read opens and closes its file */
+    bool io_denied;       /* /proc/PID/io may not be read (another user's process) */
     uint64_t start_ticks; /* of a transient process: tells it from a later one on its pid */
 };
 
@@ -70,8 +71,9 @@ int dn_procfs_reset_hwm(pid_t pid);
 int dn_procfs_children(struct dn_procfs *p, uint64_t num_threads, pid_t **pids, size_t *n,
                        size_t *cap);
 
-/* Reads /proc/PID/cmdline joined with spaces (or the comm name for kernel threads and
- * zombies) into buf. Returns 0 or -errno. */
+/* Reads /proc/PID/cmdline joined with spaces into buf and returns 0. When there is no
+ * command line (kernel threads, zombies, and a process in the middle of exec, whose new
+ * arguments are not set up yet) it gives the comm name and returns 1. -errno on error. */
 int dn_procfs_command(pid_t pid, char *buf, size_t len);
 
 /* Clock ticks per second and page size, read once. */

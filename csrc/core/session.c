@@ -169,6 +169,18 @@ static void summary_locked(struct dn_session *s, struct dn_summary *sum)
 {
     dn_collector_summary(s->collector, sum);
     sum->gpu = s->gpu_summary;
+    /* The command we started and reaped: its exit code, as run() returns it. */
+    int st = s->wait_status;
+    if (s->owns_child && s->reaped && st != -1 && (WIFEXITED(st) || WIFSIGNALED(st))) {
+        for (size_t i = 0; i < sum->nprocesses; i++) {
+            struct dn_proc_row *r = &sum->processes[i];
+            if (r->pid != s->pid)
+                continue;
+            r->exited = true;
+            r->have_exit_code = true;
+            r->exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+        }
+    }
 }
 
 static void write_summary_and_close_locked(struct dn_session *s)
@@ -183,6 +195,7 @@ static void write_summary_and_close_locked(struct dn_session *s)
             struct dn_ebpf_sample *e = summary_ebpf_locked(s);
             dn_writer_summary(&s->writer, &sum, e);
             dn_ebpf_sample_free(e);
+            dn_summary_clear(&sum);
         }
         s->writer_err = dn_writer_close(&s->writer);
     }
@@ -566,6 +579,7 @@ int dn_session_save(struct dn_session *s, const char *path, enum dn_format fmt)
         struct dn_ebpf_sample *e = summary_ebpf_locked(s);
         dn_writer_summary(&w, &sum, e);
         dn_ebpf_sample_free(e);
+        dn_summary_clear(&sum);
     }
     pthread_mutex_unlock(&s->lock);
     return dn_writer_close(&w);

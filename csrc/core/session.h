@@ -159,7 +159,8 @@ void dn_sample_array_free(struct dn_sample *v, size_t n);
 /* Writes metadata, the kept samples and the summary to path. 0 or -errno. */
 int dn_session_save(struct dn_session *s, const char *path, enum dn_format fmt);
 
-/* The summary so far, with a fresh eBPF snapshot (*ebpf: caller frees, may be NULL). */
+/* The summary so far, with a fresh eBPF snapshot (*ebpf: caller frees, may be NULL;
+ * sum: caller calls dn_summary_clear). */
 void dn_session_summary(struct dn_session *s, struct dn_summary *sum,
                         struct dn_ebpf_sample **ebpf);
 

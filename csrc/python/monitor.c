@@ -864,6 +864,7 @@ static PyObject *monitor_get_summary(PyObject *self, PyObject *unused)
     Py_END_ALLOW_THREADS
     PyObject *d = dn_summary_to_dict(key_cache(self), &sum, x);
     dn_ebpf_sample_free(x);
+    dn_summary_clear(&sum);
     return d;
 }
 
