@@ -128,7 +128,30 @@ def judge(budgets: dict[str, float], measured: dict[str, Any], why: dict[str, st
     return {"exceeded": exceeded, "unchecked": unchecked}
 
 
-def failure_message(verdict: dict, budgets: dict[str, float], require_ebpf: bool) -> str:
+_PER_PROCESS = {"cpu_secs": "cpu_secs", "peak_rss_mb": "peak_rss_kb", "rss_growth_mb": "peak_rss_kb",
+                "disk_write_mb": "disk_write_bytes"}
+
+
+def _heaviest(processes: Any, key: str, n: int = 3) -> list[str]:
+    """Lines naming the processes that weigh most on the exceeded budget ``key``."""
+    field = _PER_PROCESS.get(key)
+    if not field or not isinstance(processes, list):
+        return []
+    rows = [p for p in processes if isinstance(p, dict) and isinstance(p.get(field), (int, float))]
+    rows.sort(key=lambda p: -p[field])
+    out = []
+    for p in rows[:n]:
+        value = p[field]
+        shown = (f"{value:.2f} s" if field == "cpu_secs" else
+                 f"{value / 1024:.1f} MiB" if field == "peak_rss_kb" else f"{value / 2**20:.1f} MiB")
+        command = str(p.get("command") or "?")
+        command = command if len(command) <= 60 else command[:57] + "..."
+        out.append(f"      pid {p.get('pid')}: {shown}  {command}")
+    return out
+
+
+def failure_message(verdict: dict, budgets: dict[str, float], require_ebpf: bool,
+                    processes: Any = None) -> str:
     exceeded, unchecked = verdict["exceeded"], verdict["unchecked"]
     lines = []
     if exceeded:
@@ -136,6 +159,7 @@ def failure_message(verdict: dict, budgets: dict[str, float], require_ebpf: bool
         width = max(len(k) for k in exceeded)
         for key, (value, allowed) in exceeded.items():
             lines.append(f"  {key.ljust(width)}  {_fmt(key, value)} measured, {_fmt_allowed(key, allowed)} allowed")
+            lines += _heaviest(processes, key)
     must = {k: v for k, v in unchecked.items() if require_ebpf and k in EBPF_MEASURES}
     if must:
         lines.append("denet budget not checked, and --denet-require-ebpf is set:")
@@ -248,7 +272,11 @@ def pytest_runtest_call(item: pytest.Item) -> None:
     state = item.config.stash[_STATE]
     must_check = state.require_ebpf and any(k in EBPF_MEASURES for k in verdict["unchecked"])
     if verdict["exceeded"] or must_check:
-        pytest.fail(failure_message(verdict, budgets, state.require_ebpf), pytrace=False)
+        try:  # which processes did it (the monitor's per-process table), where known
+            processes = m.summary.get("processes") if isinstance(m.summary, dict) else m.summary().get("processes")
+        except Exception:
+            processes = None
+        pytest.fail(failure_message(verdict, budgets, state.require_ebpf, processes), pytrace=False)
     if verdict["unchecked"]:
         reasons = "; ".join(f"{k}={_fmt_allowed(k, budgets[k])} ({r})" for k, r in verdict["unchecked"].items())
         pytest.skip(f"denet budget not checked: {reasons}. The test passed and its other budgets held.")

@@ -175,6 +175,11 @@ def test_budgets_inside_pass_and_over_fail_with_measured_versus_allowed(budget_r
     # CPU of a child that has exited and been waited for
     measured, allowed = over("test_cpu_over_in_child", "cpu_secs")
     assert 1.45 <= measured <= 6 and allowed == 0.5
+    # ... and the message names the process that did it: the busy child, with its CPU
+    named = re.findall(r"^      pid (\d+): ([\d.]+) s  (.*)$", outcomes["test_cpu_over_in_child"][1], re.M)
+    assert named, outcomes["test_cpu_over_in_child"][1]
+    pid, secs, command = named[0]
+    assert "-c import time" in command and 1.4 <= float(secs) <= 6, named
     assert 0.15 <= records["test_cpu_inside"]["cpu_secs"] <= 5
     measured, allowed = over("test_wall_over", "wall_secs")
     assert measured >= 0.99 and allowed == 0.3
@@ -420,7 +425,12 @@ def test_readme_shows_the_failure_message_the_plugin_writes():
     measured = {m.group(1): float(m.group(2)) for m in re.finditer(r"^  (\w+)\s+([\d.]+) \S+ measured", block, re.M)}
     budgets = {"cpu_secs": 2.0, "peak_rss_mb": 500.0, "wall_secs": 10.0}
     verdict = pytest_plugin.judge(budgets, dict(measured, wall_secs=6.11), {})
-    assert pytest_plugin.failure_message(verdict, budgets, False) + "\n" == block
+    processes = [
+        {"pid": 48211, "command": "python3 tools/preprocess.py --shards 8", "cpu_secs": 4.61,
+         "peak_rss_kb": 612.4 * 1024},
+        {"pid": 48190, "command": "/usr/bin/python3 -m pytest", "cpu_secs": 0.29, "peak_rss_kb": 88 * 1024},
+    ]
+    assert pytest_plugin.failure_message(verdict, budgets, False, processes) + "\n" == block
 
 
 def test_offcpu_budget_under_require_ebpf_fails_when_the_data_is_missing(tmp_path):
