@@ -230,6 +230,12 @@ $B mount -t proc proc /host/proc && $B mount -t sysfs sys /host/sys \
     && $B mount -t devtmpfs dev /host/dev && $B mount -t tmpfs tmp /host/tmp \
     && $B mount -t tmpfs run /host/run || die "mounts inside /host"
 $B mount -t bpf bpf /host/sys/fs/bpf || die "mount bpffs"
+# The checkout, at the same path as on the host: it may sit under /tmp or /run, which
+# the guest's own tmpfs mounts above hide (CI clones anywhere).
+SRC=$($B cat /srcpath)
+$B mkdir -p "/host$SRC" 2>/dev/null
+$B mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 src "/host$SRC" \
+    || die "mount of the source tree $SRC"
 $B mkdir -p /host/dev/shm /host/tmp/out && $B mount -t tmpfs shm /host/dev/shm
 $B mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 out /host/tmp/out \
     || die "mount of the results share"
@@ -264,6 +270,7 @@ def build_initramfs(mods, out_path):
         raise Failure(f"{busybox} is dynamically linked; install busybox-static")
     entries.append(("bin/busybox", stat.S_IFREG | 0o755, data))
     entries.append(("init", stat.S_IFREG | 0o755, INIT.encode()))
+    entries.append(("srcpath", stat.S_IFREG | 0o644, ROOT.encode()))
     entries.append(("modules.order", stat.S_IFREG | 0o644,
                     "".join(n + "\n" for n, _ in order).encode()))
     for name, blob in order:
@@ -337,6 +344,8 @@ def run_guest(meta, extra, timeout):
            "-append", "console=ttyS0 panic=-1 quiet loglevel=3",
            "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
            "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
+           "-fsdev", f"local,id=src,path={ROOT},security_model=none,readonly=on,multidevs=remap",
+           "-device", "virtio-9p-pci,fsdev=src,mount_tag=src",
            "-fsdev", f"local,id=out,path={out},security_model=none",
            "-device", "virtio-9p-pci,fsdev=out,mount_tag=out"]
     log(f"{pkg} ({os.path.basename(deb)}): booting {release} under qemu "
