@@ -1,7 +1,7 @@
 # denet: `make demo` and `make test` are all a fresh Debian 12 machine needs.
 VENV      := .venv
 PY        := $(VENV)/bin/python
-APT_PKGS  := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev python3-dev python3-venv \
+APT_PKGS  := clang llvm libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev python3-dev python3-venv \
              python3-pytest python3-psutil python3-setuptools
 BENCH_PKGS := strace linux-perf libbpf-tools
 STAMP     := $(VENV)/.denet-installed
