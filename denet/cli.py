@@ -10,7 +10,8 @@
 Options of ``run`` and ``attach`` (before or after the sub-command name): ``--out
 FILE``, ``--interval MS``, ``--max-interval MS``, ``--duration SECS``,
 ``--exclude-children``, ``--since-process-start``, ``--enable-ebpf``,
-``--no-update``.  Options of every sub-command: ``--json``, ``--stats FILE``,
+``--no-offcpu``, ``--no-offcpu-stacks``, ``--offcpu-folded FILE``, ``--no-update``.
+Options of every sub-command: ``--json``, ``--stats FILE``,
 ``--quiet``, ``--format`` (of ``--out`` for run and attach, taken from its
 extension by default; of ``FILE`` for stats, told from its content by default).
 ``stats`` refuses the monitoring options instead of ignoring them.
@@ -96,6 +97,9 @@ _DEFAULTS = {
     "exclude_children": False,
     "since_process_start": False,
     "enable_ebpf": False,
+    "no_offcpu": False,
+    "no_offcpu_stacks": False,
+    "offcpu_folded": None,
     "no_update": False,
 }
 #: Options that only make sense while monitoring (run, attach), with their flag.
@@ -107,6 +111,9 @@ _MONITOR_OPTIONS = {
     "exclude_children": "--exclude-children",
     "since_process_start": "--since-process-start",
     "enable_ebpf": "--enable-ebpf",
+    "no_offcpu": "--no-offcpu",
+    "no_offcpu_stacks": "--no-offcpu-stacks",
+    "offcpu_folded": "--offcpu-folded",
     "no_update": "--no-update",
 }
 _MONITOR_FLAGS = {"-o": "--out", "-i": "--interval", "-d": "--duration",
@@ -149,6 +156,13 @@ def _add_monitor_options(parser: argparse.ArgumentParser, note: str = "") -> Non
                         help="I/O counters since the process started rather than since monitoring began" + note)
     parser.add_argument("--enable-ebpf", action="store_true", default=sup,
                         help="count system calls with eBPF (needs root or CAP_BPF+CAP_PERFMON)" + note)
+    parser.add_argument("--no-offcpu", action="store_true", default=sup,
+                        help="with --enable-ebpf: no off-CPU profiling" + note)
+    parser.add_argument("--no-offcpu-stacks", action="store_true", default=sup,
+                        help="with --enable-ebpf: off-CPU times without stacks (cheaper)" + note)
+    parser.add_argument("--offcpu-folded", metavar="FILE", default=sup,
+                        help="with --enable-ebpf: write the off-CPU stacks to FILE in the folded "
+                             "format of flame-graph tools (weights in microseconds)" + note)
     parser.add_argument("--no-update", action="store_true", default=sup, help="no live status line" + note)
 
 
@@ -203,6 +217,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             setattr(args, dest, default)
     args.out_format = None
     if command in ("run", "attach"):
+        if args.offcpu_folded is not None and not args.enable_ebpf:
+            parser.error("--offcpu-folded needs --enable-ebpf (off-CPU stacks come from eBPF)")
+        if args.offcpu_folded is not None and args.no_offcpu:
+            parser.error("--offcpu-folded and --no-offcpu contradict each other")
         if args.format is not None and args.out is None:
             parser.error("--format sets the format of the --out file: give --out FILE too")
         if args.out is not None:
@@ -353,10 +371,37 @@ def _monitor_kwargs(args, output_file: str | None) -> dict:
         "include_children": not args.exclude_children,
         "write_metadata": output_file is not None,
         "enable_ebpf": args.enable_ebpf,
+        "offcpu": not args.no_offcpu,
+        "offcpu_stacks": not args.no_offcpu_stacks,
     }
 
 
-def _finish_report(args, summary: dict, extra_rows: list[tuple[str, str]]) -> bool:
+def _write_folded(monitor, path: str) -> bool:
+    """--offcpu-folded: the off-CPU stacks for flame-graph tools; False after saying why
+    when there are none to write or the file cannot be written."""
+    try:
+        text = monitor.offcpu_folded()
+    except RuntimeError as e:
+        _err(f"--offcpu-folded: nothing written: {e}")
+        return False
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return True
+    except OSError as e:
+        _err(f"cannot write --offcpu-folded file {path}: {e.strerror or e}")
+        return False
+
+
+def _final_offcpu(monitor) -> dict | None:
+    """The off-CPU part of the last sample, for the summary table."""
+    ebpf = _cli_format.whole_tree(_latest(monitor)).get("ebpf")
+    offcpu = ebpf.get("offcpu") if isinstance(ebpf, dict) else None
+    return offcpu if isinstance(offcpu, dict) else None
+
+
+def _finish_report(args, summary: dict, extra_rows: list[tuple[str, str]],
+                   offcpu: dict | None = None) -> bool:
     """Print/write the summary as the options ask; False if --stats failed."""
     ok = True
     if args.json:
@@ -368,7 +413,7 @@ def _finish_report(args, summary: dict, extra_rows: list[tuple[str, str]]) -> bo
             pass
     elif not args.quiet:
         try:
-            sys.stderr.write(_cli_format.summary_table(summary, extra=extra_rows))
+            sys.stderr.write(_cli_format.summary_table(summary, extra=extra_rows, offcpu=offcpu))
             sys.stderr.flush()
         except (OSError, ValueError):
             pass
@@ -556,13 +601,15 @@ def cmd_run(args) -> int:
             if forward is not None:
                 forward.pump(final=True)
             summary = _summarize(monitor)
+            if args.offcpu_folded is not None:
+                out_ok = _write_folded(monitor, args.offcpu_folded) and out_ok
             if code is None:
                 code = monitor.wait(timeout=GRACE_SECS)
             exit_code = 1 if code is None else (128 - code if code < 0 else code)
             extra = [("Command", shlex.join(cmd)), ("Exit code", _describe_exit(code))]
             if reason is not None:
                 extra.append(("Stopped by", "--duration" if reason == "duration" else reason))
-            if not _finish_report(args, summary, extra) or not out_ok:
+            if not _finish_report(args, summary, extra, _final_offcpu(monitor)) or not out_ok:
                 return exit_code or 1
             return exit_code
     finally:
@@ -623,9 +670,12 @@ def cmd_attach(args) -> int:
             if forward is not None:
                 forward.pump(final=True)
             summary = _summarize(monitor)
+            if args.offcpu_folded is not None:
+                out_ok = _write_folded(monitor, args.offcpu_folded) and out_ok
             extra = [("Attached to pid", str(args.pid))]
             extra.append(("Stopped by", {None: "process exit", "duration": "--duration"}.get(reason, reason)))
-            return 0 if _finish_report(args, summary, extra) and out_ok else 1
+            ok = _finish_report(args, summary, extra, _final_offcpu(monitor))
+            return 0 if ok and out_ok else 1
     finally:
         if forward is not None:
             forward.close()
