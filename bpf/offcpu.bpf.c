@@ -87,7 +87,7 @@ struct task_struct___o {
 static __always_inline __u32 task_state(struct task_struct *t)
 {
     if (bpf_core_field_exists(t->__state))
-        return BPF_CORE_READ(t, __state);
+        return t->__state; /* a BTF pointer: a plain load, no helper call */
     return (__u32)BPF_CORE_READ((struct task_struct___o *)t, state);
 }
 
@@ -105,49 +105,6 @@ static __always_inline int state_class(bool preempt, __u32 st)
     if (st & TASK_UNINTERRUPTIBLE)
         return st & TASK_NOLOAD ? DN_OC_IDLE : DN_OC_UNINTERRUPTIBLE;
     return DN_OC_STOPPED;
-}
-
-/* The system call a task is blocked in (-1: none, as when it was preempted in user
- * space), and whether it is a poll/select/epoll wait with a finite timeout. */
-static __always_inline __s32 blocked_syscall(struct task_struct *t, int cls, __u8 *timed)
-{
-    *timed = 0;
-    if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
-        return -1; /* before 5.15 */
-    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
-    if (!regs)
-        return -1;
-#if defined(__TARGET_ARCH_x86)
-    __s32 nr = (__s32)BPF_CORE_READ(regs, orig_ax);
-    if (cls != DN_OC_INTERRUPTIBLE)
-        return nr;
-    switch (nr) {
-    case 7: /* poll: timeout in ms, -1 waits forever */
-        *timed = (int)PT_REGS_PARM3_CORE_SYSCALL(regs) >= 0;
-        break;
-    case 232: /* epoll_wait */
-    case 281: /* epoll_pwait */
-        *timed = (int)PT_REGS_PARM4_CORE_SYSCALL(regs) >= 0;
-        break;
-    case 271: /* ppoll: struct timespec *, NULL waits forever */
-        *timed = PT_REGS_PARM3_CORE_SYSCALL(regs) != 0;
-        break;
-    case 441: /* epoll_pwait2 */
-        *timed = PT_REGS_PARM4_CORE_SYSCALL(regs) != 0;
-        break;
-    case 23:  /* select: struct timeval * */
-    case 270: /* pselect6 */
-        *timed = PT_REGS_PARM5_CORE_SYSCALL(regs) != 0;
-        break;
-    }
-    return nr;
-#elif defined(__TARGET_ARCH_arm64)
-    (void)cls;
-    return (__s32)BPF_CORE_READ(regs, syscallno);
-#else
-    (void)cls;
-    return -1;
-#endif
 }
 
 /* Tells user space, once per (process, user stack), to read the process's memory maps
@@ -170,6 +127,89 @@ static __always_inline void announce(__u32 tgid, __u32 tid, __s32 ustack)
     bpf_ringbuf_submit(e, 0);
     __u8 one = 1;
     bpf_map_update_elem(&seen, &s, &one, BPF_ANY); /* full: user space dedups */
+}
+
+/* Where a task left user space: the system call it is blocked in (-1: none, as when
+ * it was preempted in user space), whether that is a poll/select/epoll wait with a
+ * finite timeout, and its user registers (0 where they cannot be read). */
+struct site {
+    __s32 nr;
+    __u8 timed;
+    __u64 ip, sp, bp;
+};
+
+static __always_inline void user_site(struct task_struct *t, int cls, struct site *s)
+{
+    s->nr = -1;
+    s->timed = 0;
+    s->ip = s->sp = s->bp = 0;
+    if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
+        return; /* before 5.15 */
+    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+    if (!regs)
+        return;
+#if defined(__TARGET_ARCH_x86)
+    s->ip = regs->ip;
+    s->sp = regs->sp;
+    s->bp = regs->bp;
+    __s32 nr = (__s32)regs->orig_ax;
+    s->nr = nr;
+    __u8 *timed = &s->timed;
+    if (cls != DN_OC_INTERRUPTIBLE)
+        return;
+    switch (nr) {
+    case 7: /* poll: timeout in ms, -1 waits forever */
+        *timed = (int)PT_REGS_PARM3_CORE_SYSCALL(regs) >= 0;
+        break;
+    case 232: /* epoll_wait */
+    case 281: /* epoll_pwait */
+        *timed = (int)PT_REGS_PARM4_CORE_SYSCALL(regs) >= 0;
+        break;
+    case 271: /* ppoll: struct timespec *, NULL waits forever */
+        *timed = PT_REGS_PARM3_CORE_SYSCALL(regs) != 0;
+        break;
+    case 441: /* epoll_pwait2 */
+        *timed = PT_REGS_PARM4_CORE_SYSCALL(regs) != 0;
+        break;
+    case 23:  /* select: struct timeval * */
+    case 270: /* pselect6 */
+        *timed = PT_REGS_PARM5_CORE_SYSCALL(regs) != 0;
+        break;
+    }
+#elif defined(__TARGET_ARCH_arm64)
+    (void)cls;
+    s->nr = (__s32)BPF_CORE_READ(regs, syscallno);
+#else
+    (void)cls;
+#endif
+}
+
+/* The stacks of a thread leaving the CPU: walked, or those walked last at the same
+ * place (DN_OC_REWALK). */
+static __always_inline void stacks_of(void *ctx, struct dn_oc_thread *t, int cls,
+                                      const struct site *s, __u32 tgid, __u32 tid, __s32 *us,
+                                      __s32 *ks)
+{
+    if (s->ip && t->site_left && t->site_ip == s->ip && t->site_sp == s->sp &&
+        t->site_bp == s->bp && t->site_syscall == s->nr && t->site_state == cls) {
+        t->site_left--;
+        *us = t->site_ustack;
+        *ks = t->site_kstack;
+        return;
+    }
+    *ks = bpf_get_stackid(ctx, &kstacks, 0);
+    *us = bpf_get_stackid(ctx, &ustacks, BPF_F_USER_STACK);
+    if (*us >= 0)
+        announce(tgid, tid, *us);
+    t->site_ip = s->ip;
+    t->site_sp = s->sp;
+    t->site_bp = s->bp;
+    t->site_syscall = s->nr;
+    t->site_state = (__u8)cls;
+    t->site_ustack = *us;
+    t->site_kstack = *ks;
+    /* a failed walk is not reused */
+    t->site_left = *us >= 0 && *ks >= 0 ? DN_OC_REWALK - 1 : 0;
 }
 
 static __always_inline void switch_out(void *ctx, bool preempt, struct task_struct *p,
@@ -198,24 +238,19 @@ static __always_inline void switch_out(void *ctx, bool preempt, struct task_stru
     }
     /* Names now, while the task exists: a child that exits before the next sample
      * keeps them. Re-read each time, as exec and prctl change them. */
-    bpf_probe_read_kernel(t->comm, sizeof(t->comm), &p->comm);
-    struct task_struct *leader = BPF_CORE_READ(p, group_leader);
-    bpf_probe_read_kernel(t->pcomm, sizeof(t->pcomm), &leader->comm);
+    __builtin_memcpy(t->comm, p->comm, sizeof(t->comm));
+    __builtin_memcpy(t->pcomm, p->group_leader->comm, sizeof(t->pcomm));
 
-    __u8 timed;
-    __s32 nr = blocked_syscall(p, cls, &timed);
+    struct site site;
+    user_site(p, cls, &site);
     __s32 us = DN_OC_NO_STACK, ks = DN_OC_NO_STACK;
-    if (with_stacks) {
-        ks = bpf_get_stackid(ctx, &kstacks, 0);
-        us = bpf_get_stackid(ctx, &ustacks, BPF_F_USER_STACK);
-        if (us >= 0)
-            announce(tgid, tid, us);
-    }
+    if (with_stacks)
+        stacks_of(ctx, t, cls, &site, tgid, tid, &us, &ks);
     t->start_ustack = us;
     t->start_kstack = ks;
-    t->start_syscall = nr;
+    t->start_syscall = site.nr;
     t->start_state = (__u8)cls;
-    t->start_timed = timed;
+    t->start_timed = site.timed;
     /* After the stack walks: the thread is on the CPU until the switch. */
     *now = bpf_ktime_get_ns();
     t->start_ns = *now;
