@@ -616,6 +616,8 @@ int dn_offcpu_open(struct dn_offcpu **out, int tracked_map_fd, bool stacks, char
     o->seen_fd = bpf_map__fd(o->skel->maps.seen);
     o->tracked_fd = bpf_map__fd(o->skel->maps.tracked);
     o->next_fold_ns = mono_ns() + 1000000000LL;
+    if (stacks)
+        dn_kallsyms_prefetch();
     *out = o;
     return 0;
 

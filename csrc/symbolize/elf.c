@@ -37,6 +37,7 @@ struct dn_elf {
     int dw_fd;
     Elf *dw_elf;
     Dwarf *dw;
+    bool dw_aranges; /* has .debug_aranges: an address outside them has no line */
 };
 
 struct dn_elf_cache {
@@ -238,7 +239,7 @@ static struct dn_elf *elf_load(int fd, const struct stat *st, const char **why)
     /* .symtab (complete), else the debug file's, else .dynsym (exported names only). */
     if (load_table(f, e, SHT_SYMTAB, &cap, &nl, &ncap))
         goto oom;
-    if (!f->nsyms || !has_section(e, ".debug_info"))
+    if (!f->nsyms)
         dbg = open_debug(e, &dbg_fd);
     if (!f->nsyms && dbg && load_table(f, dbg, SHT_SYMTAB, &cap, &nl, &ncap))
         goto oom;
@@ -256,16 +257,14 @@ static struct dn_elf *elf_load(int fd, const struct stat *st, const char **why)
     }
     f->nsyms = k;
 
-    /* Line information, from the object or its debug file. */
+    /* Line information from the object's own DWARF only: a separate debug file's is
+     * compressed, and libdw inflates all of it up front (a tenth of a second for libc,
+     * seconds and hundreds of MB for a large program), in the middle of a sample. */
     if (has_section(e, ".debug_info") && (f->dw = dwarf_begin_elf(e, DWARF_C_READ, NULL))) {
         f->dw_elf = e;
         f->dw_fd = dup(fd);
+        f->dw_aranges = has_section(e, ".debug_aranges");
         e = NULL;
-    } else if (dbg && (f->dw = dwarf_begin_elf(dbg, DWARF_C_READ, NULL))) {
-        f->dw_elf = dbg;
-        f->dw_fd = dbg_fd;
-        dbg = NULL;
-        dbg_fd = -1;
     }
     if (e)
         elf_end(e);
@@ -367,11 +366,13 @@ static const char *sym_at(const struct dn_elf *f, uint64_t vaddr)
     return f->names + s->name;
 }
 
-static bool cu_for(Dwarf *dw, uint64_t vaddr, Dwarf_Die *cu)
+static bool cu_for(Dwarf *dw, bool aranges, uint64_t vaddr, Dwarf_Die *cu)
 {
     if (dwarf_addrdie(dw, vaddr, cu))
         return true;
-    /* No .debug_aranges: walk the compilation units' ranges. */
+    if (aranges)
+        return false;
+    /* No .debug_aranges (some compilers leave it out): walk the units' ranges. */
     Dwarf_Off off = 0, next;
     size_t hsize;
     while (dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
@@ -390,7 +391,7 @@ void dn_elf_lookup(struct dn_elf *f, uint64_t off, struct dn_elf_hit *hit)
         return;
     hit->symbol = sym_at(f, vaddr);
     Dwarf_Die cu;
-    if (!f->dw || !cu_for(f->dw, vaddr, &cu))
+    if (!f->dw || !cu_for(f->dw, f->dw_aranges, vaddr, &cu))
         return;
     Dwarf_Line *l = dwarf_getsrc_die(&cu, vaddr);
     int line = 0;

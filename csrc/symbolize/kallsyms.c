@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@ struct ksym {
  * every monitor in the process shares it. */
 static struct {
     pthread_mutex_t lock;
-    bool loaded;
+    bool loaded, prefetching;
     const char *error; /* why there is no table */
     struct ksym *v;
     size_t n, cap;
@@ -82,8 +83,64 @@ static void load_locked(void)
     qsort(K.v, K.n, sizeof *K.v, cmp_ksym);
 }
 
+/* fork() while another thread holds the lock (a prefetch, a sampler naming frames)
+ * would leave it locked for good in the child: fork waits for it instead. */
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&K.lock);
+}
+
+static void atfork_release(void)
+{
+    pthread_mutex_unlock(&K.lock);
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void *prefetch_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&K.lock);
+    if (!K.loaded)
+        load_locked();
+    K.prefetching = false;
+    pthread_mutex_unlock(&K.lock);
+    return NULL;
+}
+
+void dn_kallsyms_prefetch(void)
+{
+    pthread_once(&atfork_once, register_atfork);
+    pthread_mutex_lock(&K.lock);
+    bool start = !K.loaded && !K.prefetching;
+    K.prefetching = start;
+    pthread_mutex_unlock(&K.lock);
+    if (!start)
+        return;
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* signals are for the host's threads */
+    if (pthread_create(&t, &a, prefetch_main, NULL) != 0) {
+        pthread_mutex_lock(&K.lock);
+        K.prefetching = false; /* read on first use instead */
+        pthread_mutex_unlock(&K.lock);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&a);
+}
+
 const char *dn_kallsyms_lookup(uint64_t addr, const char **why)
 {
+    pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&K.lock);
     if (!K.loaded)
         load_locked();

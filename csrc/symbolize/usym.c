@@ -18,6 +18,25 @@
 static pthread_mutex_t elf_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct dn_elf_cache *elf_cache;
 
+/* fork() while a sampler thread names frames would leave the lock held for good in the
+ * child: fork waits for it instead. */
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&elf_lock);
+}
+
+static void atfork_release(void)
+{
+    pthread_mutex_unlock(&elf_lock);
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
 enum kind { K_FILE, K_ANON, K_DELETED, K_MEMFD, K_SPECIAL };
 
 struct xmap {
@@ -40,6 +59,7 @@ struct dn_usym {
 
 struct dn_usym *dn_usym_new(void)
 {
+    pthread_once(&atfork_once, register_atfork);
     struct dn_usym *u = calloc(1, sizeof *u);
     if (!u)
         return NULL;
