@@ -104,6 +104,20 @@ int dn_tracker_add(struct dn_tracker *t, pid_t tgid)
     return 0;
 }
 
+int dn_tracker_mark_exited(struct dn_tracker *t, pid_t tgid, uint64_t mono_ns)
+{
+    __u32 key = (__u32)tgid;
+    struct dn_tracked v;
+    if (bpf_map_lookup_elem(t->map_fd, &key, &v) != 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (v.exit_ns)
+        return 0; /* the exit hook saw it */
+    v.exit_ns = mono_ns;
+    if (bpf_map_update_elem(t->map_fd, &key, &v, BPF_EXIST) != 0)
+        return errno == ENOENT ? 0 : -errno;
+    return 0;
+}
+
 int dn_tracker_forget(struct dn_tracker *t, pid_t tgid)
 {
     __u32 key = (__u32)tgid;
