@@ -377,6 +377,10 @@ int dn_session_attach(struct dn_session *s, pid_t pid)
         int rc = dn_collector_register_tree(s->tracker, pid);
         if (rc)
             tracker_failed(s, rc, pid);
+        else if (root_exited(s))
+            /* It exited before it was registered (loading eBPF takes a while): its exit
+             * hook never saw it, so a process that reuses the pid must not count. */
+            dn_tracker_mark_exited(s->tracker, pid, (uint64_t)dn_monotonic_ns());
     }
     return 0;
 }
@@ -453,6 +457,9 @@ int dn_session_stop(struct dn_session *s)
     stop_thread(s);
     pthread_mutex_lock(&s->lock);
     reap_locked(s, false);
+    /* Off-CPU figures freeze first, so the file's summary, get_summary() and the folded
+     * stacks all hold the same intervals. */
+    dn_offcpu_detach(s->offcpu, true);
     write_summary_and_close_locked(s);
     int rc = s->writer_err;
     s->writer_err = 0; /* reported once */
