@@ -511,7 +511,16 @@ def test_forked_child_lets_go_of_the_profiler(require_ebpf, cc, tmp_path):
         try:
             mon.get_summary()
             mon.offcpu_folded()
-            code = 0
+            # the inherited BPF programs, maps and ring buffer are let go
+            kinds = []
+            for fd in os.listdir("/proc/self/fdinfo"):
+                try:
+                    with open(f"/proc/self/fdinfo/{fd}") as f:
+                        text = f.read()
+                except OSError:
+                    continue
+                kinds += [k for k in ("prog_type:", "map_type:", "link_type:") if k in text]
+            code = 0 if not kinds else 2
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)

@@ -27,6 +27,7 @@
 #define MAX_BOTTLENECKS 5      /* sentences in a sample */
 #define BOTTLENECK_MIN_PCT 10.0
 #define MAX_STACK_THREADS 64   /* [pid, tid] pairs listed per stack */
+#define MAX_THREAD_STATS 512   /* threads in a sample's thread_stats (the heaviest) */
 
 /* A symbolized stack, in the arena: immutable once made. */
 struct symstack {
@@ -970,8 +971,10 @@ int dn_offcpu_snapshot(struct dn_offcpu *o, struct dn_offcpu_sample **out)
         if (!s->min_ns || a->min_ns < s->min_ns)
             s->min_ns = a->min_ns;
     }
-    s->nthreads = n;
     qsort(s->threads, n, sizeof *s->threads, cmp_thread);
+    /* Every thread counts in the totals; a sample lists the heaviest ones (a run with
+     * thousands of short-lived processes would otherwise grow every sample). */
+    s->nthreads = n < MAX_THREAD_STATS ? n : MAX_THREAD_STATS;
 
     for (size_t i = 0; i < o->keys.cap; i++) {
         const struct acc_key *a = o->keys.slots[i];
