@@ -460,6 +460,18 @@ def test_offcpu_can_be_turned_off(require_ebpf, cc, tmp_path):
         mon.offcpu_folded()
 
 
+def test_execute_with_monitoring_passes_the_offcpu_keywords(require_ebpf, cc):
+    exe = cc("sleeper", SLEEPER_C)
+    code, mon = denet.execute_with_monitoring([exe, "10", "20"], enable_ebpf=True,
+                                              offcpu_stacks=False, quiet=True)
+    assert code == 0
+    oc = mon.get_samples()[-1]["aggregated"]["ebpf"]["offcpu"]
+    # It attaches to a running (stopped) process: a sleep begun before that is not
+    # counted, the later ones are.
+    assert oc["total_time_ns"] >= 140e6 and "stack_traces" not in oc, oc
+    assert mon.get_summary()["offcpu_analysis"]["bottleneck_type"] == "sleep"
+
+
 def test_folded_needs_ebpf():
     mon = denet.ProcessMonitor(["true"], quiet=True)
     mon.run()
