@@ -20,6 +20,7 @@
 #include "ebpf/offcpu.h"
 #include "ebpf/syscalls.h"
 #include "ebpf/tracked.h"
+#include "symbolize/kallsyms.h"
 
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
@@ -305,6 +306,9 @@ int dn_session_open_output(struct dn_session *s, const char *path, int fd, enum 
 
 int dn_session_open_ebpf(struct dn_session *s, char *err, size_t errlen)
 {
+    /* Kernel frames need /proc/kallsyms: read it while the programs load. */
+    if (s->o.offcpu && s->o.offcpu_stacks)
+        dn_kallsyms_prefetch();
     int rc = dn_tracker_open(&s->tracker, err, errlen);
     if (rc == 0) {
         /* Syscall counting: filtered on the tracker's map; counts begin now. */

@@ -618,7 +618,7 @@ int dn_offcpu_open(struct dn_offcpu **out, int tracked_map_fd, bool stacks, char
     o->tracked_fd = bpf_map__fd(o->skel->maps.tracked);
     o->next_fold_ns = mono_ns() + 1000000000LL;
     if (stacks)
-        dn_kallsyms_prefetch();
+        dn_kallsyms_prefetch(); /* no-op when the session started it already */
     *out = o;
     return 0;
 
