@@ -1,7 +1,7 @@
 # denet: `make demo` and `make test` are all a fresh Debian 12 machine needs.
 VENV      := .venv
 PY        := $(VENV)/bin/python
-APT_PKGS  := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev python3-dev python3-venv \
+APT_PKGS  := clang llvm libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev python3-dev python3-venv \
              python3-pytest python3-psutil python3-setuptools iproute2 \
              python3-ipython python3-ipykernel python3-nbclient python3-nbformat \
              python3-pandas python3-matplotlib python3-pil chromium fonts-dejavu-core
@@ -89,6 +89,7 @@ bench: build
 	if [ -n "$$missing" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing || true; fi
 	$(PY) bench/sampling.py
 	@if [ -f bench/syscalls.py ]; then $(PY) bench/syscalls.py; fi
+	@if [ -f bench/offcpu.py ]; then $(PY) bench/offcpu.py; fi
 
 # The test suite's C paths under AddressSanitizer + UBSan (leak checking stays with the
 # RSS-flat leak test: CPython's own allocations would drown LeakSanitizer).

@@ -102,13 +102,14 @@ if os.environ.get("DENET_SANITIZE"):
 
 ext = Extension(
     "denet._denet",
-    # csrc/python (bindings), csrc/core (C-only session), csrc/ebpf (BPF user side).
+    # csrc/python (bindings), csrc/core (C-only session), csrc/ebpf (BPF user side),
+    # csrc/symbolize (naming user and kernel frames).
     # Headers are named from csrc/ ("core/writer.h") and shared BPF headers from the
     # top ("bpf/tracked.h"), so a user-side file and a BPF header never share a name.
     sources=sorted(glob.glob("csrc/*/*.c")),
     depends=sorted(glob.glob("csrc/*/*.h") + glob.glob("bpf/*.h")),
     include_dirs=["csrc", "."],
-    libraries=["bpf", "elf", "z"],
+    libraries=["bpf", "elf", "dw", "z"],
     extra_compile_args=extra_cflags,
     extra_link_args=extra_ldflags,
 )

@@ -160,8 +160,67 @@ def _cell(value: Any, render) -> str:
     return (text if len(text) <= 30 else text[:27] + "...") + " (not a number)"
 
 
-def summary_table(summary: dict, title: str = "denet summary", extra: list[tuple[str, str]] | None = None) -> str:
-    """Human-readable summary table."""
+def _frames_text(frames: Any, limit: int = 6) -> str:
+    """``a < b < c``: the innermost frames of a stack, callers to the right."""
+    if not isinstance(frames, list):
+        return ""
+    names = [str(f.get("symbol")) for f in frames if isinstance(f, dict) and f.get("symbol")]
+    text = " < ".join(names[:limit])
+    return text + (" < ..." if len(names) > limit else "")
+
+
+def offcpu_rows(summary: dict, offcpu: dict | None) -> list[tuple[str, str]]:
+    """The off-CPU rows: total and verdict from the summary, the top blocking threads
+    and the heaviest stack from the last sample's ``ebpf.offcpu``."""
+    rows: list[tuple[str, str]] = []
+    total = _finite(summary.get("total_offcpu_time_secs"))
+    if total is None:
+        return rows
+    rows.append(("Off-CPU time", f"{total:.2f} s (all threads together)"))
+    analysis = summary.get("offcpu_analysis")
+    if isinstance(analysis, dict):
+        shares = []
+        for label, key in (("I/O", "io_wait_percentage"), ("lock", "lock_contention_percentage"),
+                           ("sleep", "sleep_percentage"), ("CPU wait", "cpu_wait_percentage"),
+                           ("other", "other_wait_percentage")):
+            pct = _finite(analysis.get(key))
+            if pct is not None:
+                shares.append(f"{label} {pct:.1f} %")
+        rows.append(("  verdict", f"{analysis.get('bottleneck_type', '-')} ({', '.join(shares)})"))
+        hints = analysis.get("optimization_hints")
+        if isinstance(hints, list) and hints:
+            rows.append(("  hint", str(hints[0])))
+    if not isinstance(offcpu, dict):
+        return rows
+    threads = offcpu.get("top_blocking_threads")
+    if isinstance(threads, list) and threads:
+        for i, t in enumerate(threads[:3]):
+            if not isinstance(t, dict):
+                continue
+            ms = _finite(t.get("time_ms")) or 0.0
+            pct = _finite(t.get("percentage")) or 0.0
+            rows.append(("Top blocking threads" if i == 0 else "",
+                         f"{t.get('process_name', '?')} {t.get('pid')}:{t.get('tid')} "
+                         f"({t.get('thread_name', '?')}): {ms / 1000:.2f} s, {pct:.1f} %"))
+    traces = offcpu.get("stack_traces")
+    if isinstance(traces, list) and traces and isinstance(traces[0], dict):
+        top = traces[0]
+        event = top.get("event") if isinstance(top.get("event"), dict) else {}
+        secs = (_finite(top.get("total_time_ns")) or 0.0) / 1e9
+        what = top.get("syscall") or "no system call"
+        user = _frames_text(top.get("user_stack")) or top.get("user_stack_error") or "-"
+        kernel = _frames_text(top.get("kernel_stack")) or top.get("kernel_stack_error") or "-"
+        rows.append(("Heaviest stack",
+                     f"{secs:.2f} s, {top.get('wait', '?')} in {what}, "
+                     f"{top.get('process_name', '?')} {event.get('pid', '?')}:{event.get('tid', '?')}"))
+        rows.append(("  user", user))
+        rows.append(("  kernel", kernel))
+    return rows
+
+
+def summary_table(summary: dict, title: str = "denet summary", extra: list[tuple[str, str]] | None = None,
+                  offcpu: dict | None = None) -> str:
+    """Human-readable summary table; ``offcpu``: the last sample's ``ebpf.offcpu``."""
     rows: list[tuple[str, str]] = list(extra or [])
     g = summary.get
     estimated = g("estimated") if isinstance(g("estimated"), list) else []
@@ -195,6 +254,7 @@ def summary_table(summary: dict, title: str = "denet summary", extra: list[tuple
                 if count != 0:
                     rows.append((f"  {cat}", _cell(count, lambda n: f"{int(n):,}")))
     rows += gpu_rows(g("gpu"))
+    rows += offcpu_rows(summary, offcpu)
     rows += heaviest_process_rows(g("processes"))
     if estimated:
         rows.append(("Estimated", ", ".join(str(x) for x in estimated)))

@@ -292,6 +292,13 @@ def _metrics_problem(metrics: Any, where: str, keys: tuple[str, ...]) -> str | N
     if ebpf is not None:
         if not isinstance(ebpf, dict):
             return f"{where}ebpf is {_short(ebpf)}, not an object"
+        offcpu = ebpf.get("offcpu")
+        if offcpu is not None:
+            if not isinstance(offcpu, dict):
+                return f"{where}ebpf.offcpu is {_short(offcpu)}, not an object"
+            why = _number_problem(offcpu.get("total_time_ns"))
+            if why:
+                return f"{where}ebpf.offcpu.total_time_ns is {why}"
         syscalls = ebpf.get("syscalls")
         if syscalls is not None:
             if not isinstance(syscalls, dict):
@@ -363,6 +370,9 @@ def record_problem(kind: str, record: dict) -> str | None:
                 why = _number_problem(value, allow_none=False)
                 if why:
                     return f"{key} is {why}"
+        analysis = record.get("offcpu_analysis")
+        if analysis is not None and not isinstance(analysis, dict):
+            return f"offcpu_analysis is {_short(analysis)}, not an object"
         if "syscalls_by_category" in record:
             return _counts_problem(record["syscalls_by_category"], "syscalls_by_category")
         return None

@@ -10,7 +10,10 @@ return the same keys as ``ProcessMonitor.get_summary()``:
 ``avg_cpu_usage``, ``total_cpu_time_secs``, ``peak_process_rss_kb``,
 ``processes_seen`` and, when
 the samples carry eBPF syscall counts, ``total_syscalls`` and
-``syscalls_by_category``, and when they carry GPU readings, ``gpu``.
+``syscalls_by_category``; when they carry off-CPU times,
+``total_offcpu_time_secs`` and ``offcpu_analysis`` (from the last sample, since
+off-CPU figures are cumulative; the summary record wins when the file has one); and
+when they carry GPU readings, ``gpu``.
 
 How each is computed from samples:
 
@@ -69,7 +72,8 @@ SUMMARY_KEYS = (
     "peak_process_rss_kb",
     "processes_seen",
 )
-EBPF_SUMMARY_KEYS = ("total_syscalls", "syscalls_by_category")
+EBPF_SUMMARY_KEYS = ("total_syscalls", "syscalls_by_category", "total_offcpu_time_secs",
+                     "offcpu_analysis")
 GPU_SUMMARY_KEY = "gpu"
 _GIB = 1024 ** 3
 ESTIMATED_KEYS = ["total_cpu_time_secs", "peak_process_rss_kb", "processes_seen"]
@@ -116,6 +120,12 @@ class _Accumulator:
         self.have_process_net = False
         self.syscalls: dict | None = None
         self.gpu = _GpuAccumulator()
+        self.offcpu: dict | None = None
+
+    def _offcpu(self, ebpf: Any) -> None:
+        """Off-CPU figures are cumulative: the last sample's are the run's."""
+        if isinstance(ebpf, dict) and isinstance(ebpf.get("offcpu"), dict):
+            self.offcpu = ebpf["offcpu"]
 
     # -- per-process helpers
     def _process(self, key: Any, metrics: dict) -> None:
@@ -169,8 +179,10 @@ class _Accumulator:
                 if isinstance(ebpf, dict) and isinstance(ebpf.get("syscalls"), dict):
                     self.syscalls = ebpf["syscalls"]
                 self.gpu.add(aggregated.get("gpu"))
+                self._offcpu(ebpf)
             ts = sample.get("ts_ms", view.get("ts_ms"))
         else:  # flat sample
+            self._offcpu(sample.get("ebpf"))
             self._process(_PARENT, sample)
             self.gpu.add(sample.get("gpu"))
             view = sample
@@ -230,6 +242,10 @@ class _Accumulator:
             out["total_syscalls"] = _int(_num(self.syscalls.get("total")))
             by_cat = self.syscalls.get("by_category")
             out["syscalls_by_category"] = dict(by_cat) if isinstance(by_cat, dict) else {}
+        if isinstance(self.offcpu, dict):
+            out["total_offcpu_time_secs"] = _num(self.offcpu.get("total_time_ns")) / 1e9
+            if isinstance(self.offcpu.get("analysis"), dict):
+                out["offcpu_analysis"] = dict(self.offcpu["analysis"])
         if summary_record is not None:
             out["total_cpu_time_secs"] = summary_record.get("total_cpu_time_secs", 0.0)
             out["peak_process_rss_kb"] = summary_record.get("peak_process_rss_kb", 0)

@@ -11,7 +11,8 @@
 Options of ``run`` and ``attach`` (before or after the sub-command name): ``--out
 FILE``, ``--interval MS``, ``--max-interval MS``, ``--duration SECS``,
 ``--exclude-children``, ``--since-process-start``, ``--enable-ebpf``,
-``--gpu``/``--no-gpu``, ``--no-update``.  Options of every sub-command: ``--json``, ``--stats FILE``,
+``--gpu``/``--no-gpu``, ``--no-offcpu``, ``--no-offcpu-stacks``, ``--offcpu-folded FILE``,
+``--no-update``.  Options of every sub-command: ``--json``, ``--stats FILE``,
 ``--quiet``, ``--format`` (of ``--out`` for run and attach, taken from its
 extension by default; of ``FILE`` for stats, told from its content by default),
 ``--html FILE`` (the HTML report, see :mod:`denet.report`).
@@ -99,6 +100,9 @@ _DEFAULTS = {
     "since_process_start": False,
     "enable_ebpf": False,
     "gpu": None,  # None: on when NVML loads; --gpu: True (say why not); --no-gpu: False
+    "no_offcpu": False,
+    "no_offcpu_stacks": False,
+    "offcpu_folded": None,
     "no_update": False,
     "html": None,
 }
@@ -112,6 +116,9 @@ _MONITOR_OPTIONS = {
     "since_process_start": "--since-process-start",
     "enable_ebpf": "--enable-ebpf",
     "gpu": "--gpu",
+    "no_offcpu": "--no-offcpu",
+    "no_offcpu_stacks": "--no-offcpu-stacks",
+    "offcpu_folded": "--offcpu-folded",
     "no_update": "--no-update",
 }
 _MONITOR_FLAGS = {"-o": "--out", "-i": "--interval", "-d": "--duration", "--no-gpu": "--no-gpu",
@@ -162,6 +169,13 @@ def _add_monitor_options(parser: argparse.ArgumentParser, note: str = "") -> Non
                           "(default: on when the driver's library loads)" + note)
     gpu.add_argument("--no-gpu", dest="gpu", action="store_const", const=False, default=sup,
                      help="no GPU monitoring" + note)
+    parser.add_argument("--no-offcpu", action="store_true", default=sup,
+                        help="with --enable-ebpf: no off-CPU profiling" + note)
+    parser.add_argument("--no-offcpu-stacks", action="store_true", default=sup,
+                        help="with --enable-ebpf: off-CPU times without stacks (cheaper)" + note)
+    parser.add_argument("--offcpu-folded", metavar="FILE", default=sup,
+                        help="with --enable-ebpf: write the off-CPU stacks to FILE in the folded "
+                             "format of flame-graph tools (weights in microseconds)" + note)
     parser.add_argument("--no-update", action="store_true", default=sup, help="no live status line" + note)
 
 
@@ -223,6 +237,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             setattr(args, dest, default)
     args.out_format = None
     if command in ("run", "attach"):
+        if args.offcpu_folded is not None and not args.enable_ebpf:
+            parser.error("--offcpu-folded needs --enable-ebpf (off-CPU stacks come from eBPF)")
+        if args.offcpu_folded is not None and args.no_offcpu:
+            parser.error("--offcpu-folded and --no-offcpu contradict each other")
         if args.format is not None and args.out is None:
             parser.error("--format sets the format of the --out file: give --out FILE too")
         if args.out is not None:
@@ -374,11 +392,37 @@ def _monitor_kwargs(args, output_file: str | None) -> dict:
         "write_metadata": output_file is not None,
         "enable_ebpf": args.enable_ebpf,
         "gpu": args.gpu,
+        "offcpu": not args.no_offcpu,
+        "offcpu_stacks": not args.no_offcpu_stacks,
     }
 
 
+def _write_folded(monitor, path: str) -> bool:
+    """--offcpu-folded: the off-CPU stacks for flame-graph tools; False after saying why
+    when there are none to write or the file cannot be written."""
+    try:
+        text = monitor.offcpu_folded()
+    except RuntimeError as e:
+        _err(f"--offcpu-folded: nothing written: {e}")
+        return False
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return True
+    except OSError as e:
+        _err(f"cannot write --offcpu-folded file {path}: {e.strerror or e}")
+        return False
+
+
+def _final_offcpu(monitor) -> dict | None:
+    """The off-CPU part of the last sample, for the summary table."""
+    ebpf = _cli_format.whole_tree(_latest(monitor)).get("ebpf")
+    offcpu = ebpf.get("offcpu") if isinstance(ebpf, dict) else None
+    return offcpu if isinstance(offcpu, dict) else None
+
+
 def _finish_report(args, summary: dict, extra_rows: list[tuple[str, str]],
-                   streamed: bool = False) -> bool:
+                   streamed: bool = False, offcpu: dict | None = None) -> bool:
     """Print/write the summary as the options ask; False if --stats failed.
     ``streamed``: the monitor already wrote the summary line to stdout itself."""
     ok = True
@@ -393,7 +437,7 @@ def _finish_report(args, summary: dict, extra_rows: list[tuple[str, str]],
             pass
     elif not args.quiet:
         try:
-            sys.stderr.write(_cli_format.summary_table(summary, extra=extra_rows))
+            sys.stderr.write(_cli_format.summary_table(summary, extra=extra_rows, offcpu=offcpu))
             sys.stderr.flush()
         except (OSError, ValueError):
             pass
@@ -612,13 +656,16 @@ def cmd_run(args) -> int:
             if forward is not None:
                 forward.pump(final=True)
             summary = _summarize(monitor)
+            if args.offcpu_folded is not None:
+                out_ok = _write_folded(monitor, args.offcpu_folded) and out_ok
             if code is None:
                 code = monitor.wait(timeout=GRACE_SECS)
             exit_code = 1 if code is None else (128 - code if code < 0 else code)
             extra = [("Command", shlex.join(cmd)), ("Exit code", _describe_exit(code))]
             if reason is not None:
                 extra.append(("Stopped by", "--duration" if reason == "duration" else reason))
-            if not _finish_report(args, summary, extra, _streams_to_stdout(output_file)) or not out_ok:
+            if not _finish_report(args, summary, extra, _streams_to_stdout(output_file),
+                                  _final_offcpu(monitor)) or not out_ok:
                 return exit_code or 1
             if not _write_html(args, output_file, title=f"denet run -- {shlex.join(cmd)}"):
                 return exit_code or 1
@@ -683,9 +730,12 @@ def cmd_attach(args) -> int:
             if forward is not None:
                 forward.pump(final=True)
             summary = _summarize(monitor)
+            if args.offcpu_folded is not None:
+                out_ok = _write_folded(monitor, args.offcpu_folded) and out_ok
             extra = [("Attached to pid", str(args.pid))]
             extra.append(("Stopped by", {None: "process exit", "duration": "--duration"}.get(reason, reason)))
-            ok = _finish_report(args, summary, extra, _streams_to_stdout(output_file)) and out_ok
+            ok = _finish_report(args, summary, extra, _streams_to_stdout(output_file),
+                                _final_offcpu(monitor)) and out_ok
             return 0 if _write_html(args, output_file, title=f"denet attach {args.pid}") and ok else 1
     finally:
         if forward is not None:

@@ -141,6 +141,9 @@ def execute_with_monitoring(
     quiet: bool = False,
     include_children: bool = True,
     write_metadata: bool = False,
+    enable_ebpf: bool = False,
+    offcpu: bool = True,
+    offcpu_stacks: bool = True,
     gpu: bool | None = None,
 ):
     """Run ``cmd`` and monitor it (and, by default, its children) until it exits.
@@ -172,6 +175,8 @@ def execute_with_monitoring(
         include_children: monitor the whole process tree (tree samples) or only
             the command (flat samples).
         write_metadata: write the metadata record to ``output_file``.
+        enable_ebpf: syscall counts and off-CPU profiling through eBPF (root).
+        offcpu, offcpu_stacks: with ``enable_ebpf``, off-CPU time, and its stacks.
         gpu: NVIDIA GPU monitoring through NVML: ``True`` (a missing driver
             is then reported in the samples and with a RuntimeWarning),
             ``False``, or ``None`` (the default): on when the driver's
@@ -252,6 +257,9 @@ def execute_with_monitoring(
                 quiet=quiet,
                 include_children=include_children,
                 write_metadata=write_metadata,
+                enable_ebpf=enable_ebpf,
+                offcpu=offcpu,
+                offcpu_stacks=offcpu_stacks,
                 gpu=gpu,
             )
             monitor.start()

@@ -1027,7 +1027,7 @@ static int register_one(struct dn_tracker *t, pid_t pid)
     bool alive = dn_procfs_open(&pf, pid, false) == 0 && dn_procfs_read(&pf, &r, false) == 0 &&
                  r.state != 'Z' && r.state != 'X';
     dn_procfs_close(&pf);
-    return alive ? 0 : dn_tracker_mark_exited(t, pid);
+    return alive ? 0 : dn_tracker_mark_exited(t, pid, (uint64_t)dn_monotonic_ns());
 }
 
 int dn_collector_register_tree(struct dn_tracker *t, pid_t root)

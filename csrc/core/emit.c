@@ -1,7 +1,13 @@
 #include "core/emit.h"
 
+#include <math.h>
+#include <stdio.h>
+
+#include "bpf/offcpu.h"
 #include "core/gpu_sample.h"
 #include "ebpf/ebpf_sample.h"
+#include "ebpf/offcpu_analysis.h"
+#include "ebpf/offcpu_sample.h"
 #include "ebpf/syscall_analysis.h"
 #include "ebpf/syscall_table.h"
 
@@ -90,6 +96,163 @@ static void emit_syscalls(const struct dn_emitter *e, const struct dn_ebpf_sampl
     OPS->end_object(CTX); /* syscalls */
 }
 
+static double round2(double v)
+{
+    return round(v * 100.0) / 100.0;
+}
+
+static void emit_offcpu_analysis(const struct dn_emitter *e, const char *key,
+                                 const struct dn_offcpu_sample *o)
+{
+    struct dn_offcpu_analysis a;
+    dn_offcpu_analyze(o->class_ns, &a);
+    OPS->begin_object(CTX, key);
+    OPS->str(CTX, "bottleneck_type", a.bottleneck_type);
+    OPS->f64(CTX, "io_wait_percentage", round2(a.pct[DN_WAIT_IO]));
+    OPS->f64(CTX, "lock_contention_percentage", round2(a.pct[DN_WAIT_LOCK]));
+    OPS->f64(CTX, "sleep_percentage", round2(a.pct[DN_WAIT_SLEEP]));
+    OPS->f64(CTX, "cpu_wait_percentage", round2(a.pct[DN_WAIT_CPU]));
+    OPS->f64(CTX, "other_wait_percentage", round2(a.pct[DN_WAIT_OTHER]));
+    OPS->begin_list(CTX, "optimization_hints");
+    for (int i = 0; i < a.nhints; i++)
+        OPS->str(CTX, NULL, a.hints[i]);
+    OPS->end_list(CTX);
+    OPS->end_object(CTX);
+}
+
+static void emit_frames(const struct dn_emitter *e, const char *key, const struct dn_frame *f,
+                        uint32_t n)
+{
+    OPS->begin_list(CTX, key);
+    for (uint32_t i = 0; i < n; i++) {
+        OPS->begin_object(CTX, NULL);
+        OPS->u64(CTX, "address", f[i].address);
+        OPS->str(CTX, "symbol", f[i].symbol);
+        if (f[i].source_location)
+            OPS->str(CTX, "source_location", f[i].source_location);
+        else
+            OPS->null(CTX, "source_location");
+        OPS->end_object(CTX);
+    }
+    OPS->end_list(CTX);
+}
+
+static const char *state_name(uint32_t state)
+{
+    switch (state) {
+    case DN_OC_RUNNING:
+        return "runnable";
+    case DN_OC_INTERRUPTIBLE:
+        return "interruptible";
+    case DN_OC_UNINTERRUPTIBLE:
+        return "uninterruptible";
+    case DN_OC_IDLE:
+        return "idle";
+    default:
+        return "stopped";
+    }
+}
+
+static void emit_stack_trace(const struct dn_emitter *e, const struct dn_offcpu_stack *st)
+{
+    char buf[32];
+    OPS->begin_object(CTX, NULL);
+    OPS->begin_object(CTX, "event"); /* denet 0.5.0's raw event, as an aggregate */
+    OPS->u64(CTX, "pid", st->pid);
+    OPS->u64(CTX, "tid", st->tid);
+    OPS->u64(CTX, "prev_state", st->state);
+    OPS->u64(CTX, "offcpu_time_ns", st->total_ns);
+    OPS->i64(CTX, "user_stack_id", st->user_stack_id);
+    OPS->i64(CTX, "kernel_stack_id", st->kernel_stack_id);
+    OPS->end_object(CTX);
+    OPS->u64(CTX, "total_time_ns", st->total_ns);
+    OPS->u64(CTX, "count", st->count);
+    OPS->str(CTX, "process_name", st->process_name);
+    OPS->str(CTX, "thread_name", st->thread_name);
+    OPS->str(CTX, "state", state_name(st->state));
+    OPS->str(CTX, "wait", dn_wait_class_name(st->wait));
+    if (st->syscall >= 0)
+        OPS->str(CTX, "syscall", dn_syscall_name(st->syscall, buf, sizeof buf));
+    else
+        OPS->null(CTX, "syscall");
+    OPS->begin_list(CTX, "threads");
+    for (uint32_t i = 0; i < st->nthreads; i++) {
+        OPS->begin_list(CTX, NULL);
+        OPS->u64(CTX, NULL, st->threads[i][0]);
+        OPS->u64(CTX, NULL, st->threads[i][1]);
+        OPS->end_list(CTX);
+    }
+    OPS->end_list(CTX);
+    emit_frames(e, "user_stack", st->user, st->nuser);
+    emit_frames(e, "kernel_stack", st->kernel, st->nkernel);
+    if (st->user_stack_error)
+        OPS->str(CTX, "user_stack_error", st->user_stack_error);
+    if (st->kernel_stack_error)
+        OPS->str(CTX, "kernel_stack_error", st->kernel_stack_error);
+    OPS->end_object(CTX);
+}
+
+static void emit_offcpu(const struct dn_emitter *e, const struct dn_offcpu_sample *o)
+{
+    OPS->begin_object(CTX, "offcpu");
+    OPS->u64(CTX, "total_time_ns", o->total_ns);
+    OPS->u64(CTX, "total_events", o->events);
+    OPS->u64(CTX, "avg_time_ns", o->events ? o->total_ns / o->events : 0);
+    OPS->u64(CTX, "max_time_ns", o->max_ns);
+    OPS->u64(CTX, "min_time_ns", o->min_ns);
+    OPS->begin_object(CTX, "thread_stats");
+    for (size_t i = 0; i < o->nthreads; i++) {
+        const struct dn_offcpu_thread *t = &o->threads[i];
+        char key[32];
+        snprintf(key, sizeof key, "%u:%u", t->pid, t->tid);
+        OPS->begin_object_dyn(CTX, key);
+        OPS->u64(CTX, "tid", t->tid);
+        OPS->u64(CTX, "total_time_ns", t->total_ns);
+        OPS->u64(CTX, "count", t->count);
+        OPS->u64(CTX, "avg_time_ns", t->count ? t->total_ns / t->count : 0);
+        OPS->u64(CTX, "max_time_ns", t->max_ns);
+        OPS->u64(CTX, "min_time_ns", t->min_ns);
+        OPS->u64(CTX, "pid", t->pid);
+        OPS->str(CTX, "thread_name", t->thread_name);
+        OPS->str(CTX, "process_name", t->process_name);
+        OPS->end_object(CTX);
+    }
+    OPS->end_object(CTX);
+    OPS->begin_list(CTX, "top_blocking_threads");
+    for (size_t i = 0; i < o->nthreads && i < 10; i++) {
+        const struct dn_offcpu_thread *t = &o->threads[i];
+        OPS->begin_object(CTX, NULL);
+        OPS->u64(CTX, "tid", t->tid);
+        OPS->u64(CTX, "pid", t->pid);
+        OPS->f64(CTX, "time_ms", (double)t->total_ns / 1e6);
+        OPS->f64(CTX, "percentage",
+                 o->total_ns ? round2(100.0 * (double)t->total_ns / (double)o->total_ns) : 0.0);
+        OPS->str(CTX, "thread_name", t->thread_name);
+        OPS->str(CTX, "process_name", t->process_name);
+        OPS->end_object(CTX);
+    }
+    OPS->end_list(CTX);
+    OPS->begin_list(CTX, "bottlenecks");
+    for (size_t i = 0; i < o->nbottlenecks; i++)
+        OPS->str(CTX, NULL, o->bottlenecks[i]);
+    OPS->end_list(CTX);
+    if (o->stacks_enabled) {
+        OPS->begin_list(CTX, "stack_traces");
+        for (size_t i = 0; i < o->nstacks; i++)
+            emit_stack_trace(e, &o->stacks[i]);
+        OPS->end_list(CTX);
+        OPS->begin_object(CTX, "stacks"); /* the heaviest stack */
+        const struct dn_offcpu_stack *top = o->nstacks ? &o->stacks[0] : NULL;
+        emit_frames(e, "user_stack", top ? top->user : NULL, top ? top->nuser : 0);
+        emit_frames(e, "kernel_stack", top ? top->kernel : NULL, top ? top->nkernel : 0);
+        OPS->end_object(CTX);
+    }
+    emit_offcpu_analysis(e, "analysis", o);
+    if (o->dropped)
+        OPS->u64(CTX, "dropped_events", o->dropped);
+    OPS->end_object(CTX);
+}
+
 static void emit_ebpf(const struct dn_emitter *e, const struct dn_ebpf_sample *x)
 {
     OPS->begin_object(CTX, "ebpf");
@@ -98,6 +261,8 @@ static void emit_ebpf(const struct dn_emitter *e, const struct dn_ebpf_sample *x
         if (x->dropped)
             OPS->u64(CTX, "dropped_events", x->dropped);
     }
+    if (x->offcpu)
+        emit_offcpu(e, x->offcpu);
     if (x->error)
         OPS->str(CTX, "error", x->error);
     OPS->end_object(CTX);
@@ -256,6 +421,12 @@ void dn_emit_summary(const struct dn_emitter *e, const struct dn_summary *s,
     }
     if (s->gpu.present)
         emit_gpu_summary(e, "gpu", &s->gpu);
+    if (ebpf && ebpf->offcpu) {
+        OPS->f64(CTX, "total_offcpu_time_secs", (double)ebpf->offcpu->total_ns / 1e9);
+        emit_offcpu_analysis(e, "offcpu_analysis", ebpf->offcpu);
+        if (ebpf->offcpu->dropped)
+            OPS->u64(CTX, "dropped_offcpu_events", ebpf->offcpu->dropped);
+    }
     OPS->end_object(CTX);
 }
 

@@ -11,7 +11,8 @@
 #include "core/collector.h"
 #include "core/sample.h"
 
-/* key is NULL for list items and for the top-level value. */
+/* key is NULL for list items and for the top-level value; otherwise a static string
+ * (the dict back end caches keys by address), except for begin_object_dyn. */
 struct dn_emitter_ops {
     void (*begin_object)(void *ctx, const char *key);
     void (*end_object)(void *ctx);
@@ -23,6 +24,8 @@ struct dn_emitter_ops {
     void (*str)(void *ctx, const char *key, const char *v);
     void (*null)(void *ctx, const char *key);
     void (*boolean)(void *ctx, const char *key, bool v);
+    /* begin_object with a key made at run time ("pid:tid"), not a static string */
+    void (*begin_object_dyn)(void *ctx, const char *key);
 };
 
 struct dn_emitter {

@@ -249,6 +249,7 @@ static void j_boolean(void *ctx, const char *key, bool v)
 static const struct dn_emitter_ops json_ops = {
     j_begin_object, j_end_object, j_begin_list, j_end_list, j_i64, j_u64, j_f64, j_str, j_null,
     j_boolean,
+    j_begin_object,
 };
 
 void dn_json_emitter(struct dn_emitter *e, struct dn_json_writer *w, struct dn_buf *buf)

@@ -20,8 +20,10 @@
 #include "core/procfs.h"
 #include "ebpf/common.h"
 #include "ebpf/ebpf_sample.h"
+#include "ebpf/offcpu.h"
 #include "ebpf/syscalls.h"
 #include "ebpf/tracked.h"
+#include "symbolize/kallsyms.h"
 
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
@@ -101,6 +103,24 @@ static void reap_locked(struct dn_session *s, bool block)
     }
 }
 
+/* The off-CPU part of an eBPF sample, or the reason it is missing. */
+static void offcpu_part_locked(struct dn_session *s, struct dn_ebpf_sample *e)
+{
+    const char *why = s->offcpu_error;
+    char err[512];
+    if (s->offcpu) {
+        if (!s->o.include_children)
+            dn_offcpu_only_tgid(s->offcpu, s->pid);
+        int rc = dn_offcpu_snapshot(s->offcpu, &e->offcpu);
+        if (rc) {
+            dn_ebpf_explain(err, sizeof err, "reading the eBPF off-CPU times", rc);
+            why = err;
+        }
+    }
+    if (why && !e->error)
+        e->error = strdup(why);
+}
+
 /* The eBPF part of sample x: cumulative syscall counts of the tree, or the error. */
 static struct dn_ebpf_sample *ebpf_part_locked(struct dn_session *s, const struct dn_sample *x)
 {
@@ -119,6 +139,7 @@ static struct dn_ebpf_sample *ebpf_part_locked(struct dn_session *s, const struc
     }
     e->cpu_usage = x->tree && x->has_aggregated ? x->aggregated.cpu_usage : x->parent.cpu_usage;
     e->elapsed_secs = (double)(dn_monotonic_ns() - s->syscalls_t0_ns) / 1e9;
+    offcpu_part_locked(s, e);
     return e;
 }
 
@@ -157,8 +178,10 @@ static struct dn_ebpf_sample *summary_ebpf_locked(struct dn_session *s)
         return dn_ebpf_sample_dup(s->final_ebpf);
     if (s->syscalls) {
         struct dn_ebpf_sample *e = calloc(1, sizeof *e);
-        if (e && dn_syscalls_snapshot(s->syscalls, e) == 0)
+        if (e && dn_syscalls_snapshot(s->syscalls, e) == 0) {
+            offcpu_part_locked(s, e);
             return e;
+        }
         dn_ebpf_sample_free(e);
     }
     return s->have_latest && s->latest.ebpf ? dn_ebpf_sample_dup(s->latest.ebpf) : NULL;
@@ -214,6 +237,7 @@ static void *sampler_main(void *arg)
     pthread_mutex_lock(&s->lock);
     if (s->syscalls) /* a monitor watching its own process must not count its sampler */
         dn_syscalls_exclude_tid(s->syscalls, gettid());
+    dn_offcpu_exclude_tid(s->offcpu, gettid());
     while (!s->stop_requested && !s->gone) {
         int64_t t_start = dn_monotonic_ns();
         struct dn_sample x;
@@ -221,17 +245,35 @@ static void *sampler_main(void *arg)
             record_locked(s, &x);
         if (s->gone)
             break;
-        int64_t wait_ms =
-            interval_ms(s, t_start - s->start_mono_ns) - (dn_monotonic_ns() - t_start) / 1000000;
-        if (wait_ms < 0)
-            wait_ms = 0;
-        pthread_mutex_unlock(&s->lock);
-
-        struct pollfd fds[2] = {{.fd = s->wake_fd, .events = POLLIN},
-                                {.fd = s->pidfd, .events = POLLIN}};
-        int n = poll(fds, s->pidfd >= 0 ? 2 : 1, (int)wait_ms);
-        pthread_mutex_lock(&s->lock);
-        bool exited = s->pidfd >= 0 ? n > 0 && (fds[1].revents & POLLIN) : root_exited(s);
+        int64_t deadline = t_start + interval_ms(s, t_start - s->start_mono_ns) * 1000000;
+        bool exited = false;
+        for (;;) {
+            int64_t wait_ms = (deadline - dn_monotonic_ns()) / 1000000;
+            if (wait_ms < 0)
+                wait_ms = 0;
+            /* New off-CPU stacks wake the sampler too: their process's memory maps are
+             * read while it lives, even if it exits before the next sample. */
+            struct pollfd fds[3];
+            int nf = 0, ipid = -1, iev = -1, evfd = dn_offcpu_event_fd(s->offcpu);
+            fds[nf++] = (struct pollfd){.fd = s->wake_fd, .events = POLLIN};
+            if (s->pidfd >= 0) {
+                ipid = nf;
+                fds[nf++] = (struct pollfd){.fd = s->pidfd, .events = POLLIN};
+            }
+            if (evfd >= 0) {
+                iev = nf;
+                fds[nf++] = (struct pollfd){.fd = evfd, .events = POLLIN};
+            }
+            pthread_mutex_unlock(&s->lock);
+            int n = poll(fds, (nfds_t)nf, (int)wait_ms);
+            pthread_mutex_lock(&s->lock);
+            if (iev >= 0 && n > 0 && (fds[iev].revents & POLLIN))
+                dn_offcpu_handle_events(s->offcpu);
+            exited = ipid >= 0 ? n > 0 && (fds[ipid].revents & POLLIN) : root_exited(s);
+            bool only_events = n > 0 && !(fds[0].revents & POLLIN) && !exited;
+            if (!only_events || s->stop_requested || dn_monotonic_ns() >= deadline)
+                break;
+        }
         if (exited && !s->stop_requested) {
             /* The root exited. It is a zombie until reaped: one last read gets its final
              * counters, then reaping gets its rusage. */
@@ -247,6 +289,7 @@ static void *sampler_main(void *arg)
     }
     if (s->syscalls) /* this tid may be reused by a thread we must count */
         dn_syscalls_exclude_tid(s->syscalls, 0);
+    dn_offcpu_exclude_tid(s->offcpu, 0);
     s->thread_running = false;
     pthread_mutex_unlock(&s->lock);
     return NULL;
@@ -266,11 +309,14 @@ static void stop_thread(struct dn_session *s)
     s->thread_started = false;
 }
 
-/* Detaches and closes the eBPF collectors; the collector reads /proc from then on. */
-static void close_ebpf_locked(struct dn_session *s)
+/* Detaches and closes the eBPF collectors; the collector reads /proc from then on. The
+ * off-CPU profiler keeps what it read (finish: after a last read and naming every stack)
+ * for the summary and folded output. */
+static void close_ebpf_locked(struct dn_session *s, bool finish)
 {
     if (s->collector)
         dn_collector_detach_tracker(s->collector);
+    dn_offcpu_detach(s->offcpu, finish);
     dn_syscalls_close(s->syscalls);
     s->syscalls = NULL;
     dn_tracker_close(s->tracker);
@@ -286,11 +332,22 @@ int dn_session_open_output(struct dn_session *s, const char *path, int fd, enum 
 
 int dn_session_open_ebpf(struct dn_session *s, char *err, size_t errlen)
 {
+    /* Kernel frames need /proc/kallsyms: read it while the programs load. */
+    if (s->o.offcpu && s->o.offcpu_stacks)
+        dn_kallsyms_prefetch();
     int rc = dn_tracker_open(&s->tracker, err, errlen);
     if (rc == 0) {
         /* Syscall counting: filtered on the tracker's map; counts begin now. */
         rc = dn_syscalls_open(&s->syscalls, dn_tracker_map_fd(s->tracker), err, errlen);
         s->syscalls_t0_ns = dn_monotonic_ns();
+    }
+    if (rc == 0 && s->o.offcpu) {
+        char oerr[512];
+        if (dn_offcpu_open(&s->offcpu, dn_tracker_map_fd(s->tracker), s->o.offcpu_stacks, oerr,
+                           sizeof oerr) != 0) {
+            free(s->offcpu_error);
+            s->offcpu_error = strdup(oerr);
+        }
     }
     if (rc) {
         free(s->ebpf_error);
@@ -310,6 +367,8 @@ static void tracker_failed(struct dn_session *s, int rc, pid_t pid)
     s->ebpf_error = strdup(err);
     dn_syscalls_close(s->syscalls);
     s->syscalls = NULL;
+    dn_offcpu_free(s->offcpu);
+    s->offcpu = NULL;
     dn_tracker_close(s->tracker);
     s->tracker = NULL;
 }
@@ -348,6 +407,10 @@ int dn_session_attach(struct dn_session *s, pid_t pid)
         int rc = dn_collector_register_tree(s->tracker, pid);
         if (rc)
             tracker_failed(s, rc, pid);
+        else if (root_exited(s))
+            /* It exited before it was registered (loading eBPF takes a while): its exit
+             * hook never saw it, so a process that reuses the pid must not count. */
+            dn_tracker_mark_exited(s->tracker, pid, (uint64_t)dn_monotonic_ns());
     }
     return 0;
 }
@@ -424,6 +487,9 @@ int dn_session_stop(struct dn_session *s)
     stop_thread(s);
     pthread_mutex_lock(&s->lock);
     reap_locked(s, false);
+    /* Off-CPU figures freeze first, so the file's summary, get_summary() and the folded
+     * stacks all hold the same intervals. */
+    dn_offcpu_detach(s->offcpu, true);
     write_summary_and_close_locked(s);
     int rc = s->writer_err;
     s->writer_err = 0; /* reported once */
@@ -432,7 +498,7 @@ int dn_session_stop(struct dn_session *s)
      * tree, say) can change them. */
     if (s->syscalls && !s->final_ebpf)
         s->final_ebpf = summary_ebpf_locked(s);
-    close_ebpf_locked(s);
+    close_ebpf_locked(s, true);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -597,6 +663,14 @@ void dn_session_summary(struct dn_session *s, struct dn_summary *sum,
     pthread_mutex_unlock(&s->lock);
 }
 
+int dn_session_offcpu_folded(struct dn_session *s, char **text, size_t *len)
+{
+    pthread_mutex_lock(&s->lock);
+    int rc = s->offcpu ? dn_offcpu_folded(s->offcpu, text, len) : -ENOTSUP;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 /* ---- teardown ---------------------------------------------------------------------- */
 
 static void *reaper_main(void *arg)
@@ -636,6 +710,8 @@ void dn_session_destroy(struct dn_session *s)
     pthread_mutex_unlock(&s->lock);
     dn_collector_free(s->collector);
     dn_syscalls_close(s->syscalls);
+    dn_offcpu_free(s->offcpu);
+    free(s->offcpu_error);
     dn_tracker_close(s->tracker);
     dn_sample_vec_clear(&s->samples);
     dn_sample_clear(&s->latest);
@@ -671,7 +747,7 @@ void dn_session_after_fork_child(struct dn_session *s)
         dn_writer_abandon(&s->writer); /* no JSON trailer through the parent's offset */
     }
     /* Inherited eBPF programs would stay attached for as long as this child lives. */
-    close_ebpf_locked(s);
+    close_ebpf_locked(s, false);
     /* NVML's state belongs to the parent: forget it without calling into it. */
     dn_gpu_abandon(s->gpu);
     s->gpu = NULL;

@@ -20,6 +20,7 @@
 
 struct dn_tracker;
 struct dn_syscalls;
+struct dn_offcpu;
 struct dn_ebpf_sample;
 struct dn_gpu;
 
@@ -27,6 +28,8 @@ struct dn_session_opts {
     int base_ms, max_ms;
     bool include_children, since_process_start, store_in_memory, write_metadata;
     bool enable_ebpf;
+    bool offcpu;        /* with enable_ebpf: off-CPU time (bpf/offcpu.bpf.c) */
+    bool offcpu_stacks; /* and its stacks */
     int gpu; /* DN_GPU_OFF, DN_GPU_ON (a failure is reported in samples), DN_GPU_AUTO */
 };
 
@@ -54,7 +57,10 @@ struct dn_session {
     struct dn_tracker *tracker;
     struct dn_syscalls *syscalls; /* eBPF syscall counter, NULL when not loaded */
     int64_t syscalls_t0_ns;       /* monotonic time it began counting */
+    struct dn_offcpu *offcpu;     /* off-CPU profiler, NULL when not loaded; after stop()
+                                   * detached from the kernel but still readable */
     char *ebpf_error;             /* why eBPF is off, or NULL */
+    char *offcpu_error;           /* why the off-CPU profiler alone is off, or NULL */
     struct dn_ebpf_sample *final_ebpf; /* the counts when sampling stopped */
     struct dn_writer writer;
     bool writer_closed;
@@ -94,8 +100,10 @@ void dn_session_destroy(struct dn_session *s);
  * 0 or -errno. */
 int dn_session_open_output(struct dn_session *s, const char *path, int fd, enum dn_format fmt);
 
-/* Loads the eBPF tracker and syscall counter. On failure returns -errno, keeps the
- * reason in s->ebpf_error (reported in samples) and copies it into err. */
+/* Loads the eBPF tracker, syscall counter and (o.offcpu) off-CPU profiler. On failure
+ * returns -errno, keeps the reason in s->ebpf_error (reported in samples) and copies it
+ * into err. An off-CPU profiler that cannot load leaves the rest on, with its reason in
+ * s->offcpu_error. */
 int dn_session_open_ebpf(struct dn_session *s, char *err, size_t errlen);
 
 /* Loads NVML when s->o.gpu asks for it (DN_GPU_ON or DN_GPU_AUTO). Returns 0, or
@@ -163,6 +171,10 @@ int dn_session_save(struct dn_session *s, const char *path, enum dn_format fmt);
  * sum: caller calls dn_summary_clear). */
 void dn_session_summary(struct dn_session *s, struct dn_summary *sum,
                         struct dn_ebpf_sample **ebpf);
+
+/* Off-CPU stacks in the folded format of flame-graph tools (ebpf/offcpu.h). *text is
+ * malloc'd. 0, -ENOTSUP when the off-CPU profiler is off, or -errno. */
+int dn_session_offcpu_folded(struct dn_session *s, char **text, size_t *len);
 
 /* In the child of fork(): no thread, a fresh lock, the parent's command and output file
  * left alone, inherited BPF programs and maps closed. The session stays readable. */

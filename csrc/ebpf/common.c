@@ -69,21 +69,23 @@ static int buf_reserve(struct dn_map_buf *b, size_t ksz, size_t vsz, size_t want
 /* Slow path for kernels without batch operations: two syscalls per entry. */
 static int read_map_iter(int fd, size_t ksz, size_t vsz, struct dn_map_buf *b)
 {
-    uint64_t prev_key, next_key; /* keys here are at most 8 bytes */
+    uint64_t prev_key[8], next_key[8]; /* keys here are at most 64 bytes */
     void *prev = NULL;
+    if (ksz > sizeof next_key)
+        return -EINVAL;
     b->n = 0;
-    while (bpf_map_get_next_key(fd, prev, &next_key) == 0) {
+    while (bpf_map_get_next_key(fd, prev, next_key) == 0) {
         int rc = buf_reserve(b, ksz, vsz, b->n + 1 > b->cap ? b->cap * 2 + 64 : b->cap);
         if (rc)
             return rc;
         void *k = (char *)b->keys + b->n * ksz, *v = (char *)b->vals + b->n * vsz;
-        memcpy(k, &next_key, ksz);
+        memcpy(k, next_key, ksz);
         if (bpf_map_lookup_elem(fd, k, v) == 0)
             b->n++;
         else if (errno != ENOENT)
             return -errno;
-        memcpy(&prev_key, &next_key, sizeof prev_key);
-        prev = &prev_key;
+        memcpy(prev_key, next_key, ksz);
+        prev = prev_key;
     }
     return errno == ENOENT ? 0 : -errno;
 }

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ebpf/offcpu_sample.h"
+
 struct dn_ebpf_sample *dn_ebpf_sample_new_error(const char *error)
 {
     struct dn_ebpf_sample *s = calloc(1, sizeof *s);
@@ -26,6 +28,7 @@ struct dn_ebpf_sample *dn_ebpf_sample_dup(const struct dn_ebpf_sample *src)
         free(s);
         return NULL;
     }
+    dn_offcpu_sample_ref(s->offcpu); /* immutable: shared, not copied */
     return s;
 }
 
@@ -34,5 +37,6 @@ void dn_ebpf_sample_free(struct dn_ebpf_sample *s)
     if (!s)
         return;
     free(s->error);
+    dn_offcpu_sample_unref(s->offcpu);
     free(s);
 }

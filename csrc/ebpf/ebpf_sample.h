@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct dn_offcpu_sample;
+
 #define DN_EBPF_NCATEGORIES 10
 #define DN_EBPF_TOP_SYSCALLS 10
 
@@ -23,6 +25,7 @@ struct dn_ebpf_sample {
     uint64_t dropped;            /* events lost because a bounded map was full */
     double cpu_usage;            /* inputs of the analysis engine */
     double elapsed_secs;
+    struct dn_offcpu_sample *offcpu; /* a reference (ebpf/offcpu_sample.h), or NULL */
 };
 
 struct dn_ebpf_sample *dn_ebpf_sample_new_error(const char *error);

@@ -130,18 +130,16 @@ int dn_tracker_add(struct dn_tracker *t, pid_t tgid)
     return 0;
 }
 
-int dn_tracker_mark_exited(struct dn_tracker *t, pid_t tgid)
+int dn_tracker_mark_exited(struct dn_tracker *t, pid_t tgid, uint64_t mono_ns)
 {
     __u32 key = (__u32)tgid;
     struct dn_tracked v;
-    if (bpf_map_lookup_elem(t->map_fd, &key, &v))
+    if (bpf_map_lookup_elem(t->map_fd, &key, &v) != 0)
         return errno == ENOENT ? 0 : -errno;
     if (v.exit_ns)
-        return 0;
-    struct timespec ts; /* bpf_ktime_get_ns() is CLOCK_MONOTONIC */
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    v.exit_ns = (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-    if (bpf_map_update_elem(t->map_fd, &key, &v, BPF_EXIST))
+        return 0; /* the exit hook saw it */
+    v.exit_ns = mono_ns;
+    if (bpf_map_update_elem(t->map_fd, &key, &v, BPF_EXIST) != 0)
         return errno == ENOENT ? 0 : -errno;
     return 0;
 }

@@ -26,9 +26,10 @@ void dn_tracker_close(struct dn_tracker *t);
 int dn_tracker_map_fd(const struct dn_tracker *t);
 int dn_tracker_add(struct dn_tracker *t, pid_t tgid);      /* 0 or -errno */
 int dn_tracker_forget(struct dn_tracker *t, pid_t tgid);   /* 0 or -errno */
-/* A process registered after it had already exited (its exit hook ran before it was
- * in the map): its entry is closed, so a later process on its pid is not taken for it. */
-int dn_tracker_mark_exited(struct dn_tracker *t, pid_t tgid); /* 0 or -errno */
+/* A registered process that had already exited (its exit hook ran before it was in the
+ * map): marks its entry exited at mono_ns, so a process that reuses its pid is never
+ * taken for it. 0 or -errno. */
+int dn_tracker_mark_exited(struct dn_tracker *t, pid_t tgid, uint64_t mono_ns);
 uint64_t dn_tracker_fork_dropped(const struct dn_tracker *t);
 /* Processes the map has followed: registered from user space plus forks followed in the
  * kernel, however short-lived. */

@@ -45,8 +45,9 @@ int dn_key_cache_traverse(struct dn_key_cache *kc, visitproc visit, void *arg)
     return 0;
 }
 
-/* Attaches a new reference to the current container (stealing it). */
-static bool attach(struct py_builder *b, const char *key, PyObject *obj)
+/* Attaches a new reference to the current container (stealing it). A dynamic key
+ * (made at run time) never goes through the cache, which is keyed by address. */
+static bool attach_key(struct py_builder *b, const char *key, PyObject *obj, bool dynamic)
 {
     if (!obj) {
         b->failed = true;
@@ -60,7 +61,7 @@ static bool attach(struct py_builder *b, const char *key, PyObject *obj)
     PyObject *parent = b->stack[b->depth - 1];
     int rc;
     if (PyDict_Check(parent)) {
-        PyObject *k = key_object(b->kc, key);
+        PyObject *k = dynamic ? NULL : key_object(b->kc, key);
         rc = k ? PyDict_SetItem(parent, k, obj) : PyDict_SetItemString(parent, key, obj);
     } else {
         rc = PyList_Append(parent, obj);
@@ -71,19 +72,34 @@ static bool attach(struct py_builder *b, const char *key, PyObject *obj)
     return rc == 0;
 }
 
-static void push(struct py_builder *b, const char *key, PyObject *container)
+static bool attach(struct py_builder *b, const char *key, PyObject *obj)
+{
+    return attach_key(b, key, obj, false);
+}
+
+static void push_key(struct py_builder *b, const char *key, PyObject *container, bool dynamic)
 {
     if (b->failed) {
         Py_XDECREF(container);
         b->depth++; /* keep begin/end balanced */
         return;
     }
-    if (!attach(b, key, container) || b->depth >= DN_PY_MAX_DEPTH) {
+    if (!attach_key(b, key, container, dynamic) || b->depth >= DN_PY_MAX_DEPTH) {
         b->failed = true;
         b->depth++;
         return;
     }
     b->stack[b->depth++] = container;
+}
+
+static void push(struct py_builder *b, const char *key, PyObject *container)
+{
+    push_key(b, key, container, false);
+}
+
+static void p_begin_object_dyn(void *ctx, const char *key)
+{
+    push_key(ctx, key, ((struct py_builder *)ctx)->failed ? NULL : PyDict_New(), true);
 }
 
 static void p_begin_object(void *ctx, const char *key)
@@ -140,6 +156,7 @@ static void p_boolean(void *ctx, const char *key, bool v)
 
 static const struct dn_emitter_ops py_ops = {
     p_begin_object, p_end, p_begin_list, p_end, p_i64, p_u64, p_f64, p_str, p_null, p_boolean,
+    p_begin_object_dyn,
 };
 
 static PyObject *finish(struct py_builder *b)

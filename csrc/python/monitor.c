@@ -109,17 +109,17 @@ static PyObject *monitor_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 #define COMMON_KWLIST                                                                      \
     "base_interval_ms", "max_interval_ms", "since_process_start", "output_file",           \
         "output_format", "store_in_memory", "quiet", "include_children", "write_metadata", \
-        "enable_ebpf", "gpu"
-#define COMMON_FORMAT "iipOspppppO"
+        "enable_ebpf", "offcpu", "offcpu_stacks", "gpu"
+#define COMMON_FORMAT "iipOspppppppO"
 #define COMMON_ARGS(o)                                                                      \
     &(o).base_ms, &(o).max_ms, &(o).since_process_start, &(o).output_file, &(o).output_format, \
         &(o).store_in_memory, &(o).quiet, &(o).include_children, &(o).write_metadata,        \
-        &(o).enable_ebpf, &(o).gpu
+        &(o).enable_ebpf, &(o).offcpu, &(o).offcpu_stacks, &(o).gpu
 
 struct common_opts {
     int base_ms, max_ms;
     int since_process_start, store_in_memory, quiet, include_children, write_metadata;
-    int enable_ebpf;
+    int enable_ebpf, offcpu, offcpu_stacks;
     PyObject *output_file;
     const char *output_format;
     PyObject *gpu; /* None: on when NVML loads; True/False */
@@ -130,6 +130,8 @@ static const struct common_opts COMMON_DEFAULTS = {
     .max_ms = 1000,
     .store_in_memory = 1,
     .include_children = 1,
+    .offcpu = 1,
+    .offcpu_stacks = 1,
     .output_file = Py_None,
     .output_format = "jsonl",
     .gpu = Py_None,
@@ -193,6 +195,8 @@ static int setup_common(MonitorObject *m, const struct common_opts *o, struct ou
         .store_in_memory = o->store_in_memory,
         .write_metadata = o->write_metadata,
         .enable_ebpf = o->enable_ebpf,
+        .offcpu = o->offcpu,
+        .offcpu_stacks = o->offcpu_stacks,
     };
     m->s.o = so;
     m->quiet = o->quiet;
@@ -937,6 +941,43 @@ static PyObject *monitor_gpu_read_cost(PyObject *self, PyObject *unused)
                          (unsigned long long)c.total_ns, "max_ns", (unsigned long long)c.max_ns);
 }
 
+PyDoc_STRVAR(offcpu_folded_doc,
+             "offcpu_folded($self, /)\n--\n\n"
+             "Off-CPU stacks in the folded format of flame-graph tools, one line per "
+             "distinct stack:\n\"process;user frames;kernel frames_[k] weight\", outermost "
+             "frame first, weights in microseconds\nthat sum to the total off-CPU time. "
+             "Raises RuntimeError when off-CPU profiling is off\n(it needs enable_ebpf=True "
+             "and root).");
+
+static PyObject *monitor_offcpu_folded(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    MonitorObject *m = (MonitorObject *)self;
+    if (check_init(m) < 0)
+        return NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = dn_session_offcpu_folded(&m->s, &text, &len);
+    Py_END_ALLOW_THREADS
+    if (rc == -ENOTSUP) {
+        const char *why = m->s.offcpu_error   ? m->s.offcpu_error
+                          : m->s.ebpf_error   ? m->s.ebpf_error
+                          : !m->s.o.enable_ebpf ? "pass enable_ebpf=True (needs root)"
+                                                : "it was turned off with offcpu=False";
+        PyErr_Format(PyExc_RuntimeError, "off-CPU profiling is off: %s", why);
+        return NULL;
+    }
+    if (rc == -ENOMEM)
+        return PyErr_NoMemory();
+    if (rc)
+        return dn_raise_errno(rc, "reading the off-CPU stacks failed", NULL, NULL);
+    PyObject *r = PyUnicode_DecodeUTF8(text, (Py_ssize_t)len, "replace");
+    free(text);
+    return r;
+}
+
 static PyObject *monitor_enter(PyObject *self, PyObject *unused)
 {
     (void)unused;
@@ -1035,7 +1076,8 @@ static PyMethodDef monitor_methods[] = {
      PyDoc_STR("from_pid(pid, base_interval_ms=100, max_interval_ms=1000, "
                "since_process_start=False, output_file=None, output_format='jsonl', "
                "store_in_memory=True, quiet=False, include_children=True, "
-               "write_metadata=False, enable_ebpf=False, gpu=None)\n--\n\n"
+               "write_metadata=False, enable_ebpf=False, offcpu=True, offcpu_stacks=True, "
+               "gpu=None)\n--\n\n"
                "Monitor a process that is already running. Raises ProcessLookupError when "
                "there is no\nsuch process and PermissionError when it may not be read.")},
     {"start", monitor_start, METH_NOARGS, start_doc},
@@ -1067,6 +1109,7 @@ static PyMethodDef monitor_methods[] = {
      PyDoc_STR("_gpu_read_cost($self, /)\n--\n\n{\"reads\", \"total_ns\", \"max_ns\"}: what "
                "the GPU reads cost the sampler\n(bench/gpu_check.py).")},
     {"_debug", monitor_debug, METH_NOARGS, debug_doc},
+    {"offcpu_folded", monitor_offcpu_folded, METH_NOARGS, offcpu_folded_doc},
     {"__enter__", monitor_enter, METH_NOARGS, NULL},
     {"__exit__", monitor_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
@@ -1090,7 +1133,8 @@ PyDoc_STRVAR(monitor_doc,
              "ProcessMonitor(cmd, base_interval_ms=100, max_interval_ms=1000, "
              "since_process_start=False,\n               output_file=None, "
              "output_format='jsonl', store_in_memory=True, quiet=False,\n               "
-             "include_children=True, write_metadata=False, enable_ebpf=False, gpu=None, *,\n"
+             "include_children=True, write_metadata=False, enable_ebpf=False,\n"
+             "               offcpu=True, offcpu_stacks=True, gpu=None, *,\n"
              "               stdout=None, stderr=None, start_new_session=False, cwd=None, "
              "env=None)\n--\n\n"
              "Start cmd (a list of strings) and monitor its process tree with a native "

@@ -1,0 +1,313 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Off-CPU time of the monitored process tree, aggregated in the kernel.
+ *
+ * One program on the BTF-typed sched_switch tracepoint. Both sides of a switch are
+ * checked against the tracker's `tracked` map before anything else, so a context
+ * switch between untracked threads costs two hash lookups. At switch-out of a tracked
+ * thread the interval's start is written into the thread's own entry: the time, the
+ * task state, the system call it is blocked in and, when stacks are on, its user and
+ * kernel stack ids (`current` is still the outgoing thread here, so bpf_get_stackid
+ * walks its stacks). At switch-in the elapsed time is added to the thread's totals and
+ * to the (thread, stacks, state, syscall) key. Only the thread's own switches write
+ * its entries, and the scheduler serialises those, so plain additions are exact. */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "offcpu.h"
+#include "tracked_map.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Task state bits (include/linux/sched.h; stable since 2.6). */
+#define TASK_INTERRUPTIBLE 0x1
+#define TASK_UNINTERRUPTIBLE 0x2
+#define TASK_STOPPED_TRACED 0xc
+#define TASK_DEAD 0x80
+#define TASK_NOLOAD 0x400
+
+/* Set before load: offcpu_stacks=False keeps the times and skips the stack walks. */
+const volatile bool with_stacks = true;
+
+/* Set from user space at any time (the skeleton's mmapped .bss). */
+__u32 excluded_tid = 0; /* the sampler thread of a monitor that watches its own process */
+__u32 only_tgid = 0;    /* this process only (include_children=False); 0 = all */
+
+/* Written here, read by user space. */
+__u64 dropped = 0;      /* intervals lost: the threads map was full */
+__u64 dropped_keys = 0; /* intervals in the thread totals but not in a stack key: keys full */
+__u64 lost_events = 0;  /* new-stack notices the ring buffer had no room for (retried) */
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, DN_OC_THREADS_MAX);
+    __type(key, struct dn_oc_tkey);
+    __type(value, struct dn_oc_thread);
+} threads SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, DN_OC_KEYS_MAX);
+    __type(key, struct dn_oc_key);
+    __type(value, struct dn_oc_val);
+} keys SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_STACK_TRACE);
+    __uint(max_entries, DN_OC_KSTACKS_MAX);
+    __uint(key_size, sizeof(__u32));
+    __uint(value_size, DN_OC_KSTACK_DEPTH * sizeof(__u64));
+} kstacks SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_STACK_TRACE);
+    __uint(max_entries, DN_OC_USTACKS_MAX);
+    __uint(key_size, sizeof(__u32));
+    __uint(value_size, DN_OC_USTACK_DEPTH * sizeof(__u64));
+} ustacks SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, DN_OC_SEEN_MAX);
+    __type(key, struct dn_oc_seen);
+    __type(value, __u8);
+} seen SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 64 * 1024);
+} events SEC(".maps");
+
+/* Kernels before 5.14 call the field `state`. */
+struct task_struct___o {
+    long state;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u32 task_state(struct task_struct *t)
+{
+    if (bpf_core_field_exists(t->__state))
+        return t->__state; /* a BTF pointer: a plain load, no helper call */
+    return (__u32)BPF_CORE_READ((struct task_struct___o *)t, state);
+}
+
+/* The state class of a task leaving the CPU, or -1 for a thread that is exiting (it
+ * never comes back, so no interval starts). The state carries flag bits (freezable,
+ * wakekill, noload): only the low bits say how it sleeps. */
+static __always_inline int state_class(bool preempt, __u32 st)
+{
+    if (st & TASK_DEAD)
+        return -1;
+    if (preempt || st == 0)
+        return DN_OC_RUNNING;
+    if (st & TASK_INTERRUPTIBLE)
+        return DN_OC_INTERRUPTIBLE;
+    if (st & TASK_UNINTERRUPTIBLE)
+        return st & TASK_NOLOAD ? DN_OC_IDLE : DN_OC_UNINTERRUPTIBLE;
+    return DN_OC_STOPPED;
+}
+
+/* Tells user space, once per (process, user stack), to read the process's memory maps
+ * while it lives. Marked seen only once the notice is queued, so a full ring buffer
+ * means a later retry, not a stack that is never symbolized. */
+static __always_inline void announce(__u32 tgid, __u32 tid, __s32 ustack)
+{
+    struct dn_oc_seen s = {.tgid = tgid, .ustack = ustack};
+    if (bpf_map_lookup_elem(&seen, &s))
+        return;
+    struct dn_oc_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+    if (!e) {
+        __sync_fetch_and_add(&lost_events, 1);
+        return;
+    }
+    e->tgid = tgid;
+    e->tid = tid;
+    e->ustack = ustack;
+    e->pad = 0;
+    bpf_ringbuf_submit(e, 0);
+    __u8 one = 1;
+    bpf_map_update_elem(&seen, &s, &one, BPF_ANY); /* full: user space dedups */
+}
+
+/* Where a task left user space: the system call it is blocked in (-1: none, as when
+ * it was preempted in user space), whether that is a poll/select/epoll wait with a
+ * finite timeout, and its user registers (0 where they cannot be read). */
+struct site {
+    __s32 nr;
+    __u8 timed;
+    __u64 ip, sp, bp;
+};
+
+static __always_inline void user_site(struct task_struct *t, int cls, struct site *s)
+{
+    s->nr = -1;
+    s->timed = 0;
+    s->ip = s->sp = s->bp = 0;
+    if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
+        return; /* before 5.15 */
+    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+    if (!regs)
+        return;
+#if defined(__TARGET_ARCH_x86)
+    s->ip = regs->ip;
+    s->sp = regs->sp;
+    s->bp = regs->bp;
+    __s32 nr = (__s32)regs->orig_ax;
+    s->nr = nr;
+    __u8 *timed = &s->timed;
+    if (cls != DN_OC_INTERRUPTIBLE)
+        return;
+    switch (nr) {
+    case 7: /* poll: timeout in ms, -1 waits forever */
+        *timed = (int)PT_REGS_PARM3_CORE_SYSCALL(regs) >= 0;
+        break;
+    case 232: /* epoll_wait */
+    case 281: /* epoll_pwait */
+        *timed = (int)PT_REGS_PARM4_CORE_SYSCALL(regs) >= 0;
+        break;
+    case 271: /* ppoll: struct timespec *, NULL waits forever */
+        *timed = PT_REGS_PARM3_CORE_SYSCALL(regs) != 0;
+        break;
+    case 441: /* epoll_pwait2 */
+        *timed = PT_REGS_PARM4_CORE_SYSCALL(regs) != 0;
+        break;
+    case 23:  /* select: struct timeval * */
+    case 270: /* pselect6 */
+        *timed = PT_REGS_PARM5_CORE_SYSCALL(regs) != 0;
+        break;
+    }
+#elif defined(__TARGET_ARCH_arm64)
+    (void)cls;
+    s->nr = (__s32)BPF_CORE_READ(regs, syscallno);
+#else
+    (void)cls;
+#endif
+}
+
+/* The stacks of a thread leaving the CPU: walked, or those walked last at the same
+ * place (DN_OC_REWALK). */
+static __always_inline void stacks_of(void *ctx, struct dn_oc_thread *t, int cls,
+                                      const struct site *s, __u32 tgid, __u32 tid, __s32 *us,
+                                      __s32 *ks)
+{
+    if (s->ip && t->site_left && t->site_ip == s->ip && t->site_sp == s->sp &&
+        t->site_bp == s->bp && t->site_syscall == s->nr && t->site_state == cls) {
+        t->site_left--;
+        *us = t->site_ustack;
+        *ks = t->site_kstack;
+        return;
+    }
+    *ks = bpf_get_stackid(ctx, &kstacks, 0);
+    *us = bpf_get_stackid(ctx, &ustacks, BPF_F_USER_STACK);
+    if (*us >= 0)
+        announce(tgid, tid, *us);
+    t->site_ip = s->ip;
+    t->site_sp = s->sp;
+    t->site_bp = s->bp;
+    t->site_syscall = s->nr;
+    t->site_state = (__u8)cls;
+    t->site_ustack = *us;
+    t->site_kstack = *ks;
+    /* a failed walk is not reused */
+    t->site_left = *us >= 0 && *ks >= 0 ? DN_OC_REWALK - 1 : 0;
+}
+
+static __always_inline void switch_out(void *ctx, bool preempt, struct task_struct *p,
+                                       __u32 tgid, __u64 *now)
+{
+    __u32 tid = p->pid;
+    if (tid == *(volatile __u32 *)&excluded_tid)
+        return;
+    __u32 only = *(volatile __u32 *)&only_tgid;
+    if (only && tgid != only)
+        return;
+    int cls = state_class(preempt, task_state(p));
+    if (cls < 0)
+        return;
+
+    struct dn_oc_tkey k = {.tgid = tgid, .tid = tid};
+    struct dn_oc_thread *t = bpf_map_lookup_elem(&threads, &k);
+    if (!t) {
+        struct dn_oc_thread zero = {};
+        bpf_map_update_elem(&threads, &k, &zero, BPF_NOEXIST);
+        t = bpf_map_lookup_elem(&threads, &k);
+        if (!t) {
+            __sync_fetch_and_add(&dropped, 1);
+            return;
+        }
+    }
+    /* Names now, while the task exists: a child that exits before the next sample
+     * keeps them. Re-read each time, as exec and prctl change them. */
+    __builtin_memcpy(t->comm, p->comm, sizeof(t->comm));
+    __builtin_memcpy(t->pcomm, p->group_leader->comm, sizeof(t->pcomm));
+
+    struct site site;
+    user_site(p, cls, &site);
+    __s32 us = DN_OC_NO_STACK, ks = DN_OC_NO_STACK;
+    if (with_stacks)
+        stacks_of(ctx, t, cls, &site, tgid, tid, &us, &ks);
+    t->start_ustack = us;
+    t->start_kstack = ks;
+    t->start_syscall = site.nr;
+    t->start_state = (__u8)cls;
+    t->start_timed = site.timed;
+    /* After the stack walks: the thread is on the CPU until the switch. */
+    *now = bpf_ktime_get_ns();
+    t->start_ns = *now;
+}
+
+static __always_inline void switch_in(struct task_struct *n, __u32 tgid, __u64 *now)
+{
+    struct dn_oc_tkey k = {.tgid = tgid, .tid = n->pid};
+    struct dn_oc_thread *t = bpf_map_lookup_elem(&threads, &k);
+    if (!t || !t->start_ns)
+        return;
+    if (!*now)
+        *now = bpf_ktime_get_ns();
+    __u64 d = *now - t->start_ns;
+    t->start_ns = 0;
+    if ((__s64)d < 0)
+        return;
+    t->count += 1;
+    t->total_ns += d;
+    if (t->count == 1 || d < t->min_ns)
+        t->min_ns = d;
+    if (d > t->max_ns)
+        t->max_ns = d;
+
+    struct dn_oc_key key = {
+        .tgid = tgid,
+        .tid = k.tid,
+        .ustack = t->start_ustack,
+        .kstack = t->start_kstack,
+        .syscall = t->start_syscall,
+        .state = t->start_state,
+        .timed = t->start_timed,
+    };
+    struct dn_oc_val *v = bpf_map_lookup_elem(&keys, &key);
+    if (!v) {
+        struct dn_oc_val first = {.count = 1, .total_ns = d};
+        if (bpf_map_update_elem(&keys, &key, &first, BPF_NOEXIST) == 0)
+            return;
+        v = bpf_map_lookup_elem(&keys, &key);
+        if (!v) {
+            __sync_fetch_and_add(&dropped_keys, 1);
+            return;
+        }
+    }
+    v->count += 1;
+    v->total_ns += d;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(dn_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+    __u64 now = 0;
+    __u32 ptgid = prev->tgid;
+    if (dn_tracked_live(ptgid))
+        switch_out(ctx, preempt, prev, ptgid, &now);
+    __u32 ntgid = next->tgid;
+    if (dn_tracked_live(ntgid))
+        switch_in(next, ntgid, &now);
+    return 0;
+}

@@ -1,0 +1,110 @@
+/* Shared by offcpu.bpf.c and csrc/ebpf/offcpu.c: the layout of the off-CPU maps.
+ *
+ * Time off-CPU is aggregated in the kernel, twice: per thread (count, total, min, max)
+ * and per (tgid, tid, user stack, kernel stack, state, syscall). User space reads both
+ * maps once per sample; nothing is streamed per context switch. The only events are
+ * "new user stack of this process": user space reads the process's memory maps while
+ * it is still alive, so a child that exits before the next sample keeps its frames. */
+#ifndef DENET_BPF_OFFCPU_H
+#define DENET_BPF_OFFCPU_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* Threads followed at once, (thread, stack, state, syscall) keys, distinct stacks kept,
+ * and (process, user stack) pairs announced to user space. The maps are preallocated:
+ * sched_switch runs under the runqueue lock, where allocating could deadlock on
+ * kernels before 6.1. A full map is counted in `dropped`, never silent. */
+#define DN_OC_THREADS_MAX 8192
+#define DN_OC_KEYS_MAX 16384
+#define DN_OC_SEEN_MAX 8192
+
+/* Stack maps. bpf_get_stackid files a stack in the bucket its hash picks and refuses
+ * (-EEXIST) a different stack whose bucket is taken, so maps are sized well above the
+ * stacks a job has: user and kernel stacks have a map each. Kernel stacks keep their
+ * 32 innermost frames (a scheduler path is 10 to 25 deep); user stacks 64. */
+#define DN_OC_KSTACKS_MAX 16384
+#define DN_OC_USTACKS_MAX 8192
+#define DN_OC_KSTACK_DEPTH 32
+#define DN_OC_USTACK_DEPTH 64
+
+/* Stack id when stacks are off (offcpu_stacks=False); real ids are >= 0 and failures
+ * of bpf_get_stackid are -errno. */
+#define DN_OC_NO_STACK (-100000)
+
+/* Walking a kernel stack costs about 2 us, five times the rest of the program. A
+ * thread that blocks again at the same place (same system call, state, user
+ * instruction, stack and frame pointers) reuses the stacks walked there last; every
+ * DN_OC_REWALK-th time at one place they are walked afresh. README: "Stacks". */
+#define DN_OC_REWALK 8
+
+/* The outgoing task's state, reduced to what the classification needs. */
+enum dn_oc_state {
+    DN_OC_RUNNING = 0,         /* preempted while runnable: waiting for a CPU */
+    DN_OC_INTERRUPTIBLE = 1,   /* S: sleeps, futex, poll, pipe and socket reads */
+    DN_OC_UNINTERRUPTIBLE = 2, /* D: disk I/O, page faults, some kernel locks */
+    DN_OC_IDLE = 3,            /* D with TASK_NOLOAD: an idle wait, not I/O */
+    DN_OC_STOPPED = 4,         /* stopped, traced, frozen */
+};
+
+struct dn_oc_tkey {
+    __u32 tgid;
+    __u32 tid;
+};
+
+/* Per thread. The start_* fields describe the interval in progress (start_ns 0: the
+ * thread is on a CPU or was never seen leaving one). Only the thread's own context
+ * switches write its entry, and those are serialised by the scheduler. */
+struct dn_oc_thread {
+    __u64 count;
+    __u64 total_ns;
+    __u64 min_ns;
+    __u64 max_ns;
+    __u64 start_ns;
+    __s32 start_ustack;
+    __s32 start_kstack;
+    __s32 start_syscall;
+    __u8 start_state;
+    __u8 start_timed;
+    __u16 pad;
+    char comm[16];  /* thread name */
+    char pcomm[16]; /* process name (the group leader's) */
+    /* Where the stacks were walked last, and how often they may still be reused. */
+    __u64 site_ip, site_sp, site_bp;
+    __s32 site_ustack, site_kstack, site_syscall;
+    __u8 site_state;
+    __u8 site_left;
+    __u16 pad2;
+};
+
+struct dn_oc_key {
+    __u32 tgid;
+    __u32 tid;
+    __s32 ustack;
+    __s32 kstack;
+    __s32 syscall; /* -1: not in a system call */
+    __u8 state;    /* enum dn_oc_state */
+    __u8 timed;    /* poll/select/epoll with a finite timeout */
+    __u16 pad;
+};
+
+struct dn_oc_val {
+    __u64 count;
+    __u64 total_ns;
+};
+
+struct dn_oc_seen {
+    __u32 tgid;
+    __s32 ustack;
+};
+
+/* Ring-buffer record: a process's first interval with this user stack. */
+struct dn_oc_event {
+    __u32 tgid;
+    __u32 tid;
+    __s32 ustack;
+    __u32 pad;
+};
+
+#endif

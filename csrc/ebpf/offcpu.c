@@ -1,0 +1,1109 @@
+#include "ebpf/offcpu.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "bpf/offcpu.h"
+#include "bpf/tracked.h"
+#include "core/arena.h"
+#include "core/grow.h"
+#include "core/htab.h"
+#include "core/jsonbuf.h"
+#include "ebpf/common.h"
+#include "ebpf/offcpu_analysis.h"
+#include "ebpf/syscall_table.h"
+#include "offcpu.skel.h"
+#include "symbolize/kallsyms.h"
+#include "symbolize/usym.h"
+
+#define TOP_STACKS 10          /* stack_traces in a sample */
+#define MAX_BOTTLENECKS 5      /* sentences in a sample */
+#define BOTTLENECK_MIN_PCT 10.0
+#define MAX_STACK_THREADS 64   /* [pid, tid] pairs listed per stack */
+#define MAX_THREAD_STATS 512   /* threads in a sample's thread_stats (the heaviest) */
+
+/* A symbolized stack, in the arena: immutable once made. */
+struct symstack {
+    uint32_t n;
+    const struct dn_frame *frames; /* innermost first */
+    const char *error;
+};
+
+/* Accumulated figures. The first bytes are the table key; gen 0 means "the entry is
+ * live in the kernel map", another value that the process exited and its entries were
+ * moved out (so a later process that reuses the pid starts afresh). */
+struct acc_thread {
+    uint32_t tgid, tid, gen; /* key */
+    uint32_t pad;
+    uint64_t count, total_ns, min_ns, max_ns;
+    const char *comm, *pcomm;
+};
+
+struct acc_key {
+    struct dn_oc_key k;
+    uint32_t gen; /* key: k and gen */
+    uint32_t pad;
+    uint64_t count, total_ns;
+    struct symstack *us, *ks;
+};
+
+struct ucache_ent {
+    uint32_t tgid;
+    int32_t id; /* key */
+    struct symstack *s;
+};
+
+struct kcache_ent {
+    int32_t id; /* key */
+    uint32_t pad;
+    struct symstack *s;
+};
+
+struct dn_offcpu {
+    struct offcpu_bpf *skel; /* NULL once detached */
+    struct ring_buffer *rb;
+    int threads_fd, keys_fd, kstacks_fd, ustacks_fd, seen_fd, tracked_fd;
+    bool stacks;
+    uint32_t only_tgid;
+    uint32_t next_gen;
+    int64_t next_fold_ns;
+    uint64_t dropped;
+    struct dn_arena *arena;
+    struct dn_usym *usym;
+    struct dn_htab threads, keys, ucache, kcache;
+
+    struct dn_oc_event *pending; /* announced stacks not yet symbolized */
+    size_t npending, pending_cap;
+    uint32_t *maps_read; /* processes whose maps were read in this round */
+    size_t nmaps_read, maps_read_cap;
+
+    struct dn_map_buf tbuf, kbuf, trbuf, sbuf;
+    uint64_t ips[DN_OC_USTACK_DEPTH > DN_OC_KSTACK_DEPTH ? DN_OC_USTACK_DEPTH : DN_OC_KSTACK_DEPTH];
+
+    uint64_t version; /* changes whenever what a snapshot shows may have changed */
+    uint64_t last_version;
+    struct dn_offcpu_sample *last;
+    const char *empty;
+};
+
+static int64_t mono_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* ---- symbolization ----------------------------------------------------------------- */
+
+static const char *intern(struct dn_offcpu *o, const char *s)
+{
+    const char *r = dn_arena_intern(o->arena, s);
+    return r ? r : "[out of memory]";
+}
+
+static struct symstack *new_stack(struct dn_offcpu *o, uint32_t n)
+{
+    struct symstack *s = dn_arena_alloc(o->arena, sizeof *s);
+    struct dn_frame *f = n ? dn_arena_alloc(o->arena, n * sizeof *f) : NULL;
+    if (!s || (n && !f))
+        return NULL;
+    s->n = n;
+    s->frames = f;
+    return s;
+}
+
+/* A stack that bpf_get_stackid could not record (-errno). */
+static struct symstack *failed_stack(struct dn_offcpu *o, int32_t id, bool user)
+{
+    struct symstack *s = new_stack(o, 0);
+    if (!s)
+        return NULL;
+    char buf[256];
+    if (id == -EEXIST)
+        snprintf(buf, sizeof buf, "the kernel's stack map held another stack in this one's "
+                                  "slot (hash collision), so this %s stack was not kept",
+                 user ? "user" : "kernel");
+    else if (id == -EFAULT && user)
+        snprintf(buf, sizeof buf, "the user stack could not be read (EFAULT)");
+    else if (id == -ENOMEM || id == -E2BIG)
+        snprintf(buf, sizeof buf, "the kernel's stack map is full (%d stacks), so this stack "
+                                  "was not kept", user ? DN_OC_USTACKS_MAX : DN_OC_KSTACKS_MAX);
+    else
+        snprintf(buf, sizeof buf, "the kernel could not record this %s stack: %s",
+                 user ? "user" : "kernel", strerror(-id));
+    s->error = intern(o, buf);
+    return s;
+}
+
+/* Reads a stack's addresses; the number of frames, or -1 when it is not in the map. */
+static int read_ips(struct dn_offcpu *o, int32_t id, bool user)
+{
+    if (!o->skel || bpf_map_lookup_elem(user ? o->ustacks_fd : o->kstacks_fd, &id, o->ips) != 0)
+        return -1;
+    int n = 0, depth = user ? DN_OC_USTACK_DEPTH : DN_OC_KSTACK_DEPTH;
+    while (n < depth && o->ips[n])
+        n++;
+    return n;
+}
+
+static struct symstack *missing_stack(struct dn_offcpu *o)
+{
+    struct symstack *s = new_stack(o, 0);
+    if (s)
+        s->error = intern(o, "the stack was no longer in the kernel's stack map");
+    return s;
+}
+
+static bool maps_read_now(struct dn_offcpu *o, uint32_t tgid)
+{
+    for (size_t i = 0; i < o->nmaps_read; i++)
+        if (o->maps_read[i] == tgid)
+            return true;
+    return false;
+}
+
+/* Names a user stack of process tgid. Its memory maps are (re)read once per round while
+ * it lives; after it exited, the maps read last are used. */
+static struct symstack *sym_user(struct dn_offcpu *o, uint32_t tgid, int32_t id)
+{
+    struct ucache_ent key = {.tgid = tgid, .id = id};
+    struct ucache_ent *ce = dn_htab_get(&o->ucache, &key);
+    if (ce)
+        return ce->s;
+    struct symstack *s;
+    int n = id < 0 ? 0 : read_ips(o, id, true);
+    if (id < 0) {
+        s = failed_stack(o, id, true);
+    } else if (n < 0) {
+        s = missing_stack(o);
+    } else {
+        if (!maps_read_now(o, tgid)) {
+            dn_usym_read_maps(o->usym, (pid_t)tgid); /* gone: the maps read before stay */
+            if (!dn_grow(&o->maps_read, &o->maps_read_cap, o->nmaps_read + 1, sizeof(uint32_t), 16))
+                o->maps_read[o->nmaps_read++] = tgid;
+        }
+        s = new_stack(o, (uint32_t)n);
+        if (!s)
+            return NULL;
+        struct dn_frame *f = (struct dn_frame *)s->frames;
+        int unnamed_no_maps = 0;
+        for (int i = 0; i < n; i++) {
+            uint64_t ip = o->ips[i];
+            struct dn_usym_frame r;
+            /* Frames after the first are return addresses: look up the call itself. */
+            dn_usym_resolve(o->usym, (pid_t)tgid, ip, i ? ip - 1 : ip, &r);
+            if (i && r.status == DN_USYM_UNMAPPED) {
+                /* A return address outside all code: the frame-pointer walk went astray
+                 * (code built without frame pointers); what follows is noise. */
+                s->n = (uint32_t)i;
+                break;
+            }
+            char buf[512];
+            const char *name = r.symbol;
+            if (!name) {
+                if (r.module && (r.status == DN_USYM_NO_SYMBOL || r.status == DN_USYM_UNREADABLE)) {
+                    snprintf(buf, sizeof buf, "[%s]", r.module);
+                    name = buf;
+                } else {
+                    name = "[unknown]";
+                }
+            }
+            f[i].address = ip;
+            f[i].symbol = intern(o, name);
+            if (r.src) {
+                snprintf(buf, sizeof buf, "%s:%d", r.src, r.line);
+                f[i].source_location = intern(o, buf);
+            }
+            unnamed_no_maps += r.status == DN_USYM_NO_MAPS;
+        }
+        if (s->n && unnamed_no_maps == (int)s->n) {
+            char buf[160];
+            snprintf(buf, sizeof buf, "process %u exited before its memory maps could be read, "
+                                      "so its user frames are unnamed", tgid);
+            s->error = intern(o, buf);
+        } else if (n == 0) {
+            s->error = intern(o, "the user stack was empty");
+        }
+    }
+    if (!s)
+        return NULL;
+    ce = malloc(sizeof *ce);
+    if (ce) {
+        *ce = (struct ucache_ent){.tgid = tgid, .id = id, .s = s};
+        if (dn_htab_put(&o->ucache, ce) != 0)
+            free(ce);
+    }
+    o->version++;
+    return s;
+}
+
+static bool is_bpf_plumbing(const char *name)
+{
+    static const char *const prefixes[] = {"bpf_prog_", "bpf_trace_run", "__bpf_trace_",
+                                           "__traceiter_", "bpf_get_stackid"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}
+
+static struct symstack *sym_kernel(struct dn_offcpu *o, int32_t id)
+{
+    struct kcache_ent key = {.id = id};
+    struct kcache_ent *ce = dn_htab_get(&o->kcache, &key);
+    if (ce)
+        return ce->s;
+    struct symstack *s;
+    int n = id < 0 ? 0 : read_ips(o, id, false);
+    if (id < 0) {
+        s = failed_stack(o, id, false);
+    } else if (n < 0) {
+        s = missing_stack(o);
+    } else {
+        s = new_stack(o, (uint32_t)n);
+        if (!s)
+            return NULL;
+        struct dn_frame *f = (struct dn_frame *)s->frames;
+        const char *why = NULL;
+        uint32_t k = 0;
+        for (int i = 0; i < n; i++) {
+            uint64_t ip = o->ips[i];
+            const char *w;
+            const char *name = dn_kallsyms_lookup(i ? ip - 1 : ip, &w);
+            /* The walk starts inside the tracepoint's BPF plumbing: not the thread's. */
+            if (k == 0 && name && is_bpf_plumbing(name))
+                continue;
+            if (!name && !why)
+                why = w;
+            f[k].address = ip;
+            f[k].symbol = name ? intern(o, name) : intern(o, "[unknown]");
+            k++;
+        }
+        s->n = k;
+        if (why)
+            s->error = intern(o, why);
+    }
+    if (!s)
+        return NULL;
+    ce = malloc(sizeof *ce);
+    if (ce) {
+        *ce = (struct kcache_ent){.id = id, .s = s};
+        if (dn_htab_put(&o->kcache, ce) != 0)
+            free(ce);
+    }
+    o->version++;
+    return s;
+}
+
+/* The key's stacks, named (cached on the key, so they survive the process). */
+static void symbolize_key(struct dn_offcpu *o, struct acc_key *a)
+{
+    if (a->k.ustack == DN_OC_NO_STACK && a->k.kstack == DN_OC_NO_STACK)
+        return;
+    if (!a->us)
+        a->us = sym_user(o, a->k.tgid, a->k.ustack);
+    if (!a->ks)
+        a->ks = sym_kernel(o, a->k.kstack);
+}
+
+/* ---- reading the kernel maps ------------------------------------------------------- */
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+    struct dn_offcpu *o = ctx;
+    if (size < sizeof(struct dn_oc_event))
+        return 0;
+    if (dn_grow(&o->pending, &o->pending_cap, o->npending + 1, sizeof *o->pending, 64))
+        return 0; /* symbolized at the next snapshot instead */
+    memcpy(&o->pending[o->npending++], data, sizeof(struct dn_oc_event));
+    return 0;
+}
+
+void dn_offcpu_handle_events(struct dn_offcpu *o)
+{
+    if (!o || !o->rb)
+        return;
+    ring_buffer__consume(o->rb);
+    o->nmaps_read = 0;
+    for (size_t i = 0; i < o->npending; i++)
+        sym_user(o, o->pending[i].tgid, o->pending[i].ustack);
+    o->npending = 0;
+}
+
+static void name_copy(char out[17], const char in[16])
+{
+    memcpy(out, in, 16);
+    out[16] = '\0';
+}
+
+static int update_thread(struct dn_offcpu *o, const struct dn_oc_tkey *k,
+                         const struct dn_oc_thread *v)
+{
+    struct acc_thread key = {.tgid = k->tgid, .tid = k->tid};
+    struct acc_thread *a = dn_htab_get(&o->threads, &key);
+    if (!a) {
+        if (!(a = calloc(1, sizeof *a)))
+            return -ENOMEM;
+        *a = key;
+        if (dn_htab_put(&o->threads, a) != 0) {
+            free(a);
+            return -ENOMEM;
+        }
+    }
+    if (a->count != v->count || a->total_ns != v->total_ns) {
+        a->count = v->count;
+        a->total_ns = v->total_ns;
+        a->min_ns = v->min_ns;
+        a->max_ns = v->max_ns;
+        o->version++;
+    }
+    char name[17];
+    name_copy(name, v->comm);
+    if (!a->comm || strcmp(a->comm, name) != 0) {
+        a->comm = intern(o, name);
+        o->version++;
+    }
+    name_copy(name, v->pcomm);
+    if (!a->pcomm || strcmp(a->pcomm, name) != 0) {
+        a->pcomm = intern(o, name);
+        o->version++;
+    }
+    return 0;
+}
+
+static int update_key(struct dn_offcpu *o, const struct dn_oc_key *k, const struct dn_oc_val *v)
+{
+    struct acc_key key;
+    memset(&key, 0, sizeof key);
+    key.k = *k;
+    key.k.pad = 0;
+    struct acc_key *a = dn_htab_get(&o->keys, &key);
+    if (!a) {
+        if (!(a = calloc(1, sizeof *a)))
+            return -ENOMEM;
+        *a = key;
+        if (dn_htab_put(&o->keys, a) != 0) {
+            free(a);
+            return -ENOMEM;
+        }
+        o->version++;
+    }
+    if (a->count != v->count || a->total_ns != v->total_ns) {
+        a->count = v->count;
+        a->total_ns = v->total_ns;
+        o->version++;
+    }
+    return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Moves the entries of processes that are no longer tracked (they exited and the
+ * collector let them go: their figures are final) out of the kernel maps. Their stacks
+ * are named first, from the maps read while they lived. */
+static int fold(struct dn_offcpu *o)
+{
+    int rc = dn_bpf_read_map(o->tracked_fd, sizeof(__u32), sizeof(struct dn_tracked),
+                             DN_TRACKED_MAX, &o->trbuf);
+    if (rc)
+        return rc;
+    uint32_t *live = o->trbuf.keys;
+    size_t nlive = o->trbuf.n;
+    qsort(live, nlive, sizeof *live, cmp_u32);
+
+    /* One generation per exited process, shared by its threads and keys. */
+    uint32_t *gone = NULL;
+    size_t ngone = 0, gone_cap = 0;
+    const struct dn_oc_tkey *tk = o->tbuf.keys;
+    for (size_t i = 0; i < o->tbuf.n; i++) {
+        if (bsearch(&tk[i].tgid, live, nlive, sizeof *live, cmp_u32))
+            continue;
+        bool seen = false;
+        for (size_t j = 0; j < ngone && !seen; j += 2)
+            seen = gone[j] == tk[i].tgid;
+        if (!seen && !dn_grow(&gone, &gone_cap, ngone + 2, sizeof *gone, 16)) {
+            gone[ngone++] = tk[i].tgid;
+            gone[ngone++] = ++o->next_gen;
+        }
+    }
+    if (!ngone)
+        return 0;
+#define GEN_OF(tgid, out)                                                                  \
+    do {                                                                                   \
+        out = 0;                                                                           \
+        for (size_t j_ = 0; j_ < ngone; j_ += 2)                                           \
+            if (gone[j_] == (tgid))                                                        \
+                out = gone[j_ + 1];                                                        \
+    } while (0)
+
+    const struct dn_oc_key *kk = o->kbuf.keys;
+    for (size_t i = 0; i < o->kbuf.n; i++) {
+        uint32_t gen;
+        GEN_OF(kk[i].tgid, gen);
+        if (!gen)
+            continue;
+        struct acc_key key;
+        memset(&key, 0, sizeof key);
+        key.k = kk[i];
+        key.k.pad = 0;
+        struct acc_key *a = dn_htab_del(&o->keys, &key);
+        if (a) {
+            symbolize_key(o, a);
+            a->gen = gen;
+            if (dn_htab_put(&o->keys, a) != 0)
+                free(a); /* its time leaves the stacks; the thread totals keep it */
+        }
+        bpf_map_delete_elem(o->keys_fd, &kk[i]);
+    }
+    for (size_t i = 0; i < o->tbuf.n; i++) {
+        uint32_t gen;
+        GEN_OF(tk[i].tgid, gen);
+        if (!gen)
+            continue;
+        struct acc_thread key = {.tgid = tk[i].tgid, .tid = tk[i].tid};
+        struct acc_thread *a = dn_htab_del(&o->threads, &key);
+        if (a) {
+            a->gen = gen;
+            if (dn_htab_put(&o->threads, a) != 0)
+                free(a);
+        }
+        bpf_map_delete_elem(o->threads_fd, &tk[i]);
+    }
+#undef GEN_OF
+    /* Their maps, cached names and "already announced" marks go: a process that later
+     * takes the same pid is a different program. */
+    for (size_t j = 0; j < ngone; j += 2) {
+        dn_usym_forget(o->usym, (pid_t)gone[j]);
+        for (size_t i = 0; i < o->ucache.cap;) {
+            struct ucache_ent *e = o->ucache.slots[i];
+            if (e && e->tgid == gone[j]) {
+                free(dn_htab_del(&o->ucache, e)); /* the table shifts: look at i again */
+                continue;
+            }
+            i++;
+        }
+    }
+    if (dn_bpf_read_map(o->seen_fd, sizeof(struct dn_oc_seen), sizeof(__u8), DN_OC_SEEN_MAX,
+                        &o->sbuf) == 0) {
+        const struct dn_oc_seen *sk = o->sbuf.keys;
+        for (size_t i = 0; i < o->sbuf.n; i++)
+            for (size_t j = 0; j < ngone; j += 2)
+                if (sk[i].tgid == gone[j])
+                    bpf_map_delete_elem(o->seen_fd, &sk[i]);
+    }
+    free(gone);
+    o->version++;
+    return 0;
+}
+
+static int refresh(struct dn_offcpu *o)
+{
+    if (!o->skel)
+        return 0;
+    dn_offcpu_handle_events(o);
+    /* Threads first, keys second: both grow only while the thread runs, and a process
+     * that is not tracked any more in the later read of `tracked` had its final
+     * figures in both. */
+    int rc = dn_bpf_read_map(o->threads_fd, sizeof(struct dn_oc_tkey), sizeof(struct dn_oc_thread),
+                             DN_OC_THREADS_MAX, &o->tbuf);
+    if (rc)
+        return rc;
+    rc = dn_bpf_read_map(o->keys_fd, sizeof(struct dn_oc_key), sizeof(struct dn_oc_val),
+                         DN_OC_KEYS_MAX, &o->kbuf);
+    if (rc)
+        return rc;
+    const struct dn_oc_tkey *tk = o->tbuf.keys;
+    const struct dn_oc_thread *tv = o->tbuf.vals;
+    for (size_t i = 0; i < o->tbuf.n; i++)
+        if ((rc = update_thread(o, &tk[i], &tv[i])))
+            return rc;
+    const struct dn_oc_key *kk = o->kbuf.keys;
+    const struct dn_oc_val *kv = o->kbuf.vals;
+    for (size_t i = 0; i < o->kbuf.n; i++)
+        if ((rc = update_key(o, &kk[i], &kv[i])))
+            return rc;
+    uint64_t dropped = __atomic_load_n(&o->skel->bss->dropped, __ATOMIC_RELAXED) +
+                       __atomic_load_n(&o->skel->bss->dropped_keys, __ATOMIC_RELAXED);
+    if (dropped != o->dropped) {
+        o->dropped = dropped;
+        o->version++;
+    }
+    /* Folding only keeps the kernel maps small: once a second, or sooner when they
+     * fill up. */
+    int64_t now = mono_ns();
+    if (now >= o->next_fold_ns || o->tbuf.n > DN_OC_THREADS_MAX / 2 ||
+        o->kbuf.n > DN_OC_KEYS_MAX / 2) {
+        o->next_fold_ns = now + 1000000000LL;
+        if ((rc = fold(o)))
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- set-up ------------------------------------------------------------------------ */
+
+int dn_offcpu_open(struct dn_offcpu **out, int tracked_map_fd, bool stacks, char *err,
+                   size_t errlen)
+{
+    int rc;
+    *out = NULL;
+    struct dn_offcpu *o = calloc(1, sizeof *o);
+    if (!o || !(o->arena = dn_arena_new()) || !(o->usym = dn_usym_new())) {
+        snprintf(err, errlen, "out of memory loading the eBPF off-CPU profiler");
+        rc = -ENOMEM;
+        goto fail;
+    }
+    dn_htab_init(&o->threads, offsetof(struct acc_thread, pad));
+    dn_htab_init(&o->keys, offsetof(struct acc_key, pad));
+    dn_htab_init(&o->ucache, offsetof(struct ucache_ent, s));
+    dn_htab_init(&o->kcache, sizeof(int32_t));
+    o->stacks = stacks;
+    o->empty = intern(o, "");
+    o->skel = offcpu_bpf__open();
+    if (!o->skel) {
+        rc = -errno;
+        dn_ebpf_explain(err, errlen, "opening the eBPF off-CPU profiler", rc);
+        goto fail;
+    }
+    o->skel->rodata->with_stacks = stacks;
+    rc = bpf_map__reuse_fd(o->skel->maps.tracked, tracked_map_fd);
+    if (rc) {
+        dn_ebpf_explain(err, errlen, "sharing the tracked-process map with the off-CPU profiler",
+                        rc);
+        goto fail;
+    }
+    if (!stacks) {
+        /* No stack walks: the stack map would be memory for nothing. */
+        bpf_map__set_max_entries(o->skel->maps.kstacks, 1);
+        bpf_map__set_max_entries(o->skel->maps.ustacks, 1);
+        bpf_map__set_max_entries(o->skel->maps.seen, 1);
+    }
+    rc = offcpu_bpf__load(o->skel);
+    if (rc) {
+        dn_ebpf_explain(err, errlen, "loading the eBPF off-CPU profiler", rc);
+        goto fail;
+    }
+    if (!o->skel->bss) {
+        rc = -ENOTSUP;
+        dn_ebpf_explain(err, errlen, "mapping the off-CPU profiler's settings", rc);
+        goto fail;
+    }
+    o->rb = ring_buffer__new(bpf_map__fd(o->skel->maps.events), on_event, o, NULL);
+    if (!o->rb) {
+        rc = -errno;
+        dn_ebpf_explain(err, errlen, "opening the off-CPU profiler's ring buffer", rc);
+        goto fail;
+    }
+    rc = offcpu_bpf__attach(o->skel);
+    if (rc) {
+        dn_ebpf_explain(err, errlen, "attaching to the sched_switch tracepoint", rc);
+        goto fail;
+    }
+    o->threads_fd = bpf_map__fd(o->skel->maps.threads);
+    o->keys_fd = bpf_map__fd(o->skel->maps.keys);
+    o->kstacks_fd = bpf_map__fd(o->skel->maps.kstacks);
+    o->ustacks_fd = bpf_map__fd(o->skel->maps.ustacks);
+    o->seen_fd = bpf_map__fd(o->skel->maps.seen);
+    o->tracked_fd = bpf_map__fd(o->skel->maps.tracked);
+    o->next_fold_ns = mono_ns() + 1000000000LL;
+    if (stacks)
+        dn_kallsyms_prefetch(); /* no-op when the session started it already */
+    *out = o;
+    return 0;
+
+fail:
+    dn_offcpu_free(o);
+    return rc ? rc : -EINVAL;
+}
+
+void dn_offcpu_detach(struct dn_offcpu *o, bool finish)
+{
+    if (!o || !o->skel)
+        return;
+    if (finish && refresh(o) == 0) {
+        /* Name every stack while the stack map exists. */
+        for (size_t i = 0; i < o->keys.cap; i++)
+            if (o->keys.slots[i])
+                symbolize_key(o, o->keys.slots[i]);
+    }
+    ring_buffer__free(o->rb);
+    o->rb = NULL;
+    offcpu_bpf__destroy(o->skel);
+    o->skel = NULL;
+    o->npending = 0;
+}
+
+static void free_table(struct dn_htab *h)
+{
+    for (size_t i = 0; i < h->cap; i++)
+        free(h->slots[i]);
+    dn_htab_free(h);
+}
+
+void dn_offcpu_free(struct dn_offcpu *o)
+{
+    if (!o)
+        return;
+    ring_buffer__free(o->rb);
+    offcpu_bpf__destroy(o->skel);
+    free_table(&o->threads);
+    free_table(&o->keys);
+    free_table(&o->ucache);
+    free_table(&o->kcache);
+    dn_usym_free(o->usym);
+    dn_offcpu_sample_unref(o->last);
+    dn_arena_unref(o->arena);
+    free(o->pending);
+    free(o->maps_read);
+    struct dn_map_buf *bufs[] = {&o->tbuf, &o->kbuf, &o->trbuf, &o->sbuf};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        free(bufs[i]->keys);
+        free(bufs[i]->vals);
+    }
+    free(o);
+}
+
+int dn_offcpu_event_fd(const struct dn_offcpu *o)
+{
+    return o && o->rb ? ring_buffer__epoll_fd(o->rb) : -1;
+}
+
+void dn_offcpu_exclude_tid(struct dn_offcpu *o, pid_t tid)
+{
+    if (o && o->skel)
+        __atomic_store_n(&o->skel->bss->excluded_tid, (uint32_t)(tid > 0 ? tid : 0),
+                         __ATOMIC_RELAXED);
+}
+
+void dn_offcpu_only_tgid(struct dn_offcpu *o, pid_t tgid)
+{
+    if (!o)
+        return;
+    uint32_t t = (uint32_t)(tgid > 0 ? tgid : 0);
+    if (t != o->only_tgid)
+        o->version++;
+    o->only_tgid = t;
+    if (o->skel)
+        __atomic_store_n(&o->skel->bss->only_tgid, t, __ATOMIC_RELAXED);
+}
+
+/* ---- snapshots --------------------------------------------------------------------- */
+
+static bool wanted(const struct dn_offcpu *o, uint32_t tgid)
+{
+    return !o->only_tgid || tgid == o->only_tgid;
+}
+
+static const struct acc_thread *thread_of(const struct dn_offcpu *o, uint32_t tgid, uint32_t tid,
+                                          uint32_t gen)
+{
+    struct acc_thread key = {.tgid = tgid, .tid = tid, .gen = gen};
+    return dn_htab_get(&o->threads, &key);
+}
+
+static enum dn_wait_class key_class(const struct acc_key *a)
+{
+    return dn_wait_classify(a->k.state, a->k.syscall, a->k.timed);
+}
+
+static int cmp_thread(const void *a, const void *b)
+{
+    const struct dn_offcpu_thread *x = a, *y = b;
+    if (x->total_ns != y->total_ns)
+        return x->total_ns > y->total_ns ? -1 : 1;
+    if (x->pid != y->pid)
+        return x->pid < y->pid ? -1 : 1;
+    return x->tid < y->tid ? -1 : x->tid > y->tid;
+}
+
+/* Keys grouped by distinct stack (per process) or by (thread, class, syscall). */
+struct group {
+    uint32_t tgid, gen, tid;
+    int32_t a, b; /* ustack and kstack, or class and syscall */
+    uint32_t pad; /* key ends here */
+    uint64_t total_ns, count;
+    struct acc_key *heaviest;
+    uint32_t nthreads;
+    uint32_t threads[MAX_STACK_THREADS][2];
+};
+
+static int cmp_group(const void *a, const void *b)
+{
+    const struct group *x = *(struct group *const *)a, *y = *(struct group *const *)b;
+    if (x->total_ns != y->total_ns)
+        return x->total_ns > y->total_ns ? -1 : 1;
+    return memcmp(x, y, offsetof(struct group, pad));
+}
+
+/* Groups the wanted keys; *out is a malloc'd array of pointers into *store, heaviest
+ * first. by_stack: per (process, user stack, kernel stack), else per (thread, class,
+ * syscall). */
+static int group_keys(struct dn_offcpu *o, bool by_stack, struct group **store,
+                      struct group ***out, size_t *nout)
+{
+    *store = NULL;
+    *out = NULL;
+    *nout = 0;
+    size_t cap = o->keys.n ? o->keys.n : 1, n = 0;
+    struct group *g = calloc(cap, sizeof *g);
+    struct group **v = calloc(cap, sizeof *v);
+    struct dn_htab h;
+    dn_htab_init(&h, offsetof(struct group, pad));
+    if (!g || !v) {
+        free(g);
+        free(v);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < o->keys.cap; i++) {
+        struct acc_key *a = o->keys.slots[i];
+        if (!a || !wanted(o, a->k.tgid) || !a->total_ns)
+            continue;
+        struct group key;
+        memset(&key, 0, sizeof key);
+        key.tgid = a->k.tgid;
+        key.gen = a->gen;
+        if (by_stack) {
+            key.a = a->k.ustack;
+            key.b = a->k.kstack;
+        } else {
+            key.tid = a->k.tid;
+            key.a = (int32_t)key_class(a);
+            key.b = a->k.syscall;
+        }
+        struct group *x = dn_htab_get(&h, &key);
+        if (!x) {
+            x = &g[n];
+            memcpy(x, &key, sizeof key);
+            if (dn_htab_put(&h, x) != 0) {
+                dn_htab_free(&h);
+                free(g);
+                free(v);
+                return -ENOMEM;
+            }
+            v[n++] = x;
+        }
+        x->total_ns += a->total_ns;
+        x->count += a->count;
+        if (!x->heaviest || a->total_ns > x->heaviest->total_ns)
+            x->heaviest = a;
+        bool listed = false;
+        for (uint32_t t = 0; t < x->nthreads && !listed; t++)
+            listed = x->threads[t][1] == a->k.tid;
+        if (!listed && x->nthreads < MAX_STACK_THREADS) {
+            x->threads[x->nthreads][0] = a->k.tgid;
+            x->threads[x->nthreads][1] = a->k.tid;
+            x->nthreads++;
+        }
+    }
+    dn_htab_free(&h);
+    qsort(v, n, sizeof *v, cmp_group);
+    *store = g;
+    *out = v;
+    *nout = n;
+    return 0;
+}
+
+static const char *what_it_did(enum dn_wait_class c, int32_t nr, char *buf, size_t len)
+{
+    char name[32];
+    const char *sc = nr >= 0 ? dn_syscall_name(nr, name, sizeof name) : NULL;
+    switch (c) {
+    case DN_WAIT_IO:
+        snprintf(buf, len, "waiting for I/O (uninterruptible)%s%s", sc ? " in " : "", sc ? sc : "");
+        break;
+    case DN_WAIT_LOCK:
+        snprintf(buf, len, "waiting on a lock (%s)", sc ? sc : "futex");
+        break;
+    case DN_WAIT_SLEEP:
+        snprintf(buf, len, "sleeping in %s", sc ? sc : "a timed wait");
+        break;
+    case DN_WAIT_CPU:
+        snprintf(buf, len, "runnable but waiting for a CPU (preempted)");
+        break;
+    default:
+        if (sc)
+            snprintf(buf, len, "waiting in %s", sc);
+        else
+            snprintf(buf, len, "waiting outside any system call");
+        break;
+    }
+    return buf;
+}
+
+static int add_bottlenecks(struct dn_offcpu *o, struct dn_offcpu_sample *s)
+{
+    struct group *store, **v;
+    size_t n;
+    int rc = group_keys(o, false, &store, &v, &n);
+    if (rc)
+        return rc;
+    uint64_t all = 0;
+    for (size_t i = 0; i < n; i++)
+        all += v[i]->total_ns;
+    s->bottlenecks = calloc(MAX_BOTTLENECKS, sizeof *s->bottlenecks);
+    for (size_t i = 0; s->bottlenecks && i < n && s->nbottlenecks < MAX_BOTTLENECKS; i++) {
+        const struct group *x = v[i];
+        double pct = 100.0 * (double)x->total_ns / (double)all;
+        if (pct < BOTTLENECK_MIN_PCT)
+            break;
+        const struct acc_thread *t = thread_of(o, x->tgid, x->tid, x->gen);
+        const char *tn = t && t->comm ? t->comm : "?", *pn = t && t->pcomm ? t->pcomm : "?";
+        char what[96], buf[384];
+        snprintf(buf, sizeof buf,
+                 "thread %u of process %u (%s in %s) spent %.1f ms off-CPU %s: %.1f%% of all "
+                 "off-CPU time",
+                 x->tid, x->tgid, tn, pn, (double)x->total_ns / 1e6,
+                 what_it_did((enum dn_wait_class)x->a, x->b, what, sizeof what), pct);
+        if ((s->bottlenecks[s->nbottlenecks] = strdup(buf)))
+            s->nbottlenecks++;
+    }
+    free(v);
+    free(store);
+    return 0;
+}
+
+static int add_stacks(struct dn_offcpu *o, struct dn_offcpu_sample *s)
+{
+    struct group *store, **v;
+    size_t n;
+    int rc = group_keys(o, true, &store, &v, &n);
+    if (rc)
+        return rc;
+    size_t top = n < TOP_STACKS ? n : TOP_STACKS;
+    s->stacks = calloc(top ? top : 1, sizeof *s->stacks);
+    if (!s->stacks) {
+        free(v);
+        free(store);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < top; i++) {
+        const struct group *x = v[i];
+        struct acc_key *a = x->heaviest;
+        struct dn_offcpu_stack *st = &s->stacks[s->nstacks];
+        symbolize_key(o, a);
+        const struct acc_thread *t = thread_of(o, a->k.tgid, a->k.tid, a->gen);
+        st->total_ns = x->total_ns;
+        st->count = x->count;
+        st->pid = a->k.tgid;
+        st->tid = a->k.tid;
+        st->process_name = t && t->pcomm ? t->pcomm : o->empty;
+        st->thread_name = t && t->comm ? t->comm : o->empty;
+        st->user_stack_id = a->k.ustack;
+        st->kernel_stack_id = a->k.kstack;
+        st->state = a->k.state;
+        st->syscall = a->k.syscall;
+        st->wait = key_class(a);
+        st->threads = malloc(x->nthreads * sizeof *st->threads);
+        if (st->threads) {
+            memcpy(st->threads, x->threads, x->nthreads * sizeof *st->threads);
+            st->nthreads = x->nthreads;
+        }
+        if (a->us) {
+            st->nuser = a->us->n;
+            st->user = a->us->frames;
+            st->user_stack_error = a->us->error;
+        }
+        if (a->ks) {
+            st->nkernel = a->ks->n;
+            st->kernel = a->ks->frames;
+            st->kernel_stack_error = a->ks->error;
+        }
+        s->nstacks++;
+    }
+    free(v);
+    free(store);
+    return 0;
+}
+
+int dn_offcpu_snapshot(struct dn_offcpu *o, struct dn_offcpu_sample **out)
+{
+    *out = NULL;
+    int rc = refresh(o);
+    if (rc)
+        return rc;
+    if (o->last && o->version == o->last_version) {
+        *out = dn_offcpu_sample_ref(o->last);
+        return 0;
+    }
+    struct dn_offcpu_sample *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->refs = 1;
+    s->arena = dn_arena_ref(o->arena);
+    s->stacks_enabled = o->stacks;
+    s->dropped = o->dropped;
+
+    size_t n = 0;
+    s->threads = calloc(o->threads.n ? o->threads.n : 1, sizeof *s->threads);
+    if (!s->threads) {
+        dn_offcpu_sample_unref(s);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < o->threads.cap; i++) {
+        const struct acc_thread *a = o->threads.slots[i];
+        if (!a || !a->count || !wanted(o, a->tgid))
+            continue;
+        s->threads[n++] = (struct dn_offcpu_thread){
+            .pid = a->tgid,
+            .tid = a->tid,
+            .total_ns = a->total_ns,
+            .count = a->count,
+            .min_ns = a->min_ns,
+            .max_ns = a->max_ns,
+            .thread_name = a->comm ? a->comm : o->empty,
+            .process_name = a->pcomm ? a->pcomm : o->empty,
+        };
+        s->total_ns += a->total_ns;
+        s->events += a->count;
+        if (a->max_ns > s->max_ns)
+            s->max_ns = a->max_ns;
+        if (!s->min_ns || a->min_ns < s->min_ns)
+            s->min_ns = a->min_ns;
+    }
+    qsort(s->threads, n, sizeof *s->threads, cmp_thread);
+    /* Every thread counts in the totals; a sample lists the heaviest ones (a run with
+     * thousands of short-lived processes would otherwise grow every sample). */
+    s->nthreads = n < MAX_THREAD_STATS ? n : MAX_THREAD_STATS;
+
+    for (size_t i = 0; i < o->keys.cap; i++) {
+        const struct acc_key *a = o->keys.slots[i];
+        if (a && wanted(o, a->k.tgid))
+            s->class_ns[key_class(a)] += a->total_ns;
+    }
+    if ((rc = add_bottlenecks(o, s)) || (o->stacks && (rc = add_stacks(o, s)))) {
+        dn_offcpu_sample_unref(s);
+        return rc;
+    }
+    dn_offcpu_sample_unref(o->last);
+    o->last = dn_offcpu_sample_ref(s);
+    o->last_version = o->version;
+    *out = s;
+    return 0;
+}
+
+/* ---- folded stacks ----------------------------------------------------------------- */
+
+struct fline {
+    char *text;
+    uint64_t ns;
+};
+
+static int cmp_fline(const void *a, const void *b)
+{
+    return strcmp(((const struct fline *)a)->text, ((const struct fline *)b)->text);
+}
+
+/* A frame as folded text: ';' separates frames and the last space the weight. */
+static void put_frame(struct dn_buf *b, const char *s, const char *suffix)
+{
+    dn_buf_append(b, ";", 1);
+    size_t start = b->len;
+    dn_buf_puts(b, s && *s ? s : "[unknown]");
+    for (size_t i = start; !b->oom && i < b->len; i++)
+        if (b->data[i] == ';' || b->data[i] == '\n' || b->data[i] == '\r')
+            b->data[i] = ':';
+    if (suffix)
+        dn_buf_puts(b, suffix);
+}
+
+static void key_line(struct dn_offcpu *o, struct acc_key *a, struct dn_buf *b)
+{
+    const struct acc_thread *t = thread_of(o, a->k.tgid, a->k.tid, a->gen);
+    char comm[32];
+    if (t && t->pcomm && *t->pcomm)
+        snprintf(comm, sizeof comm, "%s", t->pcomm);
+    else
+        snprintf(comm, sizeof comm, "[pid %u]", a->k.tgid);
+    put_frame(b, comm, NULL);
+    memmove(b->data, b->data + 1, b->len); /* no leading ';' */
+    b->len--;
+    symbolize_key(o, a);
+    if (!a->us && !a->ks) {
+        char what[96], sc[32];
+        const char *name = a->k.syscall >= 0 ? dn_syscall_name(a->k.syscall, sc, sizeof sc) : NULL;
+        snprintf(what, sizeof what, "[%s: %s]", dn_wait_class_name(key_class(a)),
+                 name ? name : "no syscall");
+        put_frame(b, what, NULL);
+        return;
+    }
+    if (a->us && a->us->n)
+        for (uint32_t i = a->us->n; i-- > 0;)
+            put_frame(b, a->us->frames[i].symbol, NULL);
+    else
+        put_frame(b, "[user stack unavailable]", NULL);
+    if (a->ks && a->ks->n)
+        for (uint32_t i = a->ks->n; i-- > 0;)
+            put_frame(b, a->ks->frames[i].symbol, "_[k]");
+    else
+        put_frame(b, "[kernel stack unavailable]", "_[k]");
+}
+
+int dn_offcpu_folded(struct dn_offcpu *o, char **text, size_t *len)
+{
+    *text = NULL;
+    *len = 0;
+    int rc = refresh(o);
+    if (rc)
+        return rc;
+    struct fline *v = calloc(o->keys.n ? o->keys.n : 1, sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < o->keys.cap; i++) {
+        struct acc_key *a = o->keys.slots[i];
+        if (!a || !a->total_ns || !wanted(o, a->k.tgid))
+            continue;
+        struct dn_buf b = {0};
+        key_line(o, a, &b);
+        if (b.oom) {
+            dn_buf_free(&b);
+            rc = -ENOMEM;
+            break;
+        }
+        v[n++] = (struct fline){b.data, a->total_ns};
+    }
+    struct dn_buf out = {0};
+    if (rc == 0) {
+        qsort(v, n, sizeof *v, cmp_fline);
+        /* Identical lines merged; weights rounded on the running sum, so they add up
+         * to the total in microseconds. */
+        uint64_t cum_ns = 0, cum_us = 0;
+        for (size_t i = 0; i < n;) {
+            size_t j = i;
+            uint64_t ns = 0;
+            for (; j < n && strcmp(v[j].text, v[i].text) == 0; j++)
+                ns += v[j].ns;
+            cum_ns += ns;
+            uint64_t us = (cum_ns + 500) / 1000 - cum_us;
+            cum_us += us;
+            if (us)
+                dn_buf_printf(&out, "%s %llu\n", v[i].text, (unsigned long long)us);
+            i = j;
+        }
+        if (out.oom)
+            rc = -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(v[i].text);
+    free(v);
+    if (rc) {
+        dn_buf_free(&out);
+        return rc;
+    }
+    if (!out.data && !(out.data = calloc(1, 1)))
+        return -ENOMEM;
+    *text = out.data;
+    *len = out.len;
+    return 0;
+}

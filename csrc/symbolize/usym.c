@@ -1,0 +1,252 @@
+#include "symbolize/usym.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/grow.h"
+#include "core/htab.h"
+#include "symbolize/elf.h"
+
+/* Objects whose symbols are kept at once. One cache for the whole process: every
+ * monitor shares the libraries it has read (the first read of a large object with
+ * compressed debug information costs a tenth of a second). */
+#define DN_USYM_FILES 64
+
+static pthread_mutex_t elf_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dn_elf_cache *elf_cache;
+
+/* fork() while a sampler thread names frames would leave the lock held for good in the
+ * child: fork waits for it instead. */
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&elf_lock);
+}
+
+static void atfork_release(void)
+{
+    pthread_mutex_unlock(&elf_lock);
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+enum kind { K_FILE, K_ANON, K_DELETED, K_MEMFD, K_SPECIAL };
+
+struct xmap {
+    uint64_t start, end, off, ino;
+    int kind;
+    char *path; /* K_FILE and K_SPECIAL */
+};
+
+struct pmaps {
+    uint32_t tgid; /* the key */
+    struct xmap *v;
+    size_t n;
+};
+
+struct dn_usym {
+    struct dn_htab procs; /* tgid -> struct pmaps */
+    char path_buf[4200];
+    char sym_buf[512], src_buf[512]; /* the last result, copied out of the shared cache */
+};
+
+struct dn_usym *dn_usym_new(void)
+{
+    pthread_once(&atfork_once, register_atfork);
+    struct dn_usym *u = calloc(1, sizeof *u);
+    if (!u)
+        return NULL;
+    dn_htab_init(&u->procs, sizeof(uint32_t));
+    return u;
+}
+
+static void pmaps_free(struct pmaps *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        free(p->v[i].path);
+    free(p->v);
+    free(p);
+}
+
+void dn_usym_free(struct dn_usym *u)
+{
+    if (!u)
+        return;
+    for (size_t i = 0; i < u->procs.cap; i++)
+        pmaps_free(u->procs.slots[i]);
+    dn_htab_free(&u->procs);
+    free(u);
+}
+
+static int parse_maps(FILE *f, struct pmaps *p)
+{
+    char line[4352];
+    size_t cap = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long start, end, off, ino;
+        char perms[8];
+        unsigned maj, min;
+        int path_at = 0;
+        if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu %n", &start, &end, perms, &off, &maj, &min,
+                   &ino, &path_at) < 7)
+            continue;
+        if (!strchr(perms, 'x')) /* frames are in code only */
+            continue;
+        char *path = path_at ? line + path_at : line + strlen(line);
+        path[strcspn(path, "\n")] = '\0';
+        struct xmap m = {start, end, off, ino, K_ANON, NULL};
+        size_t len = strlen(path);
+        if (path[0] == '/') {
+            static const char del[] = " (deleted)";
+            if (strncmp(path, "/memfd:", 7) == 0)
+                m.kind = K_MEMFD;
+            else if (len > sizeof del - 1 && strcmp(path + len - (sizeof del - 1), del) == 0)
+                m.kind = K_DELETED;
+            else
+                m.kind = K_FILE;
+        } else if (strcmp(path, "[vdso]") == 0 || strcmp(path, "[vsyscall]") == 0) {
+            m.kind = K_SPECIAL;
+        }
+        if ((m.kind == K_FILE || m.kind == K_SPECIAL) && !(m.path = strdup(path)))
+            return -ENOMEM;
+        if (dn_grow(&p->v, &cap, p->n + 1, sizeof *p->v, 16)) {
+            free(m.path);
+            return -ENOMEM;
+        }
+        p->v[p->n++] = m;
+    }
+    return 0;
+}
+
+int dn_usym_read_maps(struct dn_usym *u, pid_t tgid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)tgid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -errno;
+    struct pmaps *p = calloc(1, sizeof *p);
+    if (!p) {
+        fclose(f);
+        return -ENOMEM;
+    }
+    p->tgid = (uint32_t)tgid;
+    int rc = parse_maps(f, p);
+    fclose(f);
+    if (rc == 0 && p->n == 0)
+        rc = -ENOENT; /* a zombie: nothing mapped any more */
+    if (rc) {
+        pmaps_free(p);
+        return rc;
+    }
+    uint32_t key = (uint32_t)tgid;
+    struct pmaps *old = dn_htab_del(&u->procs, &key);
+    if (dn_htab_put(&u->procs, p) != 0) {
+        pmaps_free(p);
+        if (old && dn_htab_put(&u->procs, old) != 0)
+            pmaps_free(old);
+        return -ENOMEM;
+    }
+    pmaps_free(old);
+    return 0;
+}
+
+bool dn_usym_has_maps(const struct dn_usym *u, pid_t tgid)
+{
+    uint32_t key = (uint32_t)tgid;
+    return dn_htab_get(&u->procs, &key) != NULL;
+}
+
+void dn_usym_forget(struct dn_usym *u, pid_t tgid)
+{
+    uint32_t key = (uint32_t)tgid;
+    pmaps_free(dn_htab_del(&u->procs, &key));
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+void dn_usym_resolve(struct dn_usym *u, pid_t tgid, uint64_t addr, uint64_t lookup_addr,
+                     struct dn_usym_frame *out)
+{
+    memset(out, 0, sizeof *out);
+    uint32_t key = (uint32_t)tgid;
+    const struct pmaps *p = dn_htab_get(&u->procs, &key);
+    if (!p) {
+        out->status = DN_USYM_NO_MAPS;
+        out->why = "the process exited before its memory maps could be read";
+        return;
+    }
+    const struct xmap *m = NULL;
+    for (size_t i = 0; i < p->n && !m; i++)
+        if (addr >= p->v[i].start && addr < p->v[i].end)
+            m = &p->v[i];
+    if (!m) {
+        out->status = DN_USYM_UNMAPPED;
+        out->why = "no executable mapping of the process holds this address";
+        return;
+    }
+    switch (m->kind) {
+    case K_ANON:
+        out->status = DN_USYM_ANON;
+        out->why = "the code is in anonymous memory (generated at run time)";
+        return;
+    case K_DELETED:
+        out->status = DN_USYM_DELETED;
+        out->why = "the mapped file was deleted";
+        return;
+    case K_MEMFD:
+        out->status = DN_USYM_MEMFD;
+        out->why = "the code is in a memfd, which has no file to read symbols from";
+        return;
+    case K_SPECIAL:
+        out->status = DN_USYM_SPECIAL;
+        out->symbol = m->path;
+        return;
+    }
+    out->module = base_name(m->path);
+    const char *why = NULL;
+    pthread_mutex_lock(&elf_lock);
+    if (!elf_cache)
+        elf_cache = dn_elf_cache_new(DN_USYM_FILES);
+    struct dn_elf *f = elf_cache ? dn_elf_cache_get(elf_cache, m->path, m->ino, &why) : NULL;
+    if (!f && elf_cache) {
+        /* Another mount namespace (a container): the file through the process's root. */
+        snprintf(u->path_buf, sizeof u->path_buf, "/proc/%d/root%s", (int)tgid, m->path);
+        const char *why2;
+        f = dn_elf_cache_get(elf_cache, u->path_buf, m->ino, &why2);
+    }
+    struct dn_elf_hit hit = {0};
+    if (f) {
+        uint64_t look = lookup_addr >= m->start && lookup_addr < m->end ? lookup_addr : addr;
+        dn_elf_lookup(f, look - m->start + m->off, &hit);
+        if (hit.symbol)
+            snprintf(u->sym_buf, sizeof u->sym_buf, "%s", hit.symbol);
+        if (hit.src)
+            snprintf(u->src_buf, sizeof u->src_buf, "%s", hit.src);
+    }
+    pthread_mutex_unlock(&elf_lock);
+    if (!f) {
+        out->status = DN_USYM_UNREADABLE;
+        out->why = why ? why : "out of memory";
+        return;
+    }
+    out->symbol = hit.symbol ? u->sym_buf : NULL;
+    out->src = hit.src ? u->src_buf : NULL;
+    out->line = hit.line;
+    out->status = hit.symbol ? DN_USYM_OK : DN_USYM_NO_SYMBOL;
+    if (!hit.symbol)
+        out->why = "no symbol of the mapped object covers this address";
+}
