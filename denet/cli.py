@@ -221,8 +221,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args, extra = parser.parse_known_args(argv)
     command = getattr(args, "command", None)
     if command in ("stats", "report"):
-        given = [flag for dest, flag in _MONITOR_OPTIONS.items() if hasattr(args, dest)]
-        given += [_MONITOR_FLAGS[x.split("=", 1)[0]] for x in extra if x.split("=", 1)[0] in _MONITOR_FLAGS]
+        # report's own --offcpu-folded reads stacks into the page; run's writes them
+        own = {"offcpu_folded"} if command == "report" else set()
+        given = [flag for dest, flag in _MONITOR_OPTIONS.items() if hasattr(args, dest) and dest not in own]
+        flags = (_MONITOR_FLAGS.get(x.split("=", 1)[0]) for x in extra)
+        given += [f for f in flags if f and not (command == "report" and f == "--offcpu-folded")]
         if given:
             parser.error(f"{given[0]} applies to run and attach, not to {command} "
                          f"({command} reads a recorded file)")
