@@ -42,25 +42,33 @@ int main(int argc, char **argv)
 
 # Threads hammering one mutex with a little work inside: contended pthread mutexes sleep
 # and wake in futex(2), which is what dominates the syscalls.
+# Eight threads on one mutex, meeting at a barrier every round: the barrier makes every
+# round block in futex whatever the machine's load (a mutex alone contends only when the
+# threads really run at once, which a loaded 2-core machine may not allow).
 LOCKS_C = r"""
 #include <pthread.h>
 #include <stdio.h>
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_barrier_t round_end;
 static volatile unsigned long counter;
 static void *worker(void *arg)
 {
     (void)arg;
-    for (int i = 0; i < 100000; i++) {
-        pthread_mutex_lock(&mu);
-        for (volatile int j = 0; j < 200; j++)
-            counter++;
-        pthread_mutex_unlock(&mu);
+    for (int i = 0; i < 2000; i++) {
+        for (int k = 0; k < 50; k++) {
+            pthread_mutex_lock(&mu);
+            for (volatile int j = 0; j < 200; j++)
+                counter++;
+            pthread_mutex_unlock(&mu);
+        }
+        pthread_barrier_wait(&round_end);
     }
     return NULL;
 }
 int main(void)
 {
     pthread_t t[8];
+    pthread_barrier_init(&round_end, NULL, 8);
     for (int i = 0; i < 8; i++)
         pthread_create(&t[i], NULL, worker, NULL);
     for (int i = 0; i < 8; i++)
