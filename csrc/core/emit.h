@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core/capabilities.h"
 #include "core/collector.h"
 #include "core/sample.h"
 
@@ -22,6 +23,7 @@ struct dn_emitter_ops {
     void (*f64)(void *ctx, const char *key, double v);
     void (*str)(void *ctx, const char *key, const char *v);
     void (*null)(void *ctx, const char *key);
+    void (*boolean)(void *ctx, const char *key, bool v);
 };
 
 struct dn_emitter {
@@ -34,6 +36,7 @@ struct dn_metadata {
     char **cmd;      /* NULL-terminated, may be empty for attached processes */
     char *executable;
     int64_t t0_ms;
+    struct dn_capabilities caps; /* written when caps.known */
 };
 
 /* The kind tag ("kind": "tree"/"sample"/...) is written when tag is true (files). */

@@ -239,8 +239,16 @@ static void j_null(void *ctx, const char *key)
     dn_buf_puts(w->buf, "null");
 }
 
+static void j_boolean(void *ctx, const char *key, bool v)
+{
+    struct dn_json_writer *w = ctx;
+    prefix(w, key);
+    dn_buf_puts(w->buf, v ? "true" : "false");
+}
+
 static const struct dn_emitter_ops json_ops = {
     j_begin_object, j_end_object, j_begin_list, j_end_list, j_i64, j_u64, j_f64, j_str, j_null,
+    j_boolean,
 };
 
 void dn_json_emitter(struct dn_emitter *e, struct dn_json_writer *w, struct dn_buf *buf)

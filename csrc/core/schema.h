@@ -23,6 +23,17 @@ struct dn_metrics {
     uint64_t thread_count;
     uint64_t uptime_secs;
     int64_t cpu_core;              /* -1 = unknown (None) */
+    /* This process's own INET socket traffic (eBPF); DN_U64_NONE without it. */
+    uint64_t sock_rx_bytes;
+    uint64_t sock_tx_bytes;
+    uint64_t sock_rx_bytes_remote;
+    uint64_t sock_tx_bytes_remote;
+    /* What /usr/bin/time -v and pidstat show. */
+    double cpu_user_secs;
+    double cpu_system_secs;
+    uint64_t ctx_switches_voluntary;
+    uint64_t ctx_switches_involuntary;
+    double blkio_delay_secs;       /* NaN = unknown (no delay accounting) */
 };
 
 enum dn_field_type {
@@ -30,7 +41,8 @@ enum dn_field_type {
     DN_FIELD_U64,   /* unsigned integer */
     DN_FIELD_F64,   /* float */
     DN_FIELD_OPT_I64, /* integer, negative means None/null */
-    DN_FIELD_OPT_U64  /* unsigned integer, DN_U64_NONE means None/null: could not be read */
+    DN_FIELD_OPT_U64, /* unsigned integer, DN_U64_NONE means None/null: could not be read */
+    DN_FIELD_OPT_F64  /* float, NaN means None/null: could not be read */
 };
 
 /* A counter that could not be read (say, /proc/PID/io of another user's process): null

@@ -40,6 +40,7 @@ void dn_session_init(struct dn_session *s, const struct dn_session_opts *o)
     s->pid = -1;
     s->pidfd = -1;
     s->wake_fd = -1;
+    dn_extras_init(s);
     pthread_mutex_init(&s->lock, NULL);
 }
 
@@ -140,6 +141,8 @@ static int collect_locked(struct dn_session *s, struct dn_sample *out)
     int rc = dn_collector_collect(s->collector, out);
     if (rc == -ESRCH)
         s->gone = true;
+    if (rc == 0)
+        dn_extras_sample_locked(s, out);
     return rc;
 }
 
@@ -167,6 +170,7 @@ static void write_summary_and_close_locked(struct dn_session *s)
         if (s->collector) {
             struct dn_summary sum;
             dn_collector_summary(s->collector, &sum);
+            dn_extras_summary_locked(s, &sum);
             struct dn_ebpf_sample *e = summary_ebpf_locked(s);
             dn_writer_summary(&s->writer, &sum, e);
             dn_ebpf_sample_free(e);
@@ -243,6 +247,7 @@ static void stop_thread(struct dn_session *s)
 /* Detaches and closes the eBPF collectors; the collector reads /proc from then on. */
 static void close_ebpf_locked(struct dn_session *s)
 {
+    dn_extras_finish_locked(s);
     if (s->collector)
         dn_collector_detach_tracker(s->collector);
     dn_syscalls_close(s->syscalls);
@@ -265,6 +270,8 @@ int dn_session_open_ebpf(struct dn_session *s, char *err, size_t errlen)
         /* Syscall counting: filtered on the tracker's map; counts begin now. */
         rc = dn_syscalls_open(&s->syscalls, dn_tracker_map_fd(s->tracker), err, errlen);
         s->syscalls_t0_ns = dn_monotonic_ns();
+        if (rc == 0)
+            dn_extras_open_ebpf(s); /* socket bytes: optional (Linux 6.5+) */
     }
     if (rc) {
         free(s->ebpf_error);
@@ -282,6 +289,7 @@ static void tracker_failed(struct dn_session *s, int rc, pid_t pid)
     dn_ebpf_explain(err, sizeof err, what, rc);
     free(s->ebpf_error);
     s->ebpf_error = strdup(err);
+    dn_extras_ebpf_failed(s);
     dn_syscalls_close(s->syscalls);
     s->syscalls = NULL;
     dn_tracker_close(s->tracker);
@@ -292,7 +300,8 @@ int dn_session_spawn(struct dn_session *s, const struct dn_spawn_opts *so_in, in
                      enum dn_spawn_stage *stage)
 {
     struct dn_spawn_opts so = *so_in;
-    so.hold_before_exec = s->tracker != NULL;
+    /* Held before exec for the tracker, and for perf counters (they start at the exec). */
+    so.hold_before_exec = s->tracker != NULL || dn_extras_wants_hold(s);
     struct dn_spawned sp;
     int rc = dn_spawn(&so, &sp, child_errno, stage);
     if (rc != 0)
@@ -302,9 +311,10 @@ int dn_session_spawn(struct dn_session *s, const struct dn_spawn_opts *so_in, in
         int trc = dn_tracker_add(s->tracker, sp.pid);
         if (trc)
             tracker_failed(s, trc, sp.pid);
-        if (dn_spawn_release(&sp, child_errno, stage) != 0)
-            return 1;
     }
+    dn_extras_process(s, sp.pid, so.hold_before_exec);
+    if (so.hold_before_exec && dn_spawn_release(&sp, child_errno, stage) != 0)
+        return 1;
     s->pid = sp.pid;
     s->owns_child = true;
     s->pidfd = (int)syscall(SYS_pidfd_open, sp.pid, 0);
@@ -317,6 +327,7 @@ int dn_session_attach(struct dn_session *s, pid_t pid)
     s->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (s->pidfd < 0)
         return -errno;
+    dn_extras_process(s, pid, false);
     if (s->tracker) {
         /* Later forks are followed in the kernel; what exists now is registered. */
         int rc = dn_collector_register_tree(s->tracker, pid);
@@ -354,6 +365,7 @@ int dn_session_begin(struct dn_session *s, double t0_boot, uint64_t spawn_rss_kb
             s->md.executable = strdup(exe);
         }
     }
+    dn_extras_begin_locked(s); /* capabilities, and the env record when asked for */
     if (s->o.write_metadata && dn_writer_is_open(&s->writer))
         dn_writer_metadata(&s->writer, &s->md);
     pthread_mutex_unlock(&s->lock);
@@ -544,12 +556,15 @@ int dn_session_save(struct dn_session *s, const char *path, enum dn_format fmt)
     if (rc)
         return rc;
     pthread_mutex_lock(&s->lock);
+    if (s->o.write_env && s->ex.have_env)
+        dn_writer_env(&w, &s->ex.env);
     dn_writer_metadata(&w, &s->md);
     for (size_t i = 0; i < s->samples.len; i++)
         dn_writer_sample(&w, &s->samples.items[i]);
     if (s->collector) {
         struct dn_summary sum;
         dn_collector_summary(s->collector, &sum);
+        dn_extras_summary_locked(s, &sum);
         struct dn_ebpf_sample *e = summary_ebpf_locked(s);
         dn_writer_summary(&w, &sum, e);
         dn_ebpf_sample_free(e);
@@ -564,8 +579,10 @@ void dn_session_summary(struct dn_session *s, struct dn_summary *sum,
     pthread_mutex_lock(&s->lock);
     reap_locked(s, false);
     memset(sum, 0, sizeof *sum);
-    if (s->collector)
+    if (s->collector) {
         dn_collector_summary(s->collector, sum);
+        dn_extras_summary_locked(s, sum);
+    }
     *ebpf = summary_ebpf_locked(s);
     pthread_mutex_unlock(&s->lock);
 }
@@ -616,6 +633,7 @@ void dn_session_destroy(struct dn_session *s)
     free_strv(s->md.cmd);
     free(s->md.executable);
     free(s->ebpf_error);
+    dn_extras_destroy(s);
     if (s->pidfd >= 0)
         close(s->pidfd);
     if (s->wake_fd >= 0)
@@ -625,6 +643,7 @@ void dn_session_destroy(struct dn_session *s)
     s->pid = -1;
     s->pidfd = -1;
     s->wake_fd = -1;
+    dn_extras_init(s);
 }
 
 void dn_session_after_fork_child(struct dn_session *s)

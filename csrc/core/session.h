@@ -14,6 +14,7 @@
 
 #include "core/collector.h"
 #include "core/emit.h"
+#include "core/extras.h"
 #include "core/sample.h"
 #include "core/spawn.h"
 #include "core/writer.h"
@@ -26,6 +27,7 @@ struct dn_session_opts {
     int base_ms, max_ms;
     bool include_children, since_process_start, store_in_memory, write_metadata;
     bool enable_ebpf;
+    bool write_env;   /* the env record precedes the metadata in the output file */
 };
 
 struct dn_session {
@@ -62,6 +64,8 @@ struct dn_session {
     bool stop_requested;
     int wake_fd;         /* eventfd: wakes the sampler for stop() */
     int64_t start_mono_ns;
+
+    struct dn_extras ex; /* socket bytes, perf/PSI, env, capabilities (core/extras.c) */
 };
 
 /* Zeroes s and sets the options. Never fails. */

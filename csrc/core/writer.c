@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/env.h"
 #include "ebpf/ebpf_sample.h"
 #include "ebpf/syscall_table.h"
 
@@ -88,6 +89,17 @@ void dn_writer_metadata(struct dn_writer *w, const struct dn_metadata *md)
     flush_record(w);
 }
 
+void dn_writer_env(struct dn_writer *w, const struct dn_env *env)
+{
+    if (!w->f || w->fmt == DN_FMT_CSV)
+        return;
+    struct dn_emitter e;
+    struct dn_json_writer jw;
+    dn_json_emitter(&e, &jw, &w->buf);
+    dn_emit_env(&e, env, true);
+    flush_record(w);
+}
+
 static void csv_fields(struct dn_buf *b, const struct dn_metrics *m, bool *first)
 {
     for (size_t i = 0; i < dn_metrics_nfields; i++) {
@@ -112,6 +124,10 @@ static void csv_fields(struct dn_buf *b, const struct dn_metrics *m, bool *first
         case DN_FIELD_OPT_U64:
             if (dn_field_u64(m, f) != DN_U64_NONE)
                 dn_buf_printf(b, "%" PRIu64, dn_field_u64(m, f));
+            break;
+        case DN_FIELD_OPT_F64:
+            if (dn_field_f64(m, f) == dn_field_f64(m, f))
+                dn_buf_json_double(b, dn_field_f64(m, f));
             break;
         }
     }
