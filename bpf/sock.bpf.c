@@ -11,11 +11,18 @@
  *
  * Each byte is also told local or not. A peer on this host talks through a loopback
  * device; the socket says where its peer is when it has one (TCP, connected UDP): a
- * loopback address, its own address, or a cached route through a loopback device. An
- * unconnected UDP socket has a peer per datagram, so two more programs note the device
- * per thread: net_dev_start_xmit (a datagram to a local peer is transmitted on the
- * loopback device synchronously, inside the sendmsg call, since lo has no queue) and
- * skb_copy_datagram_iovec (the device a received datagram came in on, inside recvmsg).
+ * loopback address, its own address, or a cached route through a loopback device. A
+ * socket bound to a loopback address has only local peers. An unconnected UDP socket
+ * otherwise has a peer per datagram, which the sock tracepoints do not show:
+ *  - sending: a datagram to a local peer is transmitted on the loopback device inside
+ *    the sendmsg call (lo has no queue), so net_dev_start_xmit notes, per thread, the
+ *    socket and whether the device was a loopback one; a datagram that did not reach
+ *    a device within the call went to a queued device: not loopback.
+ *  - receiving: skb_copy_datagram_iovec shows the datagram and the device it came in
+ *    on (skb_iif), but UDP copies a linear datagram without it, and frees it without
+ *    a tracepoint on current kernels (deferred or __kfree_skb). Such bytes are counted
+ *    in rx_unknown, and user space reports that process's remote receive bytes as
+ *    unknown (null) rather than guess.
  *
  * This object needs the two sock tracepoints, so it loads only on 6.5+; it is loaded on
  * its own, after the others, and its absence turns off nothing else. */
@@ -113,15 +120,17 @@ static __always_inline void count(__u32 tgid, struct sock *sk, int ret, int flag
         return; /* the same bytes are received again */
     int local = peer_is_local(sk, family);
     if (local < 0) {
-        /* Unconnected: the datagram's own device, noted on this thread during the call. */
+        /* Unconnected: what the thread noted about this very datagram during the call. */
         __u32 tid = (__u32)bpf_get_current_pid_tgid();
         struct dn_sock_dev *d = bpf_map_lookup_elem(&thread_dev, &tid);
-        local = 0;
-        if (d && tx && d->tx_sk == (__u64)sk) {
-            local = d->tx_lo;
-            d->tx_sk = 0;
-        } else if (d && !tx) {
-            local = d->rx_lo;
+        if (tx) {
+            local = d && d->tx_sk == (__u64)sk ? d->tx_lo : 0;
+            if (d)
+                d->tx_sk = 0;
+        } else {
+            local = d && d->rx ? d->rx == DN_SOCK_RX_LOCAL : -1;
+            if (d)
+                d->rx = 0;
         }
     }
 
@@ -138,12 +147,14 @@ static __always_inline void count(__u32 tgid, struct sock *sk, int ret, int flag
     /* Per-CPU slots, preemption off: plain adds never lose an update. */
     if (tx) {
         c->tx += ret;
-        if (local)
+        if (local > 0)
             c->tx_lo += ret;
     } else {
         c->rx += ret;
-        if (local)
+        if (local > 0)
             c->rx_lo += ret;
+        else if (local < 0)
+            c->rx_unknown += ret;
     }
 }
 
@@ -196,15 +207,26 @@ int BPF_PROG(dn_sock_xmit, const struct sk_buff *skb, const struct net_device *d
     return 0;
 }
 
-/* Data of a received packet copied to a tracked thread (inside its recvmsg call). */
+/* Data of a received packet copied to a tracked thread, inside its recvmsg call (not for
+ * linear UDP datagrams: see the top). Only UDP datagrams are noted: TCP and others say
+ * where their peer is themselves. */
 SEC("tp_btf/skb_copy_datagram_iovec")
 int BPF_PROG(dn_sock_copy, const struct sk_buff *skb, int len)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     if (!dn_tracked_live(pid_tgid >> 32))
         return 0;
+    unsigned char *head = BPF_CORE_READ(skb, head);
+    __u16 nh = BPF_CORE_READ(skb, network_header);
+    __u8 ip[10] = {};
+    if (!head || bpf_probe_read_kernel(ip, sizeof ip, head + nh))
+        return 0;
+    __u8 proto = (ip[0] >> 4) == 4 ? ip[9] : (ip[0] >> 4) == 6 ? ip[6] : 0;
+    if (proto != IPPROTO_UDP)
+        return 0;
     struct dn_sock_dev *d = thread_note((__u32)pid_tgid);
     if (d)
-        d->rx_lo = BPF_CORE_READ(skb, skb_iif) == LOOPBACK_IFINDEX;
+        d->rx = BPF_CORE_READ(skb, skb_iif) == LOOPBACK_IFINDEX ? DN_SOCK_RX_LOCAL
+                                                                 : DN_SOCK_RX_REMOTE;
     return 0;
 }

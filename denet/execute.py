@@ -141,6 +141,7 @@ def execute_with_monitoring(
     quiet: bool = False,
     include_children: bool = True,
     write_metadata: bool = False,
+    write_env: bool = False,
 ):
     """Run ``cmd`` and monitor it (and, by default, its children) until it exits.
 
@@ -171,6 +172,9 @@ def execute_with_monitoring(
         include_children: monitor the whole process tree (tree samples) or only
             the command (flat samples).
         write_metadata: write the metadata record to ``output_file``.
+        write_env: write the run's environment (the ``"env"`` record: host,
+            kernel, CPU topology, NUMA, affinity, cgroup and its limits) to
+            ``output_file`` before the metadata; ``monitor.get_env()`` returns it.
 
     Returns:
         ``(exit_code, monitor)``: the command's exit status (negative signal
@@ -189,7 +193,8 @@ def execute_with_monitoring(
     _check_interval("max_interval_ms", max_interval_ms)
     timeout = _check_timeout(timeout)
     if not isinstance(output_format, str) or output_format not in _OUTPUT_FORMATS:
-        raise ValueError(f"unknown output_format {output_format!r}; use one of {', '.join(_OUTPUT_FORMATS)}")
+        raise ValueError(f"Unknown format: {output_format}; unknown output_format {output_format!r}; "
+                         f"use one of {', '.join(_OUTPUT_FORMATS)}")
 
     import denet._denet as _denet  # lazy: the pure modules work without the extension
 
@@ -245,6 +250,7 @@ def execute_with_monitoring(
                 quiet=quiet,
                 include_children=include_children,
                 write_metadata=write_metadata,
+                write_env=write_env,
             )
             monitor.start()
         finally:

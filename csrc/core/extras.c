@@ -152,7 +152,8 @@ static void set_sock(struct dn_metrics *m, const struct dn_sock_counts *c)
 {
     m->sock_rx_bytes = c->rx;
     m->sock_tx_bytes = c->tx;
-    m->sock_rx_bytes_remote = c->rx - c->rx_lo;
+    /* Datagrams whose peer could not be told make the remote part unknown, not a guess. */
+    m->sock_rx_bytes_remote = c->rx_unknown ? DN_U64_NONE : c->rx - c->rx_lo;
     m->sock_tx_bytes_remote = c->tx - c->tx_lo;
 }
 
@@ -173,6 +174,7 @@ static void fill_sock(struct dn_session *s, struct dn_sample *x)
         sum.tx += c.tx;
         sum.rx_lo += c.rx_lo;
         sum.tx_lo += c.tx_lo;
+        sum.rx_unknown += c.rx_unknown;
     }
     if (x->has_aggregated)
         set_sock(&x->aggregated, &sum);
@@ -216,7 +218,7 @@ void dn_extras_summary_locked(struct dn_session *s, struct dn_summary *sum)
         x->sock = true;
         x->sock_rx = c.rx;
         x->sock_tx = c.tx;
-        x->sock_rx_remote = c.rx - c.rx_lo;
+        x->sock_rx_remote = c.rx_unknown ? DN_U64_NONE : c.rx - c.rx_lo;
         x->sock_tx_remote = c.tx - c.tx_lo;
     }
     /* Counter totals: a fresh read while counting, the last one after. */

@@ -20,6 +20,8 @@ struct dn_writer {
     size_t nrecords;
     bool csv_header_done;
     bool csv_ebpf;   /* the CSV has eBPF syscall columns */
+    bool csv_psi;    /* ... psi_mem columns */
+    bool csv_perf;   /* ... perf counter columns */
     int err;         /* first write error (-errno), sticky */
     struct dn_buf buf;
 };

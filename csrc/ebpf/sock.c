@@ -161,6 +161,7 @@ static void add_counts(struct dn_sock_counts *a, const struct dn_sock_counts *b)
     a->tx += b->tx;
     a->rx_lo += b->rx_lo;
     a->tx_lo += b->tx_lo;
+    a->rx_unknown += b->rx_unknown;
 }
 
 int dn_sock_snapshot(struct dn_sock *s)
