@@ -71,6 +71,18 @@ void dn_extras_process(struct dn_session *s, pid_t pid, bool held)
     }
 }
 
+bool dn_delayacct_on(void)
+{
+    FILE *f = fopen("/proc/sys/kernel/task_delayacct", "re");
+    int v = 0;
+    if (!f)
+        return false;
+    if (fscanf(f, "%d", &v) != 1)
+        v = 0;
+    fclose(f);
+    return v == 1;
+}
+
 /* kernel.task_delayacct: 1 when block I/O delay is being accounted. */
 static void delayacct_capability(struct dn_cap *c)
 {

@@ -49,6 +49,9 @@ bool dn_extras_wants_hold(struct dn_session *s);
 /* The process to watch is known (started, held when `held`, or attached). */
 void dn_extras_process(struct dn_session *s, pid_t pid, bool held);
 
+/* Whether the kernel accounts block I/O delay now (kernel.task_delayacct=1). */
+bool dn_delayacct_on(void);
+
 /* Capabilities and, with write_env, the env record (written before the metadata). */
 void dn_extras_begin_locked(struct dn_session *s);
 

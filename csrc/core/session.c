@@ -347,6 +347,7 @@ int dn_session_begin(struct dn_session *s, double t0_boot, uint64_t spawn_rss_kb
         .t0_boot = t0_boot,
         .tracker = s->tracker,
         .pidfd = s->pidfd,
+        .blkio_accounted = dn_delayacct_on(),
     };
     int err = 0;
     struct dn_collector *c = dn_collector_new(&co, &err);
