@@ -39,6 +39,10 @@ void dn_extras_open_ebpf(struct dn_session *s)
     char err[512];
     if (!s->tracker)
         return;
+    if (getenv("DENET_NO_SOCK")) { /* benchmarks: the other collectors without this one */
+        set_sock_error(s, "the socket counter was turned off (DENET_NO_SOCK is set)");
+        return;
+    }
     if (dn_sock_open(&s->ex.sock, dn_tracker_map_fd(s->tracker), err, sizeof err) != 0) {
         set_sock_error(s, err); /* monitoring and the other eBPF figures go on */
         return;

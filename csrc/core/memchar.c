@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/perf_event.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,53 +228,57 @@ static bool pmu_present(void)
            access("/sys/bus/event_source/devices/armv8_pmuv3_0", F_OK) == 0;
 }
 
-static int probe_state = 1; /* 1: not probed; 0: hardware counters open; -errno */
+static int probe_state; /* 0: hardware counters open; -errno */
 static bool probe_exclude_kernel;
 static char probe_reason[DN_CAP_REASON];
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+
+static void probe(void)
+{
+    struct perf_event_attr a;
+    attr_init(&a, false, DN_PERF_CYCLES, false);
+    a.disabled = 1;
+    int fd = perf_event_open(&a, 0);
+    if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+        attr_init(&a, false, DN_PERF_CYCLES, true); /* user mode only */
+        a.disabled = 1;
+        fd = perf_event_open(&a, 0);
+        probe_exclude_kernel = fd >= 0;
+    }
+    int e = fd < 0 ? errno : 0;
+    if (fd >= 0) {
+        close(fd);
+        probe_state = 0;
+        if (probe_exclude_kernel)
+            snprintf(probe_reason, sizeof probe_reason,
+                     "counting user mode only: kernel.perf_event_paranoid=%d keeps the kernel's "
+                     "share from unprivileged users (run as root, or sysctl "
+                     "kernel.perf_event_paranoid=1)",
+                     paranoid());
+        return;
+    }
+    probe_state = -e;
+    if (e == EACCES || e == EPERM)
+        snprintf(probe_reason, sizeof probe_reason,
+                 "perf_event_open(cycles) was refused (%s) with kernel.perf_event_paranoid=%d: "
+                 "run as root or with CAP_PERFMON, or lower it: sysctl "
+                 "kernel.perf_event_paranoid=1",
+                 strerror(e), paranoid());
+    else if (!pmu_present())
+        snprintf(probe_reason, sizeof probe_reason,
+                 "this machine exposes no hardware performance counters: no CPU PMU in "
+                 "/sys/bus/event_source/devices (a virtual machine without a virtual "
+                 "PMU?); perf_event_open(cycles) failed: %s",
+                 strerror(e));
+    else
+        snprintf(probe_reason, sizeof probe_reason,
+                 "the CPU's PMU does not count cycles: perf_event_open(cycles) failed: %s",
+                 strerror(e));
+}
 
 bool dn_perf_probe(struct dn_capabilities *caps)
 {
-    if (probe_state == 1) {
-        struct perf_event_attr a;
-        attr_init(&a, false, DN_PERF_CYCLES, false);
-        a.disabled = 1;
-        int fd = perf_event_open(&a, 0);
-        if (fd < 0 && (errno == EACCES || errno == EPERM)) {
-            attr_init(&a, false, DN_PERF_CYCLES, true); /* user mode only */
-            a.disabled = 1;
-            fd = perf_event_open(&a, 0);
-            probe_exclude_kernel = fd >= 0;
-        }
-        int e = fd < 0 ? errno : 0;
-        if (fd >= 0) {
-            close(fd);
-            probe_state = 0;
-            if (probe_exclude_kernel)
-                snprintf(probe_reason, sizeof probe_reason,
-                         "counting user mode only: kernel.perf_event_paranoid=%d keeps the kernel's "
-                         "share from unprivileged users (run as root, or sysctl "
-                         "kernel.perf_event_paranoid=1)",
-                         paranoid());
-        } else {
-            probe_state = -e;
-            if (e == EACCES || e == EPERM)
-                snprintf(probe_reason, sizeof probe_reason,
-                         "perf_event_open(cycles) was refused (%s) with kernel.perf_event_paranoid=%d: "
-                         "run as root or with CAP_PERFMON, or lower it: sysctl "
-                         "kernel.perf_event_paranoid=1",
-                         strerror(e), paranoid());
-            else if (!pmu_present())
-                snprintf(probe_reason, sizeof probe_reason,
-                         "this machine exposes no hardware performance counters: no CPU PMU in "
-                         "/sys/bus/event_source/devices (a virtual machine without a virtual "
-                         "PMU?); perf_event_open(cycles) failed: %s",
-                         strerror(e));
-            else
-                snprintf(probe_reason, sizeof probe_reason,
-                         "the CPU's PMU does not count cycles: perf_event_open(cycles) failed: %s",
-                         strerror(e));
-        }
-    }
+    pthread_once(&probe_once, probe); /* monitors may be made from several threads */
     if (caps) {
         caps->perf_hw.available = probe_state == 0;
         snprintf(caps->perf_hw.reason, sizeof caps->perf_hw.reason, "%s", probe_reason);

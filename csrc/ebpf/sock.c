@@ -1,6 +1,7 @@
 #include "ebpf/sock.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,38 +38,40 @@ struct dn_sock {
     struct dn_map_buf counts, tracked;
 };
 
+static int probe_rc;
+static char probe_why[320];
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+
+static void probe(void)
+{
+    struct btf *btf = btf__load_vmlinux_btf();
+    if (!btf) {
+        probe_rc = errno ? -errno : -ENOENT;
+        snprintf(probe_why, sizeof probe_why,
+                 "the kernel's BTF (/sys/kernel/btf/vmlinux) could not be read (%s); "
+                 "a kernel with CONFIG_DEBUG_INFO_BTF=y is needed",
+                 strerror(-probe_rc));
+        return;
+    }
+    bool send = btf__find_by_name_kind(btf, "btf_trace_sock_send_length", BTF_KIND_TYPEDEF) > 0;
+    bool recv = btf__find_by_name_kind(btf, "btf_trace_sock_recv_length", BTF_KIND_TYPEDEF) > 0;
+    btf__free(btf);
+    probe_rc = send && recv ? 0 : -ENOENT;
+    if (probe_rc) {
+        struct utsname u;
+        snprintf(probe_why, sizeof probe_why,
+                 "this kernel (%s) has no sock_send_length/sock_recv_length tracepoints, which "
+                 "per-process socket bytes need: they came in Linux 6.5",
+                 uname(&u) == 0 ? u.release : "unknown");
+    }
+}
+
 int dn_sock_probe(char *why, size_t len)
 {
-    static int cached = 1; /* 1: not probed yet */
-    static char cached_why[320];
-    if (cached == 1) {
-        struct btf *btf = btf__load_vmlinux_btf();
-        if (!btf) {
-            cached = errno ? -errno : -ENOENT;
-            snprintf(cached_why, sizeof cached_why,
-                     "the kernel's BTF (/sys/kernel/btf/vmlinux) could not be read (%s); "
-                     "a kernel with CONFIG_DEBUG_INFO_BTF=y is needed",
-                     strerror(-cached));
-        } else {
-            bool send = btf__find_by_name_kind(btf, "btf_trace_sock_send_length",
-                                               BTF_KIND_TYPEDEF) > 0;
-            bool recv = btf__find_by_name_kind(btf, "btf_trace_sock_recv_length",
-                                               BTF_KIND_TYPEDEF) > 0;
-            btf__free(btf);
-            cached = send && recv ? 0 : -ENOENT;
-            if (cached) {
-                struct utsname u;
-                snprintf(cached_why, sizeof cached_why,
-                         "this kernel (%s) has no sock_send_length/sock_recv_length "
-                         "tracepoints, which per-process socket bytes need: they came in "
-                         "Linux 6.5",
-                         uname(&u) == 0 ? u.release : "unknown");
-            }
-        }
-    }
-    if (cached && why && len)
-        snprintf(why, len, "%s", cached_why);
-    return cached;
+    pthread_once(&probe_once, probe); /* monitors may be made from several threads */
+    if (probe_rc && why && len)
+        snprintf(why, len, "%s", probe_why);
+    return probe_rc;
 }
 
 int dn_sock_open(struct dn_sock **out, int tracked_map_fd, char *err, size_t errlen)
