@@ -197,8 +197,8 @@ int BPF_PROG(dn_sock_xmit, const struct sk_buff *skb, const struct net_device *d
     if (!dn_tracked_live(pid_tgid >> 32))
         return 0;
     struct sock *sk = BPF_CORE_READ(skb, sk);
-    if (!sk)
-        return 0;
+    if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
+        return 0; /* only datagrams of UDP sockets need the note (TCP has its peer) */
     struct dn_sock_dev *d = thread_note((__u32)pid_tgid);
     if (d) {
         d->tx_sk = (__u64)sk;
@@ -215,6 +215,9 @@ int BPF_PROG(dn_sock_copy, const struct sk_buff *skb, int len)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     if (!dn_tracked_live(pid_tgid >> 32))
+        return 0;
+    struct sock *owner = BPF_CORE_READ(skb, sk); /* TCP's queued data has its socket */
+    if (owner && BPF_CORE_READ(owner, sk_protocol) != IPPROTO_UDP)
         return 0;
     unsigned char *head = BPF_CORE_READ(skb, head);
     __u16 nh = BPF_CORE_READ(skb, network_header);
