@@ -113,3 +113,17 @@ def test_debug_says_what_each_source_can_do():
     assert r.returncode == 0
     for name in ("ebpf", "sock", "psi", "perf_hw", "gpu", "delayacct"):
         assert f"denet: debug: {name}: " in r.stderr, r.stderr
+
+
+def test_summary_table_rows():
+    from denet import _cli_format
+    base = {"total_time_secs": 1.0, "sample_count": 2}
+    table = _cli_format.summary_table({**base, "total_sock_rx_bytes": 2048, "total_sock_tx_bytes": 1024,
+                                       "total_sock_rx_bytes_remote": None, "total_sock_tx_bytes_remote": 0,
+                                       "memory_characterization": {"verdict": "cpu-bound", "mean_ipc": 2.0}})
+    assert "Sockets rx / tx (own, eBPF)" in table and "2.0 KiB / 1.0 KiB" in table
+    assert "- / 0 B" in table  # the unknown remote part is shown as unknown
+    assert "cpu-bound (IPC 2.00)" in table
+    plain = _cli_format.summary_table({**base, "total_sock_rx_bytes": None, "total_sock_tx_bytes": None,
+                                       "memory_characterization": {"verdict": "insufficient-data"}})
+    assert "Sockets" not in plain and "Memory characterization" not in plain
