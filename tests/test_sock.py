@@ -358,3 +358,19 @@ def test_remote_peer_over_veth(sock_ebpf, tmp_path):
     summary = finish(mon, go)
     assert summary["total_sock_tx_bytes_remote"] == summary["total_sock_tx_bytes"] == total
     assert summary["total_sock_rx_bytes_remote"] == summary["total_sock_rx_bytes"] == total
+
+
+def test_a_forked_copy_of_the_monitor_leaves_the_counts_alone(sock_ebpf, tmp_path):
+    # os.fork() makes the child's copy of a monitor inert; it must not read (and so fold,
+    # i.e. delete) the kernel's counts of exited processes that the parent still needs.
+    mon, reports, go = run_workload(tmp_path, TCP_PAIR, 2)
+    go.write_text("")
+    assert mon.wait(timeout=60) == 0
+    time.sleep(0.3)  # the children exited: their entries are no longer tracked
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    mon.stop()
+    summary = mon.get_summary()
+    assert summary["total_sock_tx_bytes"] == summary["total_sock_rx_bytes"] == 10 * MIB

@@ -261,6 +261,14 @@ void dn_extras_summary_locked(struct dn_session *s, struct dn_summary *sum)
     x->verdict = m.verdict;
 }
 
+void dn_extras_after_fork_child(struct dn_session *s)
+{
+    dn_sock_close(s->ex.sock);
+    s->ex.sock = NULL;
+    dn_perf_close(s->ex.perf);
+    s->ex.perf = NULL;
+}
+
 void dn_extras_finish_locked(struct dn_session *s)
 {
     if (s->ex.sock) {

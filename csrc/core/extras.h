@@ -65,6 +65,10 @@ void dn_extras_summary_locked(struct dn_session *s, struct dn_summary *sum);
  * closed. */
 void dn_extras_finish_locked(struct dn_session *s);
 
+/* In the child of fork(): the socket counter and perf counters are closed without a
+ * read (a read folds, i.e. deletes, entries of the kernel map the parent still uses). */
+void dn_extras_after_fork_child(struct dn_session *s);
+
 /* The env record (read now if it was not at the start). Stays valid and unchanged
  * until the session is destroyed. */
 const struct dn_env *dn_session_env(struct dn_session *s);

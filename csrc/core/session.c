@@ -661,5 +661,6 @@ void dn_session_after_fork_child(struct dn_session *s)
         dn_writer_abandon(&s->writer); /* no JSON trailer through the parent's offset */
     }
     /* Inherited eBPF programs would stay attached for as long as this child lives. */
+    dn_extras_after_fork_child(s);
     close_ebpf_locked(s);
 }
