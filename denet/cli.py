@@ -165,7 +165,8 @@ def _add_monitor_options(parser: argparse.ArgumentParser, note: str = "") -> Non
     parser.add_argument("--since-process-start", action="store_true", default=sup,
                         help="I/O counters since the process started rather than since monitoring began" + note)
     parser.add_argument("--enable-ebpf", action="store_true", default=sup,
-                        help="count system calls with eBPF (needs root or CAP_BPF+CAP_PERFMON)" + note)
+                        help="count system calls, and socket bytes per process (Linux 6.5+), with eBPF "
+                             "(needs root or CAP_BPF+CAP_PERFMON)" + note)
     parser.add_argument("--no-update", action="store_true", default=sup, help="no live status line" + note)
     parser.add_argument("--write-env", action="store_true", default=sup,
                         help="start the --out file with the run's environment (host, kernel, CPU "
