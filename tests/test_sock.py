@@ -22,7 +22,8 @@ COMMON = r"""
 import os, socket, sys, time
 go = sys.argv[1]
 def hold():  # stay alive (and sampled) until the test creates the file
-    while not os.path.exists(go):
+    deadline = time.monotonic() + 120  # a test that failed never does: do not linger
+    while not os.path.exists(go) and time.monotonic() < deadline:
         time.sleep(0.01)
 def report(*words):
     os.write(1, (" ".join(map(str, words)) + "\n").encode())
@@ -303,6 +304,7 @@ if b == 0:
     ls.bind(("10.213.0.2", 5555))
     ls.listen(1)
     us = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    us.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE (root): all 32 fit
     us.bind(("10.213.0.2", 5556))
     us.connect(("10.213.0.1", 5557))  # connected: its peer is known, remote
     os.write(ready_w, b"l")
@@ -334,8 +336,8 @@ if a == 0:
     c.close()
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.bind(("10.213.0.1", 5557))
-    for _ in range(COUNT):  # unconnected: its own device note (veth: remote); 128 KiB
-        u.sendto(b"u" * SIZE, ("10.213.0.2", 5556))  # fits B's receive buffer, none lost
+    for _ in range(COUNT):  # unconnected: its own device note (veth: remote); B's
+        u.sendto(b"u" * SIZE, ("10.213.0.2", 5556))  # receive buffer holds them all
     report("a", os.getpid(), N + SIZE * COUNT)
     hold()
     os._exit(0)

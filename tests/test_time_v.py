@@ -15,8 +15,9 @@ import pytest
 import denet
 
 WORK = r"""
-import json, os, resource, sys, threading, time
+import json, os, resource, signal, sys, threading, time
 mode, fifo = sys.argv[1], sys.argv[2]
+signal.alarm(120)  # a test that failed never opens the FIFO: do not linger
 extra = {}
 if mode == "busy":          # user time: no system call in the loop
     x = 0
