@@ -82,14 +82,6 @@ int main(int argc, char **argv)
 Skip = sysbench.Skip
 
 
-def build(tmp, name, src):
-    exe = os.path.join(tmp, name)
-    with open(exe + ".c", "w") as f:
-        f.write(src)
-    subprocess.run(["gcc", "-O2", "-pthread", "-o", exe, exe + ".c"], check=True)
-    return exe
-
-
 def sched_switch_stats(pid):
     """(run_time_ns, run_cnt) summed over the sched_switch programs process pid holds."""
     ids = set()
@@ -230,10 +222,6 @@ class Bench:
         return sysbench.read_time(self.result)
 
 
-def fmt_row(cols, widths):
-    return "  ".join(str(c).ljust(w) for c, w in zip(cols, widths))
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=7, help="rounds (default 7)")
@@ -254,7 +242,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="denet-bench-")
     try:
         b = Bench(tmp, args.runs)
-        cmd = [build(tmp, "pingpong", PINGPONG_C), str(args.trips)]
+        cmd = [sysbench.build(tmp, "pingpong", PINGPONG_C, ["-pthread"]), str(args.trips)]
         taskset = shutil.which("taskset")
         if not args.no_pin and taskset:
             cmd = [taskset, "-c", str(args.cpu)] + cmd  # it execs the workload: same pid
@@ -296,12 +284,7 @@ def main():
             per_trip = (med - base) / args.trips * 1e6
             rows.append((name, f"{med:.3f}", f"{med / base:.2f}x",
                          "-" if name == "unmonitored" else f"{per_trip:+.2f}"))
-        header = ("tool", "median s", "vs unmonitored", "µs added per round trip")
-        widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(4)]
-        print(fmt_row(header, widths))
-        print(fmt_row(["-" * w for w in widths], widths))
-        for r in rows:
-            print(fmt_row(r, widths))
+        sysbench.print_table(("tool", "median s", "vs unmonitored", "µs added per round trip"), rows)
         if per_switch:
             print("\nBPF program time per sched_switch (kernel BPF statistics, one run each):")
             for name, (ns, cnt) in per_switch.items():

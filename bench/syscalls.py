@@ -104,11 +104,11 @@ class Skip(Exception):
     """This tool cannot run here; the message says why."""
 
 
-def build(tmp, name, src):
+def build(tmp, name, src, flags=()):
     exe = os.path.join(tmp, name)
     with open(exe + ".c", "w") as f:
         f.write(src)
-    subprocess.run(["gcc", "-O2", "-o", exe, exe + ".c"], check=True)
+    subprocess.run(["gcc", "-O2", *flags, "-o", exe, exe + ".c"], check=True)
     return exe
 
 
@@ -222,6 +222,15 @@ def fmt_row(cols, widths):
     return "  ".join(str(c).ljust(w) for c, w in zip(cols, widths))
 
 
+def print_table(header, rows):
+    """The results as aligned columns under a header (shared with bench/offcpu.py)."""
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    print(fmt_row(header, widths))
+    print(fmt_row(["-" * w for w in widths], widths))
+    for r in rows:
+        print(fmt_row(r, widths))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=7, help="rounds per workload (default 7)")
@@ -284,12 +293,7 @@ def main():
         if os.path.exists(tarball):
             os.unlink(tarball)
 
-        header = ("workload", "tool", "median s", "vs unmonitored")
-        widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(4)]
-        print(fmt_row(header, widths))
-        print(fmt_row(["-" * w for w in widths], widths))
-        for r in rows:
-            print(fmt_row(r, widths))
+        print_table(("workload", "tool", "median s", "vs unmonitored"), rows)
         print(f"\n{args.runs} rounds (strace and perf trace: 3 on the storm), "
               f"{os.cpu_count()} CPUs, kernel {os.uname().release}")
         for n in dict.fromkeys(b.notes):

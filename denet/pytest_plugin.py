@@ -273,7 +273,7 @@ def pytest_runtest_call(item: pytest.Item) -> None:
     must_check = state.require_ebpf and any(k in EBPF_MEASURES for k in verdict["unchecked"])
     if verdict["exceeded"] or must_check:
         try:  # which processes did it (the monitor's per-process table), where known
-            processes = m.summary.get("processes") if isinstance(m.summary, dict) else m.summary().get("processes")
+            processes = m.summary.get("processes")
         except Exception:
             processes = None
         pytest.fail(failure_message(verdict, budgets, state.require_ebpf, processes), pytrace=False)
