@@ -193,7 +193,10 @@ int main(int argc, char **argv)
 def cc(tmp_path_factory):
     gcc = shutil.which("gcc") or shutil.which("cc")
     if not gcc:
-        pytest.skip("needs a C compiler (gcc) for the ground-truth workloads")
+        msg = "needs a C compiler (gcc) for the ground-truth workloads"
+        if os.environ.get("DENET_REQUIRE_EBPF"):
+            pytest.fail(msg + "; it is missing and DENET_REQUIRE_EBPF is set")
+        pytest.skip(msg)
     d = tmp_path_factory.mktemp("offcpu")
     os.chmod(d, 0o755)
 
