@@ -48,6 +48,9 @@ def main():
     for k, v in s.items():
         if isinstance(v, dict):
             v = ", ".join(f"{kk}={vv}" for kk, vv in v.items() if vv)
+        elif k == "processes":  # one row per process, heaviest CPU first
+            v = "; ".join(f"pid {p['pid']} {p['cpu_secs']:.2f} s" for p in v[:3]) + \
+                (f"; ... {len(v)} in all" if len(v) > 3 else "")
         elif isinstance(v, float):
             v = f"{v:.3f}"
         print(f"  {k:<{width}}  {v}")
