@@ -30,14 +30,6 @@
 #define SYS_pidfd_send_signal 424
 #endif
 
-static void free_strv(char **v)
-{
-    if (!v)
-        return;
-    for (char **p = v; *p; p++)
-        free(*p);
-    free(v);
-}
 
 void dn_session_init(struct dn_session *s, const struct dn_session_opts *o)
 {
@@ -739,7 +731,7 @@ void dn_session_destroy(struct dn_session *s)
     dn_gpu_close(s->gpu);
     free(s->gpu_error);
     free(s->gpu_pids);
-    free_strv(s->md.cmd);
+    dn_free_strv(s->md.cmd);
     free(s->md.executable);
     free(s->ebpf_error);
     if (s->pidfd >= 0)

@@ -14,6 +14,15 @@
 
 extern char **environ;
 
+void dn_free_strv(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
 int dn_resolve_executable(const char *name, char *const *envp, char *out, size_t outlen)
 {
     if (!*name)

@@ -27,6 +27,9 @@ struct dn_spawned {
 /* Where the child failed, for the error message. */
 enum dn_spawn_stage { DN_STAGE_NONE, DN_STAGE_SETUP, DN_STAGE_CHDIR, DN_STAGE_EXEC };
 
+/* Frees a NULL-terminated vector of malloc'd strings (argv, envp); NULL is allowed. */
+void dn_free_strv(char **v);
+
 /* Finds name on PATH (taken from envp when given) like execvp. Writes the path into out
  * and returns 0, or -ENOENT / -EACCES. Names with a slash are used as they are. */
 int dn_resolve_executable(const char *name, char *const *envp, char *out, size_t outlen);

@@ -10,14 +10,6 @@
 
 #include "python/errors.h"
 
-void dn_free_strv(char **v)
-{
-    if (!v)
-        return;
-    for (char **p = v; *p; p++)
-        free(*p);
-    free(v);
-}
 
 /* A list/tuple of str or path-like into a NULL-terminated argv. */
 char **dn_argv_from_cmd(PyObject *cmd)

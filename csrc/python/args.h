@@ -8,8 +8,7 @@
 
 #include <stdbool.h>
 
-/* A NULL-terminated vector of strings; NULL is allowed. */
-void dn_free_strv(char **v);
+#include "core/spawn.h" /* dn_free_strv */
 
 /* A list/tuple of str or path-like into a NULL-terminated argv; NULL with an exception. */
 char **dn_argv_from_cmd(PyObject *cmd);
