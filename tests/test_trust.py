@@ -77,21 +77,24 @@ def test_counting_stops_at_stop(require_ebpf, tmp_path):
     go = tmp_path / "go"
     code = f"""
         import os, time, pathlib
-        while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.01)
+        deadline = time.time() + 60  # never outlives a failed test
+        while not pathlib.Path({str(go)!r}).exists() and time.time() < deadline: time.sleep(0.01)
         for _ in range(100000): os.getppid()
         time.sleep(30)
     """
     mon = denet.ProcessMonitor(py_cmd(code), enable_ebpf=True, base_interval_ms=50)
-    assert mon.ebpf_error is None
-    mon.start()
-    time.sleep(0.3)
-    mon.stop()
-    before = mon.get_summary()["total_syscalls"]
-    go.write_text("1")
-    time.sleep(1.0)
-    after = mon.get_summary()["total_syscalls"]
-    os.kill(mon.get_pid(), 9)
-    mon.wait()
+    try:
+        assert mon.ebpf_error is None
+        mon.start()
+        time.sleep(0.3)
+        mon.stop()
+        before = mon.get_summary()["total_syscalls"]
+        go.write_text("1")
+        time.sleep(1.0)
+        after = mon.get_summary()["total_syscalls"]
+    finally:
+        os.kill(mon.get_pid(), 9)
+        mon.wait()
     assert after == before
 
 

@@ -499,6 +499,13 @@ int dn_session_stop(struct dn_session *s)
     stop_thread(s);
     pthread_mutex_lock(&s->lock);
     reap_locked(s, false);
+    /* A process still running when sampling stops (attached, or a command left running)
+     * is read once more, so the totals reach the moment of stop(), not the last tick. */
+    if (!s->writer_closed && !s->gone && s->collector && s->start_mono_ns) {
+        struct dn_sample x;
+        if (collect_locked(s, &x) == 0)
+            record_locked(s, &x);
+    }
     /* Off-CPU figures freeze first, so the file's summary, get_summary() and the folded
      * stacks all hold the same intervals. */
     dn_offcpu_detach(s->offcpu, true);
