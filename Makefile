@@ -90,6 +90,7 @@ bench: build
 	$(PY) bench/sampling.py
 	@if [ -f bench/syscalls.py ]; then $(PY) bench/syscalls.py; fi
 	@if [ -f bench/offcpu.py ]; then $(PY) bench/offcpu.py; fi
+	@if [ -f bench/sock.py ]; then $(PY) bench/sock.py; fi
 
 # The test suite's C paths under AddressSanitizer + UBSan (leak checking stays with the
 # RSS-flat leak test: CPython's own allocations would drown LeakSanitizer).

@@ -67,4 +67,21 @@ static __always_inline __s64 dn_task_state(void *task)
     return BPF_CORE_READ((struct task_struct___o *)task, state);
 }
 
+/* Block I/O delay of one thread, from delay accounting (CONFIG_TASK_DELAY_ACCT; the
+ * struct is allocated for every task, the time accounted only while the
+ * kernel.task_delayacct sysctl is on, which user space checks). 0 without it. */
+struct task_struct___delays {
+    struct task_delay_info *delays;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u64 dn_task_blkio_delay_ns(void *task)
+{
+    struct task_struct___delays *t = task;
+
+    if (!bpf_core_field_exists(t->delays))
+        return 0;
+    struct task_delay_info *d = BPF_CORE_READ(t, delays);
+    return d ? BPF_CORE_READ(d, blkio_delay) : 0;
+}
+
 #endif

@@ -36,6 +36,11 @@ int dn_procstat(struct bpf_iter__task *ctx)
     r.read_bytes = t->ioac.read_bytes;
     r.write_bytes = t->ioac.write_bytes;
     r.exit_state = t->exit_state;
+    r.utime_ns = t->utime;
+    r.stime_ns = t->stime;
+    r.nvcsw = t->nvcsw;
+    r.nivcsw = t->nivcsw;
+    r.blkio_delay_ns = dn_task_blkio_delay_ns(t);
     if (t->pid == tgid) {
         struct signal_struct *sig = t->signal;
         r.is_leader = 1;
@@ -48,6 +53,10 @@ int dn_procstat(struct bpf_iter__task *ctx)
         r.dead_read_bytes = sig->ioac.read_bytes;
         r.dead_write_bytes = sig->ioac.write_bytes;
         r.child_cpu_ns = sig->cutime + sig->cstime;
+        r.dead_utime_ns = sig->utime;
+        r.dead_stime_ns = sig->stime;
+        r.dead_nvcsw = sig->nvcsw;
+        r.dead_nivcsw = sig->nivcsw;
         r.start_boottime_ns = t->start_boottime;
         r.cpu = t->thread_info.cpu;
         r.ppid = t->real_parent->tgid;

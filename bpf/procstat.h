@@ -13,6 +13,9 @@ struct dn_task_rec {
     __u64 runtime_ns;   /* this thread's se.sum_exec_runtime */
     __u64 min_flt, maj_flt;
     __u64 rchar, wchar, read_bytes, write_bytes;
+    __u64 utime_ns, stime_ns;    /* this thread's tick-sampled user/system time */
+    __u64 nvcsw, nivcsw;         /* its voluntary/involuntary context switches */
+    __u64 blkio_delay_ns;        /* its block I/O delay (delays->blkio_delay; 0 without) */
     /* process-wide values, filled on the thread-group leader's record only */
     __u32 is_leader;
     __u32 nr_threads;
@@ -20,6 +23,8 @@ struct dn_task_rec {
     __u64 dead_min_flt, dead_maj_flt;
     __u64 dead_rchar, dead_wchar, dead_read_bytes, dead_write_bytes;
     __u64 child_cpu_ns;          /* signal->cutime + cstime */
+    __u64 dead_utime_ns, dead_stime_ns; /* signal->utime, stime: threads that exited */
+    __u64 dead_nvcsw, dead_nivcsw;      /* signal->nvcsw, nivcsw */
     __u64 rss_pages, total_vm_pages, hiwater_rss_pages;
     __u64 start_boottime_ns;
     __s32 cpu;

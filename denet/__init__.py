@@ -10,6 +10,7 @@ import os as _os
 
 from . import _denet, analysis
 from ._denet import SCHEMA, SYSCALL_CATEGORIES, ProcessMonitor, ebpf_available, gpu_available
+from ._denet import perf_available, sock_available
 from ._summary import generate_summary_from_file, generate_summary_from_metrics_json
 from .analysis import (aggregate_metrics, convert_format, find_peaks, load_metrics,
                        process_tree_analysis, resource_utilization, save_metrics)
@@ -46,6 +47,7 @@ def load_ipython_extension(ipython):
 
 __all__ = [
     "ProcessMonitor", "SCHEMA", "SYSCALL_CATEGORIES", "ebpf_available", "gpu_available",
+    "sock_available", "perf_available",
     "execute_with_monitoring", "generate_summary_from_file",
     "generate_summary_from_metrics_json", "analysis", "aggregate_metrics", "convert_format",
     "find_peaks", "load_metrics", "process_tree_analysis", "resource_utilization",

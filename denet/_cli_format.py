@@ -246,6 +246,17 @@ def summary_table(summary: dict, title: str = "denet summary", extra: list[tuple
         ("Network rx / tx (namespace)",
          f"{_cell(g('total_sys_net_rx_bytes', 0), fmt_bytes)} / {_cell(g('total_sys_net_tx_bytes', 0), fmt_bytes)}"),
     ]
+    if g("total_sock_rx_bytes") is not None or g("total_sock_tx_bytes") is not None:
+        rows.append(("Sockets rx / tx (own, eBPF)",
+                     f"{_cell(g('total_sock_rx_bytes'), fmt_bytes)} / {_cell(g('total_sock_tx_bytes'), fmt_bytes)}"))
+        rows.append(("  not loopback",
+                     f"{_cell(g('total_sock_rx_bytes_remote'), fmt_bytes)} / "
+                     f"{_cell(g('total_sock_tx_bytes_remote'), fmt_bytes)}"))
+    memchar = g("memory_characterization")
+    if isinstance(memchar, dict) and memchar.get("verdict") not in (None, "insufficient-data"):
+        ipc = _finite(memchar.get("mean_ipc"))
+        rows.append(("Memory characterization",
+                     str(memchar["verdict"]) + (f" (IPC {ipc:.2f})" if ipc is not None else "")))
     if "total_syscalls" in summary:
         rows.append(("Syscalls", _cell(g("total_syscalls"), lambda n: f"{int(n):,}")))
         by_cat = g("syscalls_by_category")

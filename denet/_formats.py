@@ -51,7 +51,9 @@ LEGACY_KEYS = {
 }
 
 SAMPLE_KINDS = ("tree", "sample")
-KNOWN_KINDS = ("metadata", "tree", "sample", "summary")
+#: Records that are not samples: the run's environment, metadata, summary.
+NON_SAMPLE_KINDS = ("env", "metadata", "summary")
+KNOWN_KINDS = ("env", "metadata", "tree", "sample", "summary")
 
 _TREE_KEYS = ("aggregated", "children", "parent")
 _METADATA_KEYS = ("cmd", "executable")
@@ -367,7 +369,8 @@ def record_problem(kind: str, record: dict) -> str | None:
     if kind == "summary":
         for key, value in record.items():
             if key.startswith(_SUMMARY_NUMBER_PREFIXES) or key in _SUMMARY_NUMBERS:
-                why = _number_problem(value, allow_none=False)
+                # null: a total or peak that could not be known (written as such), not 0
+                why = _number_problem(value, allow_none=key not in _SUMMARY_NUMBERS)
                 if why:
                     return f"{key} is {why}"
         analysis = record.get("offcpu_analysis")
@@ -589,7 +592,7 @@ def read_file(path: str | os.PathLike, format: str | None = None) -> FileRecords
         ValueError: unknown ``format``.
     """
     if format is not None and format not in FILE_FORMATS:
-        raise ValueError(f"unknown format {format!r}; use one of {', '.join(FILE_FORMATS)}")
+        raise ValueError(f"Unknown format: {format}; unknown format {format!r}; use one of {', '.join(FILE_FORMATS)}")
     with open(os.fspath(path), "rb") as f:
         data = f.read()
     return read_bytes(data, format)

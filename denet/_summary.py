@@ -8,12 +8,16 @@ return the same keys as ``ProcessMonitor.get_summary()``:
 ``total_syscall_read_bytes``, ``total_syscall_write_bytes``,
 ``total_sys_net_rx_bytes``, ``total_sys_net_tx_bytes``, ``peak_mem_rss_kb``,
 ``avg_cpu_usage``, ``total_cpu_time_secs``, ``peak_process_rss_kb``,
-``processes_seen`` and, when
-the samples carry eBPF syscall counts, ``total_syscalls`` and
-``syscalls_by_category``; when they carry off-CPU times,
+``processes_seen``, when the samples carry eBPF syscall counts ``total_syscalls``
+and ``syscalls_by_category``; when they carry off-CPU times,
 ``total_offcpu_time_secs`` and ``offcpu_analysis`` (from the last sample, since
-off-CPU figures are cumulative; the summary record wins when the file has one); and
-when they carry GPU readings, ``gpu``.
+off-CPU figures are cumulative; the summary record wins when the file has one); when
+they carry GPU readings, ``gpu``; then ``peak_page_faults_cached``,
+``peak_page_faults_disk``, ``total_sock_rx_bytes``, ``total_sock_tx_bytes``,
+``total_sock_rx_bytes_remote``, ``total_sock_tx_bytes_remote`` (None when the
+samples have no socket counts), ``syscalls`` (with eBPF: the syscall rate and the
+share of each category) and ``memory_characterization`` (``mean_ipc``,
+``llc_miss_rate``, ``backend_stall_ratio``, ``psi_some_fraction``, ``verdict``).
 
 How each is computed from samples:
 
@@ -28,6 +32,14 @@ How each is computed from samples:
   a sample has only ``aggregated`` data the largest aggregated value is a lower
   bound that is used if it is larger.
 * network totals: the largest value seen (they are namespace-wide counters).
+* socket byte totals: like the disk totals, the last value of every process (exact
+  with the summary record, which also keeps processes that lived between samples).
+* ``peak_page_faults_*``: the largest aggregated (or flat) value.
+* ``memory_characterization``: the samples' ``perf`` deltas summed and their
+  ``psi_mem.some_avg10`` averaged (a fraction: /100), with denet's rules: backend
+  stalls > 0.5 of cycles and IPC < 1.0 is memory-bound, stalls < 0.2 and IPC > 1.5
+  cpu-bound, else memory-bound when the PSI fraction is over 0.5, else mixed; without
+  counters ``insufficient-data``.
 * ``processes_seen``: distinct processes (parent + child pids) in the samples;
   the summary record's exact count when there is one.
 * ``gpu``: the summary record's when there is one; otherwise computed from the
@@ -76,6 +88,19 @@ EBPF_SUMMARY_KEYS = ("total_syscalls", "syscalls_by_category", "total_offcpu_tim
                      "offcpu_analysis")
 GPU_SUMMARY_KEY = "gpu"
 _GIB = 1024 ** 3
+#: Keys after those (denet HEAD's summary keys and the socket totals).
+MORE_SUMMARY_KEYS = (
+    "peak_page_faults_cached",
+    "peak_page_faults_disk",
+    "total_sock_rx_bytes",
+    "total_sock_tx_bytes",
+    "total_sock_rx_bytes_remote",
+    "total_sock_tx_bytes_remote",
+    "syscalls",
+    "memory_characterization",
+)
+_SOCK = ("sock_rx_bytes", "sock_tx_bytes", "sock_rx_bytes_remote", "sock_tx_bytes_remote")
+_PERF = ("cycles", "instructions", "cache_refs", "cache_misses", "stalled_backend")
 ESTIMATED_KEYS = ["total_cpu_time_secs", "peak_process_rss_kb", "processes_seen"]
 
 _CUMULATIVE = (
@@ -121,6 +146,10 @@ class _Accumulator:
         self.syscalls: dict | None = None
         self.gpu = _GpuAccumulator()
         self.offcpu: dict | None = None
+        self.peak_faults = {"page_faults_cached": 0, "page_faults_disk": 0}
+        self.last_sock: dict[Any, dict[str, Any]] = {}
+        self.perf: dict[str, Any] = {}  # key -> sum of deltas, None once one is unknown
+        self.psi_values: list[float] = []
 
     def _offcpu(self, ebpf: Any) -> None:
         """Off-CPU figures are cumulative: the last sample's are the run's."""
@@ -142,6 +171,23 @@ class _Accumulator:
         if "mem_rss_kb" in metrics:
             self.have_process_rss = True
             self.peak_process_rss = max(self.peak_process_rss, _num(metrics["mem_rss_kb"]))
+        # socket bytes: cumulative per process, like the I/O counters; absent or None is unknown
+        self.last_sock[key] = {f: metrics.get(f) for f in _SOCK}
+
+    def _memchar(self, view: dict) -> None:
+        perf = view.get("perf")
+        if isinstance(perf, dict):
+            for key in _PERF:
+                value = perf.get(key)
+                if key not in self.perf:
+                    self.perf[key] = 0
+                if self.perf[key] is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+                    self.perf[key] = None
+                else:
+                    self.perf[key] += value
+        psi = view.get("psi_mem")
+        if isinstance(psi, dict) and isinstance(psi.get("some_avg10"), (int, float)):
+            self.psi_values.append(float(psi["some_avg10"]))
 
     def add(self, kind: str, sample: dict) -> None:
         if kind == "tree":
@@ -190,6 +236,9 @@ class _Accumulator:
             ts = sample.get("ts_ms")
 
         self.count += 1
+        for field in self.peak_faults:
+            self.peak_faults[field] = max(self.peak_faults[field], _num(view.get(field)))
+        self._memchar(view)
         self.max_processes = max(self.max_processes, processes)
         self.max_threads = max(self.max_threads, _num(view.get("thread_count")))
         self.peak_mem = max(self.peak_mem, _num(view.get("mem_rss_kb")))
@@ -238,6 +287,15 @@ class _Accumulator:
         gpu = self.gpu.result()
         if gpu is not None:
             out[GPU_SUMMARY_KEY] = gpu
+        out["peak_page_faults_cached"] = _int(self.peak_faults["page_faults_cached"])
+        out["peak_page_faults_disk"] = _int(self.peak_faults["page_faults_disk"])
+        for field in _SOCK:
+            values = [last.get(field) for last in self.last_sock.values()]
+            known = values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            out["total_" + field] = _int(sum(values)) if known else None
+        if isinstance(self.syscalls, dict):
+            out["syscalls"] = syscall_fractions(self.syscalls, elapsed_time)
+        out["memory_characterization"] = memory_characterization(self.perf, self.psi_values)
         if isinstance(self.syscalls, dict):
             out["total_syscalls"] = _int(_num(self.syscalls.get("total")))
             by_cat = self.syscalls.get("by_category")
@@ -251,7 +309,7 @@ class _Accumulator:
             out["peak_process_rss_kb"] = summary_record.get("peak_process_rss_kb", 0)
             if "processes_seen" in summary_record:
                 out["processes_seen"] = summary_record["processes_seen"]
-            for key in EBPF_SUMMARY_KEYS:
+            for key in EBPF_SUMMARY_KEYS + MORE_SUMMARY_KEYS:
                 if key in summary_record:
                     out[key] = summary_record[key]
             if GPU_SUMMARY_KEY in summary_record:
@@ -346,8 +404,57 @@ def gpu_summary_of(samples: Iterable[dict]) -> dict | None:
     return acc.result()
 
 
+def syscall_fractions(syscalls: dict, elapsed: float | None) -> dict:
+    """denet's summary ``syscalls`` from a cumulative ``ebpf.syscalls`` part: the rate over
+    the run and the share of each category (process calls stand in for CPU, as in the
+    analysis engine)."""
+    total = _num(syscalls.get("total"))
+    by_cat = syscalls.get("by_category") if isinstance(syscalls.get("by_category"), dict) else {}
+
+    def share(cat):
+        return _num(by_cat.get(cat)) / total if total > 0 else None
+
+    return {
+        "avg_syscall_rate_per_sec": total / elapsed if elapsed and elapsed > 0 else None,
+        "avg_io_syscall_fraction": share("file_io"),
+        "avg_memory_syscall_fraction": share("memory"),
+        "avg_cpu_syscall_fraction": share("process"),
+        "avg_network_syscall_fraction": share("network"),
+    }
+
+
+def memory_characterization(perf: dict, psi_values: list[float]) -> dict:
+    """denet's ``memory_characterization`` from counter totals (None where unknown) and
+    the samples' ``psi_mem.some_avg10``; the same rules as the extension's."""
+    def ratio(num, den):
+        a, b = perf.get(num), perf.get(den)
+        return a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b > 0 else None
+
+    ipc = ratio("instructions", "cycles")
+    stall = ratio("stalled_backend", "cycles")
+    psi = sum(psi_values) / len(psi_values) / 100.0 if psi_values else None
+    counters = ipc is not None and stall is not None
+    if counters and stall > 0.5 and ipc < 1.0:
+        verdict = "memory-bound"
+    elif counters and stall < 0.2 and ipc > 1.5:
+        verdict = "cpu-bound"
+    elif psi is not None and psi > 0.5:
+        verdict = "memory-bound"
+    elif counters:
+        verdict = "mixed"
+    else:
+        verdict = "insufficient-data"
+    return {
+        "mean_ipc": ipc,
+        "llc_miss_rate": ratio("cache_misses", "cache_refs"),
+        "backend_stall_ratio": stall,
+        "psi_some_fraction": psi,
+        "verdict": verdict,
+    }
+
+
 def _ordered(summary: dict) -> dict:
-    keys = list(SUMMARY_KEYS) + list(EBPF_SUMMARY_KEYS)
+    keys = list(SUMMARY_KEYS) + list(EBPF_SUMMARY_KEYS) + [GPU_SUMMARY_KEY] + list(MORE_SUMMARY_KEYS)
     out = {k: summary[k] for k in keys if k in summary}
     out.update((k, v) for k, v in summary.items() if k not in out)
     return out
@@ -355,7 +462,8 @@ def _ordered(summary: dict) -> dict:
 
 def _summary_from_record(record: dict) -> dict:
     """A summary record taken as is (used when a file holds no samples)."""
-    out = {k: record[k] for k in SUMMARY_KEYS + EBPF_SUMMARY_KEYS + (GPU_SUMMARY_KEY,) if k in record}
+    out = {k: record[k] for k in SUMMARY_KEYS + EBPF_SUMMARY_KEYS + (GPU_SUMMARY_KEY,) + MORE_SUMMARY_KEYS
+           if k in record}
     for key in SUMMARY_KEYS:
         out.setdefault(key, 0.0 if key in ("total_time_secs", "avg_cpu_usage", "total_cpu_time_secs") else 0)
     return _ordered(out)

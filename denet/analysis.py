@@ -72,7 +72,7 @@ def _samples(metrics) -> list[dict]:
     for m in metrics:
         if not isinstance(m, dict):
             raise TypeError(f"metrics must contain dicts, found {type(m).__name__}")
-        if _formats.classify(m) in ("metadata", "summary"):
+        if _formats.classify(m) in _formats.NON_SAMPLE_KINDS:
             continue
         out.append(m)
     return out
@@ -225,7 +225,7 @@ def find_peaks(
     indexed = [
         (i, m)
         for i, m in enumerate(metrics)
-        if isinstance(m, dict) and _formats.classify(m) not in ("metadata", "summary")
+        if isinstance(m, dict) and _formats.classify(m) not in _formats.NON_SAMPLE_KINDS
     ]
     if not indexed:
         return []
@@ -353,7 +353,7 @@ def convert_format(
         ValueError: unknown ``to_format``.
     """
     if to_format not in _FORMATS:
-        raise ValueError(f"unknown format {to_format!r}; use one of {', '.join(_FORMATS)}")
+        raise ValueError(f"Unknown format: {to_format}; unknown format {to_format!r}; use one of {', '.join(_FORMATS)}")
     if isinstance(metrics, (str, os.PathLike)):
         metrics = load_metrics(metrics)
     if not metrics:
@@ -581,9 +581,9 @@ def save_metrics(
         ValueError: unknown ``format`` (checked before the file is touched).
     """
     if format not in _FORMATS:
-        raise ValueError(f"unknown format {format!r}; use one of {', '.join(_FORMATS)}")
+        raise ValueError(f"Unknown format: {format}; unknown format {format!r}; use one of {', '.join(_FORMATS)}")
     items = [m for m in (metrics or []) if isinstance(m, dict)]
-    samples = [m for m in items if _formats.classify(m) not in ("metadata", "summary")]
+    samples = [m for m in items if _formats.classify(m) not in _formats.NON_SAMPLE_KINDS]
     with open(os.fspath(path), "w", encoding="utf-8", newline="") as f:
         if format == "json":
             json.dump(samples, f, indent=2)

@@ -9,13 +9,14 @@
     denet --version
 
 Options of ``run`` and ``attach`` (before or after the sub-command name): ``--out
-FILE``, ``--interval MS``, ``--max-interval MS``, ``--duration SECS``,
-``--exclude-children``, ``--since-process-start``, ``--enable-ebpf``,
-``--gpu``/``--no-gpu``, ``--no-offcpu``, ``--no-offcpu-stacks``, ``--offcpu-folded FILE``,
-``--no-update``.  Options of every sub-command: ``--json``, ``--stats FILE``,
-``--quiet``, ``--format`` (of ``--out`` for run and attach, taken from its
-extension by default; of ``FILE`` for stats, told from its content by default),
-``--html FILE`` (the HTML report, see :mod:`denet.report`).
+FILE`` (``-o``), ``--interval MS`` (``-i``), ``--max-interval MS`` (``-m``),
+``--duration SECS`` (``-d``), ``--exclude-children`` (``-n``),
+``--since-process-start``, ``--enable-ebpf``, ``--gpu``/``--no-gpu``, ``--no-offcpu``,
+``--no-offcpu-stacks``, ``--offcpu-folded FILE``, ``--write-env``, ``--no-polling``,
+``--no-update``.  Options of every sub-command: ``--json`` (``-j``), ``--stats
+FILE``, ``--quiet``, ``--debug``, ``--format`` (of ``--out`` for run and attach,
+taken from its extension by default; of ``FILE`` for stats, told from its content
+by default), ``--html FILE`` (the HTML report, see :mod:`denet.report`).
 ``stats`` and ``report`` refuse the monitoring options instead of ignoring them.
 
 ``run`` exits with the command's exit code (128 + N when signal N ended it).
@@ -105,6 +106,9 @@ _DEFAULTS = {
     "offcpu_folded": None,
     "no_update": False,
     "html": None,
+    "write_env": False,
+    "no_polling": False,
+    "debug": False,
 }
 #: Options that only make sense while monitoring (run, attach), with their flag.
 _MONITOR_OPTIONS = {
@@ -120,8 +124,11 @@ _MONITOR_OPTIONS = {
     "no_offcpu_stacks": "--no-offcpu-stacks",
     "offcpu_folded": "--offcpu-folded",
     "no_update": "--no-update",
+    "write_env": "--write-env",
+    "no_polling": "--no-polling",
 }
-_MONITOR_FLAGS = {"-o": "--out", "-i": "--interval", "-d": "--duration", "--no-gpu": "--no-gpu",
+_MONITOR_FLAGS = {"-o": "--out", "-i": "--interval", "-d": "--duration", "-m": "--max-interval",
+                  "-n": "--exclude-children", "--no-gpu": "--no-gpu",
                   **{flag: flag for flag in _MONITOR_OPTIONS.values()}}
 
 
@@ -138,10 +145,15 @@ def _add_report_options(parser: argparse.ArgumentParser, where: str) -> None:
         quiet_help = "no status line and no summary table"
         format_help = ("format of the --out file (default: from its extension, .json, .csv or "
                        ".jsonl; else jsonl); for stats, the format of FILE")
-    parser.add_argument("--json", action="store_true", default=sup, help=json_help)
+    parser.add_argument("--json", "-j", action="store_true", default=sup, help=json_help)
     parser.add_argument("--stats", metavar="FILE", default=sup, help="write the summary as JSON to FILE")
     parser.add_argument("--quiet", "-q", action="store_true", default=sup, help=quiet_help)
-    parser.add_argument("--format", "-f", choices=_formats.FILE_FORMATS, default=sup, help=format_help)
+    # Checked after parsing, so that an unknown one reads "Unknown format: NAME" (denet's words).
+    parser.add_argument("--format", "-f", metavar="{" + ",".join(_formats.FILE_FORMATS) + "}",
+                        default=sup, help=format_help)
+    parser.add_argument("--debug", action="store_true", default=sup,
+                        help="diagnostics on stderr: what each data source could do (capabilities) "
+                             "and libbpf's log")
     parser.add_argument("--html", metavar="FILE", default=sup,
                         help="also write the HTML report to FILE (charts, processes, syscalls)")
 
@@ -153,16 +165,17 @@ def _add_monitor_options(parser: argparse.ArgumentParser, note: str = "") -> Non
                              "'kind'), a JSON array or CSV, by --format or the extension" + note)
     parser.add_argument("--interval", "-i", metavar="MS", type=_positive_int, default=sup,
                         help="base sampling interval in ms (default 100)" + note)
-    parser.add_argument("--max-interval", metavar="MS", type=_positive_int, default=sup,
+    parser.add_argument("--max-interval", "-m", metavar="MS", type=_positive_int, default=sup,
                         help="longest sampling interval in ms, reached after 10 s (default 1000)" + note)
     parser.add_argument("--duration", "-d", metavar="SECS", type=_positive_float, default=sup,
                         help="stop after SECS seconds (run: terminate the command; attach: detach)" + note)
-    parser.add_argument("--exclude-children", action="store_true", default=sup,
+    parser.add_argument("--exclude-children", "-n", action="store_true", default=sup,
                         help="monitor only the process itself, not its children" + note)
     parser.add_argument("--since-process-start", action="store_true", default=sup,
                         help="I/O counters since the process started rather than since monitoring began" + note)
     parser.add_argument("--enable-ebpf", action="store_true", default=sup,
-                        help="count system calls with eBPF (needs root or CAP_BPF+CAP_PERFMON)" + note)
+                        help="count system calls, and socket bytes per process (Linux 6.5+), with eBPF "
+                             "(needs root or CAP_BPF+CAP_PERFMON)" + note)
     gpu = parser.add_mutually_exclusive_group()
     gpu.add_argument("--gpu", dest="gpu", action="store_const", const=True, default=sup,
                      help="monitor NVIDIA GPUs (NVML) and say why not when the driver is missing "
@@ -177,6 +190,12 @@ def _add_monitor_options(parser: argparse.ArgumentParser, note: str = "") -> Non
                         help="with --enable-ebpf: write the off-CPU stacks to FILE in the folded "
                              "format of flame-graph tools (weights in microseconds)" + note)
     parser.add_argument("--no-update", action="store_true", default=sup, help="no live status line" + note)
+    parser.add_argument("--write-env", action="store_true", default=sup,
+                        help="start the --out file with the run's environment (host, kernel, CPU "
+                             "topology, NUMA, affinity, cgroup and its limits)" + note)
+    parser.add_argument("--no-polling", action="store_true", default=sup,
+                        help="no periodic samples: wait for the process, then take one final "
+                             "sample" + note)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,6 +257,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for dest, default in _DEFAULTS.items():
         if not hasattr(args, dest):
             setattr(args, dest, default)
+    if args.format is not None and args.format not in _formats.FILE_FORMATS:
+        parser.error(f"Unknown format: {args.format}; --format takes {', '.join(_formats.FILE_FORMATS)}")
     args.out_format = None
     if command in ("run", "attach"):
         if args.offcpu_folded is not None and not args.enable_ebpf:
@@ -397,6 +418,7 @@ def _monitor_kwargs(args, output_file: str | None) -> dict:
         "gpu": args.gpu,
         "offcpu": not args.no_offcpu,
         "offcpu_stacks": not args.no_offcpu_stacks,
+        "write_env": args.write_env,
     }
 
 
@@ -467,7 +489,15 @@ def _monitor_loop(monitor, args, status: _cli_format.StatusLine, forward: _JsonF
     stop = _procgroup.GroupStop(pgid) if pgid is not None else None
     code = None
     while True:
-        if pgid is not None:
+        if pgid is not None and args.no_polling:
+            # No sampler thread: the command's end is seen without reaping it, so that
+            # the one sample is read from it (a zombie has its final counters).
+            if not monitor.is_running():
+                monitor.sample_once()
+                code = monitor.wait(timeout=GRACE_SECS)
+                break
+            time.sleep(_POLL_SECS)
+        elif pgid is not None:
             code = monitor.wait(timeout=_POLL_SECS)
             if code is not None:
                 break
@@ -494,6 +524,8 @@ def _monitor_loop(monitor, args, status: _cli_format.StatusLine, forward: _JsonF
         # The leader is gone; give the rest of the group what is left of the
         # grace period, then kill whatever still runs.
         stop.finish(hurry=lambda: stopper.count > 1)
+    if pgid is None and args.no_polling:
+        monitor.sample_once()  # detaching from a live process (None once it is gone)
     return code, reason
 
 
@@ -602,6 +634,23 @@ def _report_gpu_error(monitor, args) -> None:
         _err(f"GPU monitoring unavailable: {error}")
 
 
+def _debug_report(monitor, args) -> None:
+    """--debug: what each data source could do for this run, and why not, on stderr."""
+    if not args.debug:
+        return
+    try:
+        caps = monitor.get_metadata().get("capabilities") or {}
+    except Exception as e:  # noqa: BLE001 (diagnostics never stop monitoring)
+        _err(f"debug: no capabilities: {e}")
+        return
+    for name, cap in caps.items():
+        if not isinstance(cap, dict):
+            continue
+        ok = cap.get("available", cap.get("system") or cap.get("per_process"))
+        why = cap.get("reason")
+        _err(f"debug: {name}: {'available' if ok else 'unavailable'}" + (f" ({why})" if why else ""))
+
+
 def cmd_run(args) -> int:
     cmd = list(args.cmd or [])
     if cmd and cmd[0] == "--":
@@ -645,8 +694,10 @@ def cmd_run(args) -> int:
             pid = monitor.get_pid()
             _report_ebpf_error(monitor, args)
             _report_gpu_error(monitor, args)
+            _debug_report(monitor, args)
             try:
-                monitor.start()
+                if not args.no_polling:
+                    monitor.start()
                 code, reason = _monitor_loop(monitor, args, status, forward, stopper, pgid=pid)
             except BaseException:
                 # an error of our own: never leave the command running behind
@@ -723,9 +774,11 @@ def cmd_attach(args) -> int:
                 return 1
             _report_ebpf_error(monitor, args)
             _report_gpu_error(monitor, args)
+            _debug_report(monitor, args)
             out_ok = False
             try:
-                monitor.start()
+                if not args.no_polling:
+                    monitor.start()
                 _, reason = _monitor_loop(monitor, args, status, forward, stopper, pgid=None)
             finally:
                 out_ok = _stop(monitor)
@@ -838,6 +891,8 @@ def cmd_report(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``denet`` console script; returns the exit status."""
     args = parse_args(argv)
+    if args.debug:
+        os.environ.setdefault("DENET_DEBUG_BPF", "1")  # libbpf's own log on stderr
     if args.command is None:
         build_parser().print_help(sys.stderr)
         return 2

@@ -145,6 +145,7 @@ def execute_with_monitoring(
     offcpu: bool = True,
     offcpu_stacks: bool = True,
     gpu: bool | None = None,
+    write_env: bool = False,
 ):
     """Run ``cmd`` and monitor it (and, by default, its children) until it exits.
 
@@ -181,6 +182,9 @@ def execute_with_monitoring(
             is then reported in the samples and with a RuntimeWarning),
             ``False``, or ``None`` (the default): on when the driver's
             library loads.
+        write_env: write the run's environment (the ``"env"`` record: host,
+            kernel, CPU topology, NUMA, affinity, cgroup and its limits) to
+            ``output_file`` before the metadata; ``monitor.get_env()`` returns it.
 
     Returns:
         ``(exit_code, monitor)``: the command's exit status (negative signal
@@ -201,7 +205,8 @@ def execute_with_monitoring(
     if gpu is not None and not isinstance(gpu, bool):
         raise TypeError(f"gpu must be True, False or None, not {type(gpu).__name__}")
     if not isinstance(output_format, str) or output_format not in _OUTPUT_FORMATS:
-        raise ValueError(f"unknown output_format {output_format!r}; use one of {', '.join(_OUTPUT_FORMATS)}")
+        raise ValueError(f"Unknown format: {output_format}; unknown output_format {output_format!r}; "
+                         f"use one of {', '.join(_OUTPUT_FORMATS)}")
 
     import denet._denet as _denet  # lazy: the pure modules work without the extension
 
@@ -261,6 +266,7 @@ def execute_with_monitoring(
                 offcpu=offcpu,
                 offcpu_stacks=offcpu_stacks,
                 gpu=gpu,
+                write_env=write_env,
             )
             monitor.start()
         finally:

@@ -22,10 +22,12 @@ FIELDS = [f["name"] for f in denet.SCHEMA]
 def test_schema_is_the_metrics_shape():
     assert FIELDS[:3] == ["ts_ms", "cpu_usage", "mem_rss_kb"]
     for f in denet.SCHEMA:
-        assert f["unit"] and f["description"] and f["type"] in ("int", "float", "int|None")
+        assert f["unit"] and f["description"] and f["type"] in ("int", "float", "int|None", "float|None")
     mon = denet.ProcessMonitor(["sleep", "0.3"], include_children=False)
     s = mon.sample_once()
-    assert list(s) == FIELDS
+    # the Metrics fields, then the sample-level parts there are (psi_mem: memory pressure)
+    assert list(s)[:len(FIELDS)] == FIELDS
+    assert set(list(s)[len(FIELDS):]) <= {"ebpf", "psi_mem", "perf"}
     mon.wait()
 
 
@@ -136,7 +138,9 @@ def test_save_samples_round_trip(tmp_path, fmt):
         assert len(lines) == n + 2
     else:
         rows = list(csv.reader(path.open()))
-        assert rows[0] == FIELDS and len(rows) == n + 1
+        assert rows[0][:len(FIELDS)] == FIELDS and len(rows) == n + 1
+        # then the memory pressure of the sample, where the kernel has PSI
+        assert set(rows[0][len(FIELDS):]) <= {"psi_mem.some_avg10", "psi_mem.full_avg10"}
         return
     assert lines[0] == dict(mon.get_metadata(), kind="metadata")
     assert lines[-1] == dict(mon.get_summary(), kind="summary")

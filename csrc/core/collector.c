@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -52,6 +53,8 @@ struct dn_proc {
     size_t nkids, kids_cap;
     bool have_kids;
     int64_t next_kids_ns;
+    uint64_t prev_user_ns, prev_sys_ns; /* the last user/system split (never goes back) */
+    uint64_t base_user_ns, base_sys_ns; /* the split at the baseline */
 };
 
 /* Exited tracked processes whose CPU time was counted but whose map entry is kept a
@@ -122,6 +125,7 @@ struct dn_collector {
     /* introspection for tests (dn_collector_debug) */
     uint64_t sampled_cpu_ns;   /* total_cpu_ns as sampled, before the rusage floor at reap */
     uint64_t iter_collections; /* collections that read the tree through the task iterator */
+    uint64_t peak_minflt, peak_majflt;       /* largest tree totals of one sample */
 };
 
 /* ---- string pool ------------------------------------------------------------------- */
@@ -264,6 +268,33 @@ static inline uint64_t sub_sat(uint64_t a, uint64_t b)
     return a > b ? a - b : 0;
 }
 
+/* The user/system split of rtime ns in the ratio ut:st, as the kernel's cputime_adjust()
+ * does for /proc/PID/stat and getrusage: all user when there is no system time, never
+ * below the previous split of the same process (a split read from coarser ticks may
+ * move back and forth). */
+static void split_cpu(uint64_t rtime, uint64_t ut, uint64_t st, uint64_t prev_user,
+                      uint64_t prev_sys, uint64_t *user, uint64_t *sys)
+{
+    uint64_t s;
+    if (st == 0)
+        s = 0;
+    else if (ut == 0)
+        s = rtime;
+    else
+        s = (uint64_t)((unsigned __int128)st * rtime / ((unsigned __int128)ut + st));
+    if (s < prev_sys)
+        s = prev_sys;
+    if (s > rtime)
+        s = rtime;
+    uint64_t u = rtime - s;
+    if (u < prev_user) {
+        u = prev_user <= rtime ? prev_user : rtime;
+        s = rtime - u;
+    }
+    *user = u;
+    *sys = s;
+}
+
 /* Turns one raw read into relative Metrics and updates the process's history. */
 static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct dn_proc_raw *r,
                         int64_t mono_ns, int64_t now_ms, double boot_secs)
@@ -297,8 +328,13 @@ static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct 
              * user's process), only the RSS read while watching counts. */
             p->hwm_untrusted = dn_procfs_reset_hwm(p->fs.pid) != 0;
             p->skip_hwm_once = true;
+            split_cpu(r->cpu_ns, r->utime_raw, r->stime_raw, 0, 0, &p->base_user_ns,
+                      &p->base_sys_ns);
+            p->prev_user_ns = p->base_user_ns;
+            p->prev_sys_ns = p->base_sys_ns;
         } else {
             memset(&p->base, 0, sizeof p->base);
+            p->base_user_ns = p->base_sys_ns = 0;
         }
     }
     struct dn_metrics *m = &p->last;
@@ -337,6 +373,21 @@ static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct 
     m->uptime_secs = (uint64_t)uptime;
     m->cpu_core = r->processor;
     p->ppid = r->ppid;
+    uint64_t user_ns, sys_ns;
+    split_cpu(r->cpu_ns, r->utime_raw, r->stime_raw, p->prev_user_ns, p->prev_sys_ns, &user_ns,
+              &sys_ns);
+    p->prev_user_ns = user_ns;
+    p->prev_sys_ns = sys_ns;
+    m->cpu_user_secs = (double)sub_sat(user_ns, p->base_user_ns) / 1e9;
+    m->cpu_system_secs = (double)sub_sat(sys_ns, p->base_sys_ns) / 1e9;
+    m->ctx_switches_voluntary = sub_sat(r->nvcsw, p->base.nvcsw);
+    m->ctx_switches_involuntary = sub_sat(r->nivcsw, p->base.nivcsw);
+    m->blkio_delay_secs = c->o.blkio_accounted
+                              ? (double)sub_sat(r->blkio_delay_ns, p->base.blkio_delay_ns) / 1e9
+                              : NAN;
+    /* Filled in by the session from its eBPF socket counter, when it has one. */
+    m->sock_rx_bytes = m->sock_tx_bytes = DN_U64_NONE;
+    m->sock_rx_bytes_remote = m->sock_tx_bytes_remote = DN_U64_NONE;
     p->prev_cpu_ns = r->cpu_ns;
     p->prev_mono_ns = mono_ns;
     p->have_prev = true;
@@ -527,6 +578,15 @@ static void add_metrics(struct dn_metrics *sum, const struct dn_metrics *m)
     sum->page_faults_cached += m->page_faults_cached;
     sum->page_faults_disk += m->page_faults_disk;
     sum->thread_count += m->thread_count;
+    sum->sock_rx_bytes = dn_u64_add(sum->sock_rx_bytes, m->sock_rx_bytes);
+    sum->sock_tx_bytes = dn_u64_add(sum->sock_tx_bytes, m->sock_tx_bytes);
+    sum->sock_rx_bytes_remote = dn_u64_add(sum->sock_rx_bytes_remote, m->sock_rx_bytes_remote);
+    sum->sock_tx_bytes_remote = dn_u64_add(sum->sock_tx_bytes_remote, m->sock_tx_bytes_remote);
+    sum->cpu_user_secs += m->cpu_user_secs;
+    sum->cpu_system_secs += m->cpu_system_secs;
+    sum->ctx_switches_voluntary += m->ctx_switches_voluntary;
+    sum->ctx_switches_involuntary += m->ctx_switches_involuntary;
+    sum->blkio_delay_secs += m->blkio_delay_secs; /* NaN (unknown) stays NaN */
 }
 
 /* Processes not read in this collection have exited: keep what they did. */
@@ -589,6 +649,8 @@ static int read_procfs(const struct dn_collector *c, struct dn_proc *p, struct d
     bool want_hwm = t >= p->next_hwm_ns;
     if (dn_procfs_read(&p->fs, raw, want_hwm) != 0)
         return -1;
+    if (raw->num_threads > 1)
+        dn_procfs_read_threads(&p->fs, raw); /* its own files give the main thread's */
     if (want_hwm)
         p->next_hwm_ns = t + DN_HWM_PERIOD_NS;
     p->last_raw = *raw;
@@ -672,8 +734,17 @@ static int iter_pass(struct dn_collector *c)
         r->wchar = lead->dead_wchar;
         r->read_bytes = lead->dead_read_bytes;
         r->write_bytes = lead->dead_write_bytes;
+        r->utime_raw = lead->dead_utime_ns;
+        r->stime_raw = lead->dead_stime_ns;
+        r->nvcsw = lead->dead_nvcsw;
+        r->nivcsw = lead->dead_nivcsw;
         for (size_t k = i; k < j; k++) {
             const struct dn_task_rec *t = &c->recs[k];
+            r->utime_raw += t->utime_ns;
+            r->stime_raw += t->stime_ns;
+            r->nvcsw += t->nvcsw;
+            r->nivcsw += t->nivcsw;
+            r->blkio_delay_ns += t->blkio_delay_ns;
             r->cpu_ns += t->runtime_ns;
             r->minflt += t->min_flt;
             r->majflt += t->maj_flt;
@@ -887,6 +958,10 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
         c->max_threads = whole->thread_count;
     if (whole->mem_rss_kb > c->peak_mem_rss_kb)
         c->peak_mem_rss_kb = whole->mem_rss_kb;
+    if (whole->page_faults_cached > c->peak_minflt)
+        c->peak_minflt = whole->page_faults_cached;
+    if (whole->page_faults_disk > c->peak_majflt)
+        c->peak_majflt = whole->page_faults_disk;
     c->cpu_usage_sum += whole->cpu_usage;
     if (rx > c->net_rx_max)
         c->net_rx_max = rx;
@@ -975,6 +1050,8 @@ void dn_collector_summary(const struct dn_collector *c, struct dn_summary *s)
     s->peak_process_rss_kb = c->peak_process_rss_kb;
     s->processes_seen = c->processes_seen;
     s->processes_unreadable = c->max_unreadable;
+    s->peak_page_faults_cached = c->peak_minflt;
+    s->peak_page_faults_disk = c->peak_majflt;
     uint64_t dropped = c->detached_fork_dropped, tracked = c->detached_processes;
     if (c->o.tracker) {
         dropped = dn_tracker_fork_dropped(c->o.tracker);

@@ -22,6 +22,17 @@ struct dn_collector_opts {
     struct dn_tracker *tracker; /* optional: BPF tracked-process map */
     uint64_t spawn_rss_kb;      /* RSS of the process that forked the root (see root_reaped) */
     int pidfd;                  /* the root's pidfd, or -1: says whether it still lives */
+    bool blkio_accounted;       /* the kernel does delay accounting: blkio_delay_secs known */
+};
+
+/* Summary parts the collector does not know (eBPF socket totals, perf counters, PSI):
+ * the session fills them; emit.c writes them. */
+struct dn_summary_ext {
+    bool sock;                          /* socket totals known (eBPF sock programs loaded) */
+    uint64_t sock_rx, sock_tx, sock_rx_remote, sock_tx_remote;
+    bool have_memchar;                  /* memory_characterization */
+    double mean_ipc, llc_miss_rate, backend_stall_ratio, psi_some_fraction; /* NaN: unknown */
+    const char *verdict;
 };
 
 /* One process the run saw, for the summary's `processes` table: what it did while
@@ -59,6 +70,9 @@ struct dn_summary {
     struct dn_gpu_summary gpu;  /* filled by the session (not the collector); present: written */
     struct dn_proc_row *processes; /* malloc'd copy, heaviest CPU first: dn_summary_clear */
     size_t nprocesses;
+    uint64_t peak_page_faults_cached; /* largest tree total of one sample */
+    uint64_t peak_page_faults_disk;
+    struct dn_summary_ext ext;  /* filled by the session (socket totals, memory) */
 };
 
 /* Frees what dn_collector_summary allocated in s. */

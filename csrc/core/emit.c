@@ -5,6 +5,7 @@
 
 #include "bpf/offcpu.h"
 #include "core/gpu_sample.h"
+#include "core/memchar.h"
 #include "ebpf/ebpf_sample.h"
 #include "ebpf/offcpu_analysis.h"
 #include "ebpf/offcpu_sample.h"
@@ -47,6 +48,14 @@ void dn_emit_metrics_fields(const struct dn_emitter *e, const struct dn_metrics 
                 OPS->null(CTX, f->name);
             else
                 OPS->u64(CTX, f->name, v);
+            break;
+        }
+        case DN_FIELD_OPT_F64: {
+            double v = dn_field_f64(m, f);
+            if (v != v)
+                OPS->null(CTX, f->name);
+            else
+                OPS->f64(CTX, f->name, v);
             break;
         }
         }
@@ -300,6 +309,7 @@ void dn_emit_sample(const struct dn_emitter *e, const struct dn_sample *s, bool 
         dn_emit_metrics_fields(e, &s->parent);
         if (s->ebpf)
             emit_ebpf(e, s->ebpf);
+        dn_emit_memchar_sample(e, s);
         if (s->gpu)
             emit_gpu(e, s->gpu);
         OPS->end_object(CTX);
@@ -323,6 +333,7 @@ void dn_emit_sample(const struct dn_emitter *e, const struct dn_sample *s, bool 
         OPS->u64(CTX, "process_count", s->process_count);
         if (s->ebpf)
             emit_ebpf(e, s->ebpf);
+        dn_emit_memchar_sample(e, s);
         if (s->gpu)
             emit_gpu(e, s->gpu);
         OPS->end_object(CTX);
@@ -344,6 +355,8 @@ void dn_emit_metadata(const struct dn_emitter *e, const struct dn_metadata *md, 
     OPS->end_list(CTX);
     OPS->str(CTX, "executable", md->executable ? md->executable : "");
     OPS->i64(CTX, "t0_ms", md->t0_ms);
+    if (md->caps.known)
+        dn_emit_capabilities(e, "capabilities", &md->caps);
     OPS->end_object(CTX);
 }
 
@@ -379,6 +392,53 @@ static void emit_process_rows(const struct dn_emitter *e, const struct dn_summar
         OPS->end_object(CTX);
     }
     OPS->end_list(CTX);
+}
+
+static void f64_or_null(const struct dn_emitter *e, const char *key, double v)
+{
+    if (v == v && !isinf(v))
+        OPS->f64(CTX, key, v);
+    else
+        OPS->null(CTX, key);
+}
+
+/* The summary keys of denet HEAD (page-fault peaks, syscall rates and fractions, memory
+ * characterization) and the socket byte totals. */
+static void emit_summary_more(const struct dn_emitter *e, const struct dn_summary *s,
+                              const struct dn_ebpf_sample *ebpf)
+{
+    OPS->u64(CTX, "peak_page_faults_cached", s->peak_page_faults_cached);
+    OPS->u64(CTX, "peak_page_faults_disk", s->peak_page_faults_disk);
+    const struct dn_summary_ext *x = &s->ext;
+    opt_u64(e, "total_sock_rx_bytes", x->sock ? x->sock_rx : DN_U64_NONE);
+    opt_u64(e, "total_sock_tx_bytes", x->sock ? x->sock_tx : DN_U64_NONE);
+    opt_u64(e, "total_sock_rx_bytes_remote", x->sock ? x->sock_rx_remote : DN_U64_NONE);
+    opt_u64(e, "total_sock_tx_bytes_remote", x->sock ? x->sock_tx_remote : DN_U64_NONE);
+    if (ebpf && ebpf->has_syscalls) {
+        double t = (double)ebpf->total;
+        OPS->begin_object(CTX, "syscalls");
+        f64_or_null(e, "avg_syscall_rate_per_sec",
+                    s->total_time_secs > 0 ? t / s->total_time_secs : NAN);
+        f64_or_null(e, "avg_io_syscall_fraction",
+                    t > 0 ? (double)ebpf->by_category[DN_CAT_FILE_IO] / t : NAN);
+        f64_or_null(e, "avg_memory_syscall_fraction",
+                    t > 0 ? (double)ebpf->by_category[DN_CAT_MEMORY] / t : NAN);
+        /* process syscalls stand in for CPU, as in the analysis engine */
+        f64_or_null(e, "avg_cpu_syscall_fraction",
+                    t > 0 ? (double)ebpf->by_category[DN_CAT_PROCESS] / t : NAN);
+        f64_or_null(e, "avg_network_syscall_fraction",
+                    t > 0 ? (double)ebpf->by_category[DN_CAT_NETWORK] / t : NAN);
+        OPS->end_object(CTX);
+    }
+    if (x->have_memchar) {
+        OPS->begin_object(CTX, "memory_characterization");
+        f64_or_null(e, "mean_ipc", x->mean_ipc);
+        f64_or_null(e, "llc_miss_rate", x->llc_miss_rate);
+        f64_or_null(e, "backend_stall_ratio", x->backend_stall_ratio);
+        f64_or_null(e, "psi_some_fraction", x->psi_some_fraction);
+        OPS->str(CTX, "verdict", x->verdict ? x->verdict : "insufficient-data");
+        OPS->end_object(CTX);
+    }
 }
 
 void dn_emit_summary(const struct dn_emitter *e, const struct dn_summary *s,
@@ -427,6 +487,7 @@ void dn_emit_summary(const struct dn_emitter *e, const struct dn_summary *s,
         if (ebpf->offcpu->dropped)
             OPS->u64(CTX, "dropped_offcpu_events", ebpf->offcpu->dropped);
     }
+    emit_summary_more(e, s, ebpf);
     OPS->end_object(CTX);
 }
 

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core/capabilities.h"
 #include "core/collector.h"
 #include "core/sample.h"
 
@@ -38,6 +39,7 @@ struct dn_metadata {
     char **cmd;      /* NULL-terminated, may be empty for attached processes */
     char *executable;
     int64_t t0_ms;
+    struct dn_capabilities caps; /* written when caps.known */
 };
 
 /* The kind tag ("kind": "tree"/"sample"/...) is written when tag is true (files). */

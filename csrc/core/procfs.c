@@ -185,7 +185,7 @@ static int parse_stat(const char *buf, struct dn_proc_raw *r)
     s += 2;
     uint64_t f[53] = {0};
     int64_t processor = -1;
-    for (int field = 3; field <= 39 && *s; field++) { /* 39 (processor) is the last used */
+    for (int field = 3; field <= 42 && *s; field++) { /* 42 (delayacct_blkio_ticks) is the last used */
         if (field == 3) {
             r->state = *s;
             s = skip_field(s);
@@ -211,6 +211,9 @@ static int parse_stat(const char *buf, struct dn_proc_raw *r)
     r->vsize_bytes = f[23];
     r->rss_pages = f[24];
     r->processor = processor;
+    r->utime_raw = f[14];
+    r->stime_raw = f[15];
+    r->blkio_delay_ns = f[42] * (1000000000ULL / tck); /* the main thread's */
     return 0;
 }
 
@@ -228,7 +231,7 @@ static uint64_t find_kv(const char *buf, const char *key)
 
 int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm)
 {
-    char buf[2048];
+    char buf[4096];
     memset(r, 0, sizeof *r);
     r->processor = -1;
 
@@ -269,8 +272,55 @@ int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm)
     } else {
         return -ESRCH;
     }
-    if (want_hwm && read_file(p, p->status_fd, "status", buf, sizeof buf) > 0)
-        r->hwm_kb = find_kv(buf, "VmHWM:");
+    /* status: context switches (of the main thread: dn_procfs_read_threads sums the
+     * others), and VmHWM when asked for. */
+    if (read_file(p, p->status_fd, "status", buf, sizeof buf) > 0) {
+        r->nvcsw = find_kv(buf, "\nvoluntary_ctxt_switches:");
+        r->nivcsw = find_kv(buf, "\nnonvoluntary_ctxt_switches:");
+        if (want_hwm)
+            r->hwm_kb = find_kv(buf, "VmHWM:");
+    }
+    return 0;
+}
+
+int dn_procfs_read_threads(struct dn_procfs *p, struct dn_proc_raw *r)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)p->pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return errno == ENOENT ? -ESRCH : -errno;
+    uint64_t nv = 0, niv = 0, blkio_ticks = 0;
+    struct dirent *e;
+    char buf[4096];
+    while ((e = readdir(d))) {
+        if (!isdigit((unsigned char)e->d_name[0]))
+            continue;
+        char fpath[320];
+        snprintf(fpath, sizeof fpath, "/proc/%d/task/%s/status", (int)p->pid, e->d_name);
+        int fd = open(fpath, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue; /* exited meanwhile */
+        ssize_t n = read_all(fd, buf, sizeof buf);
+        close(fd);
+        if (n <= 0)
+            continue;
+        nv += find_kv(buf, "\nvoluntary_ctxt_switches:");
+        niv += find_kv(buf, "\nnonvoluntary_ctxt_switches:");
+        snprintf(fpath, sizeof fpath, "/proc/%d/task/%s/stat", (int)p->pid, e->d_name);
+        fd = open(fpath, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        n = read_all(fd, buf, sizeof buf);
+        close(fd);
+        struct dn_proc_raw t;
+        if (n > 0 && parse_stat(buf, &t) == 0)
+            blkio_ticks += t.blkio_delay_ns / (1000000000ULL / (uint64_t)dn_clk_tck());
+    }
+    closedir(d);
+    r->nvcsw = nv;
+    r->nivcsw = niv;
+    r->blkio_delay_ns = blkio_ticks * (1000000000ULL / (uint64_t)dn_clk_tck());
     return 0;
 }
 

@@ -25,6 +25,10 @@ struct dn_proc_raw {
     uint64_t hwm_kb;          /* VmHWM, kernel's high-water mark of RSS */
     bool have_io;             /* /proc/PID/io readable */
     char comm[16];            /* task name: changes when the process execs */
+    uint64_t utime_raw, stime_raw; /* user/system CPU time in any one unit (ticks, ns): the
+                                    * ratio splits cpu_ns */
+    uint64_t nvcsw, nivcsw;   /* voluntary/involuntary context switches of its threads */
+    uint64_t blkio_delay_ns;  /* time its threads waited for block I/O (delay accounting) */
 };
 
 struct dn_procfs {
@@ -51,6 +55,11 @@ void dn_procfs_close(struct dn_procfs *p);
  * much as all the other files together. Returns 0, -ESRCH when the process is gone
  * (reaped), or -errno. */
 int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *out, bool want_hwm);
+
+/* Context switches and block I/O delay of every live thread (/proc/PID/task/TID/status
+ * and stat) into r, for a process with more than one thread: its own files give the
+ * main thread's only. Returns 0 or -errno; a vanished thread is skipped. */
+int dn_procfs_read_threads(struct dn_procfs *p, struct dn_proc_raw *r);
 
 /* The CPU time of the whole thread group in ns (one clock_gettime). Returns 0, -ESRCH
  * when the process is gone, -ENOTSUP when its clock is unavailable. */

@@ -34,6 +34,11 @@ struct dn_sample {
     uint64_t process_count;
     struct dn_ebpf_sample *ebpf; /* NULL unless eBPF is enabled */
     struct dn_gpu_sample *gpu;   /* NULL unless GPU monitoring is on (or asked for) */
+    /* Memory characterization of the tree (aggregated; the flat sample itself). */
+    bool has_psi;
+    double psi_some_avg10, psi_full_avg10;
+    unsigned perf_valid;         /* bit i: perf[i] known; 0: no perf part */
+    uint64_t perf[5];            /* counter deltas since the previous sample (DN_PERF_*) */
 };
 
 void dn_sample_clear(struct dn_sample *s);            /* frees owned memory, zeroes */

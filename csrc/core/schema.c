@@ -29,6 +29,23 @@ const struct dn_field dn_metrics_fields[] = {
       "NVIDIA GPU memory the process holds, summed over devices (NVML) (None without GPU monitoring: no driver, gpu=False, or the read failed)"),
     F(gpu_sm_utilization, "%", DN_FIELD_OPT_U64,
       "SM (kernel) time of the process over NVML's samples since the previous read, summed over devices; 100 = one GPU busy (None without GPU monitoring)"),
+    F(sock_rx_bytes, "bytes", DN_FIELD_OPT_U64,
+      "bytes the process received through its own INET sockets (TCP, UDP; loopback included), since monitoring began (eBPF sock_recv_length, Linux 6.5+; None without it: metadata capabilities.sock says why)"),
+    F(sock_tx_bytes, "bytes", DN_FIELD_OPT_U64,
+      "bytes the process sent through its own INET sockets (TCP, UDP; loopback included), since monitoring began (eBPF sock_send_length, Linux 6.5+; None without it)"),
+    F(sock_rx_bytes_remote, "bytes", DN_FIELD_OPT_U64,
+      "sock_rx_bytes without what came from a peer on this host (through a loopback device) (None without eBPF)"),
+    F(sock_tx_bytes_remote, "bytes", DN_FIELD_OPT_U64,
+      "sock_tx_bytes without what went to a peer on this host (through a loopback device) (None without eBPF)"),
+    F(cpu_user_secs, "s", DN_FIELD_F64,
+      "CPU time in user mode, all threads (the kernel's user/system split of the exact CPU time; user + system = CPU time)"),
+    F(cpu_system_secs, "s", DN_FIELD_F64, "CPU time in the kernel on the process's behalf, all threads"),
+    F(ctx_switches_voluntary, "count", DN_FIELD_U64,
+      "times a thread gave up the CPU to wait (I/O, sleep, lock); all threads with eBPF, live threads from /proc/PID/task without"),
+    F(ctx_switches_involuntary, "count", DN_FIELD_U64,
+      "times a thread was preempted while it could still run (CPU contention)"),
+    F(blkio_delay_secs, "s", DN_FIELD_OPT_F64,
+      "time threads waited for block I/O (delay accounting; None when the kernel does not account it: kernel.task_delayacct=0, see capabilities.delayacct)"),
 };
 
 const size_t dn_metrics_nfields = sizeof(dn_metrics_fields) / sizeof(dn_metrics_fields[0]);

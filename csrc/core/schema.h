@@ -25,6 +25,17 @@ struct dn_metrics {
     int64_t cpu_core;              /* -1 = unknown (None) */
     uint64_t gpu_memory_bytes;     /* GPU memory held (NVML); DN_U64_NONE without a GPU */
     uint64_t gpu_sm_utilization;   /* %, SM use over all devices; DN_U64_NONE without a GPU */
+    /* This process's own INET socket traffic (eBPF); DN_U64_NONE without it. */
+    uint64_t sock_rx_bytes;
+    uint64_t sock_tx_bytes;
+    uint64_t sock_rx_bytes_remote;
+    uint64_t sock_tx_bytes_remote;
+    /* What /usr/bin/time -v and pidstat show. */
+    double cpu_user_secs;
+    double cpu_system_secs;
+    uint64_t ctx_switches_voluntary;
+    uint64_t ctx_switches_involuntary;
+    double blkio_delay_secs;       /* NaN = unknown (no delay accounting) */
 };
 
 enum dn_field_type {
@@ -32,7 +43,8 @@ enum dn_field_type {
     DN_FIELD_U64,   /* unsigned integer */
     DN_FIELD_F64,   /* float */
     DN_FIELD_OPT_I64, /* integer, negative means None/null */
-    DN_FIELD_OPT_U64  /* unsigned integer, DN_U64_NONE means None/null: could not be read */
+    DN_FIELD_OPT_U64, /* unsigned integer, DN_U64_NONE means None/null: could not be read */
+    DN_FIELD_OPT_F64  /* float, NaN means None/null: could not be read */
 };
 
 /* A counter that could not be read (say, /proc/PID/io of another user's process): null

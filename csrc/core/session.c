@@ -38,6 +38,7 @@ void dn_session_init(struct dn_session *s, const struct dn_session_opts *o)
     s->pid = -1;
     s->pidfd = -1;
     s->wake_fd = -1;
+    dn_extras_init(s);
     pthread_mutex_init(&s->lock, NULL);
 }
 
@@ -160,6 +161,8 @@ static int collect_locked(struct dn_session *s, struct dn_sample *out)
     int rc = dn_collector_collect(s->collector, out);
     if (rc == -ESRCH)
         s->gone = true;
+    if (rc == 0)
+        dn_extras_sample_locked(s, out);
     return rc;
 }
 
@@ -184,6 +187,7 @@ static struct dn_ebpf_sample *summary_ebpf_locked(struct dn_session *s)
 static void summary_locked(struct dn_session *s, struct dn_summary *sum)
 {
     dn_collector_summary(s->collector, sum);
+    dn_extras_summary_locked(s, sum);
     sum->gpu = s->gpu_summary;
     /* The command we started and reaped: its exit code, as run() returns it. */
     int st = s->wait_status;
@@ -307,6 +311,7 @@ static void stop_thread(struct dn_session *s)
  * for the summary and folded output. */
 static void close_ebpf_locked(struct dn_session *s, bool finish)
 {
+    dn_extras_finish_locked(s);
     if (s->collector)
         dn_collector_detach_tracker(s->collector);
     dn_offcpu_detach(s->offcpu, finish);
@@ -346,6 +351,8 @@ int dn_session_open_ebpf(struct dn_session *s, char *err, size_t errlen)
         /* Syscall counting: filtered on the tracker's map; counts begin now. */
         rc = dn_syscalls_open(&s->syscalls, dn_tracker_map_fd(s->tracker), err, errlen);
         s->syscalls_t0_ns = dn_monotonic_ns();
+        if (rc == 0)
+            dn_extras_open_ebpf(s); /* socket bytes: optional (Linux 6.5+) */
     }
     if (rc == 0 && s->o.offcpu && !offcpu_kernel_ok()) {
         free(s->offcpu_error);
@@ -377,6 +384,7 @@ static void tracker_failed(struct dn_session *s, int rc, pid_t pid)
     dn_ebpf_explain(err, sizeof err, what, rc);
     free(s->ebpf_error);
     s->ebpf_error = strdup(err);
+    dn_extras_ebpf_failed(s);
     dn_syscalls_close(s->syscalls);
     s->syscalls = NULL;
     dn_offcpu_free(s->offcpu);
@@ -389,7 +397,8 @@ int dn_session_spawn(struct dn_session *s, const struct dn_spawn_opts *so_in, in
                      enum dn_spawn_stage *stage)
 {
     struct dn_spawn_opts so = *so_in;
-    so.hold_before_exec = s->tracker != NULL;
+    /* Held before exec for the tracker, and for perf counters (they start at the exec). */
+    so.hold_before_exec = s->tracker != NULL || dn_extras_wants_hold(s);
     struct dn_spawned sp;
     int rc = dn_spawn(&so, &sp, child_errno, stage);
     if (rc != 0)
@@ -399,9 +408,10 @@ int dn_session_spawn(struct dn_session *s, const struct dn_spawn_opts *so_in, in
         int trc = dn_tracker_add(s->tracker, sp.pid);
         if (trc)
             tracker_failed(s, trc, sp.pid);
-        if (dn_spawn_release(&sp, child_errno, stage) != 0)
-            return 1;
     }
+    dn_extras_process(s, sp.pid, so.hold_before_exec);
+    if (so.hold_before_exec && dn_spawn_release(&sp, child_errno, stage) != 0)
+        return 1;
     s->pid = sp.pid;
     s->owns_child = true;
     s->pidfd = (int)syscall(SYS_pidfd_open, sp.pid, 0);
@@ -414,6 +424,7 @@ int dn_session_attach(struct dn_session *s, pid_t pid)
     s->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (s->pidfd < 0)
         return -errno;
+    dn_extras_process(s, pid, false);
     if (s->tracker) {
         /* Later forks are followed in the kernel; what exists now is registered. */
         int rc = dn_collector_register_tree(s->tracker, pid);
@@ -437,6 +448,7 @@ int dn_session_begin(struct dn_session *s, double t0_boot, uint64_t spawn_rss_kb
         .t0_boot = t0_boot,
         .tracker = s->tracker,
         .pidfd = s->pidfd,
+        .blkio_accounted = dn_delayacct_on(),
     };
     int err = 0;
     struct dn_collector *c = dn_collector_new(&co, &err);
@@ -455,6 +467,7 @@ int dn_session_begin(struct dn_session *s, double t0_boot, uint64_t spawn_rss_kb
             s->md.executable = strdup(exe);
         }
     }
+    dn_extras_begin_locked(s); /* capabilities, and the env record when asked for */
     if (s->o.write_metadata && dn_writer_is_open(&s->writer))
         dn_writer_metadata(&s->writer, &s->md);
     pthread_mutex_unlock(&s->lock);
@@ -655,6 +668,8 @@ int dn_session_save(struct dn_session *s, const char *path, enum dn_format fmt)
     if (rc)
         return rc;
     pthread_mutex_lock(&s->lock);
+    if (s->o.write_env && s->ex.have_env)
+        dn_writer_env(&w, &s->ex.env);
     dn_writer_metadata(&w, &s->md);
     for (size_t i = 0; i < s->samples.len; i++)
         dn_writer_sample(&w, &s->samples.items[i]);
@@ -741,6 +756,7 @@ void dn_session_destroy(struct dn_session *s)
     dn_free_strv(s->md.cmd);
     free(s->md.executable);
     free(s->ebpf_error);
+    dn_extras_destroy(s);
     if (s->pidfd >= 0)
         close(s->pidfd);
     if (s->wake_fd >= 0)
@@ -750,6 +766,7 @@ void dn_session_destroy(struct dn_session *s)
     s->pid = -1;
     s->pidfd = -1;
     s->wake_fd = -1;
+    dn_extras_init(s);
 }
 
 void dn_session_after_fork_child(struct dn_session *s)
@@ -766,6 +783,7 @@ void dn_session_after_fork_child(struct dn_session *s)
         dn_writer_abandon(&s->writer); /* no JSON trailer through the parent's offset */
     }
     /* Inherited eBPF programs would stay attached for as long as this child lives. */
+    dn_extras_after_fork_child(s);
     close_ebpf_locked(s, false);
     /* NVML's state belongs to the parent: forget it without calling into it. */
     dn_gpu_abandon(s->gpu);

@@ -14,6 +14,7 @@
 
 #include "core/collector.h"
 #include "core/emit.h"
+#include "core/extras.h"
 #include "core/sample.h"
 #include "core/spawn.h"
 #include "core/writer.h"
@@ -31,6 +32,7 @@ struct dn_session_opts {
     bool offcpu;        /* with enable_ebpf: off-CPU time (bpf/offcpu.bpf.c) */
     bool offcpu_stacks; /* and its stacks */
     int gpu; /* DN_GPU_OFF, DN_GPU_ON (a failure is reported in samples), DN_GPU_AUTO */
+    bool write_env;   /* the env record precedes the metadata in the output file */
 };
 
 enum { DN_GPU_OFF = 0, DN_GPU_ON = 1, DN_GPU_AUTO = -1 };
@@ -86,6 +88,8 @@ struct dn_session {
     struct dn_gpu_cost gpu_cost;
     pid_t *gpu_pids;              /* the pids of the sample being read */
     size_t gpu_pids_cap;
+
+    struct dn_extras ex; /* socket bytes, perf/PSI, env, capabilities (core/extras.c) */
 };
 
 /* Zeroes s and sets the options. Never fails. */

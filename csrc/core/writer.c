@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/env.h"
+#include "core/memchar.h"
 #include "ebpf/ebpf_sample.h"
 #include "ebpf/syscall_table.h"
 
@@ -88,6 +90,17 @@ void dn_writer_metadata(struct dn_writer *w, const struct dn_metadata *md)
     flush_record(w);
 }
 
+void dn_writer_env(struct dn_writer *w, const struct dn_env *env)
+{
+    if (!w->f || w->fmt == DN_FMT_CSV)
+        return;
+    struct dn_emitter e;
+    struct dn_json_writer jw;
+    dn_json_emitter(&e, &jw, &w->buf);
+    dn_emit_env(&e, env, true);
+    flush_record(w);
+}
+
 static void csv_fields(struct dn_buf *b, const struct dn_metrics *m, bool *first)
 {
     for (size_t i = 0; i < dn_metrics_nfields; i++) {
@@ -112,6 +125,10 @@ static void csv_fields(struct dn_buf *b, const struct dn_metrics *m, bool *first
         case DN_FIELD_OPT_U64:
             if (dn_field_u64(m, f) != DN_U64_NONE)
                 dn_buf_printf(b, "%" PRIu64, dn_field_u64(m, f));
+            break;
+        case DN_FIELD_OPT_F64:
+            if (dn_field_f64(m, f) == dn_field_f64(m, f))
+                dn_buf_json_double(b, dn_field_f64(m, f));
             break;
         }
     }
@@ -146,15 +163,48 @@ static void csv_cell(struct dn_buf *b, const char *s)
     dn_buf_append(b, "\"", 1);
 }
 
+/* psi_mem and perf columns (after the eBPF ones, as denet._formats.csv_columns orders
+ * them), header or cells. */
+static void csv_memchar_header(struct dn_writer *w, const char *prefix)
+{
+    if (w->csv_psi)
+        dn_buf_printf(&w->buf, ",%spsi_mem.some_avg10,%spsi_mem.full_avg10", prefix, prefix);
+    if (w->csv_perf)
+        for (int i = 0; i < DN_PERF_NEVENTS; i++)
+            dn_buf_printf(&w->buf, ",%sperf.%s", prefix, dn_perf_names[i]);
+}
+
+static void csv_memchar_cells(struct dn_writer *w, const struct dn_sample *s)
+{
+    struct dn_buf *b = &w->buf;
+    if (w->csv_psi) {
+        dn_buf_append(b, ",", 1);
+        if (s->has_psi)
+            dn_buf_json_double(b, s->psi_some_avg10);
+        dn_buf_append(b, ",", 1);
+        if (s->has_psi && s->psi_full_avg10 == s->psi_full_avg10)
+            dn_buf_json_double(b, s->psi_full_avg10);
+    }
+    if (w->csv_perf)
+        for (int i = 0; i < DN_PERF_NEVENTS; i++) {
+            dn_buf_append(b, ",", 1);
+            if (s->perf_valid & (1u << i))
+                dn_buf_printf(b, "%" PRIu64, s->perf[i]);
+        }
+}
+
 /* CSV columns use the dotted names of denet._formats.flatten: ts_ms, aggregated.*,
- * aggregated.process_count, the eBPF syscall counts when present, parent.*, and the
- * children as JSON text. The header follows the first sample. */
+ * aggregated.process_count, the eBPF syscall counts when present, psi_mem and perf
+ * when present, parent.*, and the children as JSON text. The header follows the first
+ * sample. */
 static void csv_sample(struct dn_writer *w, const struct dn_sample *s)
 {
     struct dn_buf *b = &w->buf;
     bool first = true;
     if (!w->csv_header_done) {
         w->csv_ebpf = s->ebpf && s->ebpf->has_syscalls;
+        w->csv_psi = s->has_psi;
+        w->csv_perf = s->perf_valid != 0;
         if (s->tree) {
             dn_buf_puts(b, "ts_ms");
             first = false;
@@ -166,6 +216,7 @@ static void csv_sample(struct dn_writer *w, const struct dn_sample *s)
                     dn_buf_printf(b, ",aggregated.ebpf.syscalls.by_category.%s",
                                   dn_category_name((enum dn_syscall_category)c));
             }
+            csv_memchar_header(w, "aggregated.");
             csv_header(b, "parent", &first);
             dn_buf_puts(b, ",children");
         } else {
@@ -176,6 +227,7 @@ static void csv_sample(struct dn_writer *w, const struct dn_sample *s)
                     dn_buf_printf(b, ",ebpf.syscalls.by_category.%s",
                                   dn_category_name((enum dn_syscall_category)c));
             }
+            csv_memchar_header(w, "");
         }
         dn_buf_append(b, "\n", 1);
         w->csv_header_done = true;
@@ -202,6 +254,7 @@ static void csv_sample(struct dn_writer *w, const struct dn_sample *s)
                 dn_buf_printf(b, "%" PRIu64, s->ebpf->by_category[c]);
         }
     }
+    csv_memchar_cells(w, s);
     if (s->tree) {
         csv_fields(b, s->has_parent ? &s->parent : &zero, &first);
         /* The children as one JSON cell, like denet._formats.flatten does with lists. */

@@ -20,6 +20,8 @@ struct dn_writer {
     size_t nrecords;
     bool csv_header_done;
     bool csv_ebpf;   /* the CSV has eBPF syscall columns */
+    bool csv_psi;    /* ... psi_mem columns */
+    bool csv_perf;   /* ... perf counter columns */
     int err;         /* first write error (-errno), sticky */
     struct dn_buf buf;
 };
@@ -28,6 +30,8 @@ int dn_writer_open(struct dn_writer *w, const char *path, enum dn_format fmt); /
 /* Writes to a duplicate of an open file descriptor (a pipe, stdout). 0 or -errno. */
 int dn_writer_open_fd(struct dn_writer *w, int fd, enum dn_format fmt);
 void dn_writer_metadata(struct dn_writer *w, const struct dn_metadata *md);
+struct dn_env;
+void dn_writer_env(struct dn_writer *w, const struct dn_env *env); /* the env record */
 void dn_writer_sample(struct dn_writer *w, const struct dn_sample *s);
 void dn_writer_summary(struct dn_writer *w, const struct dn_summary *s,
                        const struct dn_ebpf_sample *ebpf);

@@ -1,5 +1,7 @@
 #include "python/encode_dict.h"
 
+#include "core/env.h"
+
 #define DN_PY_MAX_DEPTH 16
 
 struct py_builder {
@@ -203,11 +205,20 @@ PyObject *dn_metadata_to_dict(struct dn_key_cache *kc, const struct dn_metadata 
     return finish(&b);
 }
 
+PyObject *dn_env_to_dict(struct dn_key_cache *kc, const struct dn_env *env)
+{
+    struct py_builder b = {.kc = kc};
+    struct dn_emitter e = {&py_ops, &b};
+    dn_emit_env(&e, env, false);
+    return finish(&b);
+}
+
 PyObject *dn_schema_tuple(void)
 {
     static const char *type_names[] = {
         [DN_FIELD_I64] = "int", [DN_FIELD_U64] = "int", [DN_FIELD_F64] = "float",
-        [DN_FIELD_OPT_I64] = "int|None", [DN_FIELD_OPT_U64] = "int|None"};
+        [DN_FIELD_OPT_I64] = "int|None", [DN_FIELD_OPT_U64] = "int|None",
+        [DN_FIELD_OPT_F64] = "float|None"};
     PyObject *t = PyTuple_New((Py_ssize_t)dn_metrics_nfields);
     if (!t)
         return NULL;

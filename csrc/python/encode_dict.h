@@ -9,7 +9,7 @@
 
 /* Dict keys are static C strings; their Python strings are made once and kept here
  * (in the module state), keyed by address. */
-#define DN_KEY_CACHE_SLOTS 256
+#define DN_KEY_CACHE_SLOTS 512
 
 struct dn_key_cache {
     const char *names[DN_KEY_CACHE_SLOTS];
@@ -24,6 +24,8 @@ PyObject *dn_summary_to_dict(struct dn_key_cache *kc, const struct dn_summary *s
                              const struct dn_ebpf_sample *ebpf);
 PyObject *dn_gpu_summary_to_dict(struct dn_key_cache *kc, const struct dn_gpu_summary *g);
 PyObject *dn_metadata_to_dict(struct dn_key_cache *kc, const struct dn_metadata *md);
+struct dn_env;
+PyObject *dn_env_to_dict(struct dn_key_cache *kc, const struct dn_env *env);
 /* SCHEMA: a tuple of {"name", "unit", "type", "description"} dicts. */
 PyObject *dn_schema_tuple(void);
 

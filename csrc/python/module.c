@@ -5,7 +5,9 @@
 #include <errno.h>
 
 #include "core/gpu.h"
+#include "core/memchar.h"
 #include "ebpf/common.h"
+#include "ebpf/sock.h"
 #include "ebpf/syscalls.h"
 #include "python/encode_dict.h"
 #include "python/module.h"
@@ -64,6 +66,41 @@ static PyObject *py_gpu_available(PyObject *module, PyObject *unused)
     return Py_BuildValue("(Os)", rc == 0 ? Py_True : Py_False, rc == 0 ? "" : err);
 }
 
+PyDoc_STRVAR(sock_available_doc,
+             "sock_available()\n--\n\n"
+             "Return (True, '') when this kernel has the sock_send_length/sock_recv_length "
+             "tracepoints\nthat per-process socket bytes need (Linux 6.5+), else (False, "
+             "reason). Loading them\nalso needs what ebpf_available() checks.");
+
+static PyObject *py_sock_available(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    char why[512] = "";
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = dn_sock_probe(why, sizeof why);
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("(Os)", rc == 0 ? Py_True : Py_False, rc == 0 ? "" : why);
+}
+
+PyDoc_STRVAR(perf_available_doc,
+             "perf_available()\n--\n\n"
+             "Return (True, note) when hardware performance counters can be opened here, "
+             "else (False,\nreason).");
+
+static PyObject *py_perf_available(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    struct dn_capabilities caps = {0};
+    bool ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = dn_perf_probe(&caps);
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("(Os)", ok ? Py_True : Py_False, caps.perf_hw.reason);
+}
+
 PyDoc_STRVAR(syscall_name_doc, "syscall_name(nr, /)\n--\n\n"
                                "Name of syscall number nr on this architecture "
                                "(\"syscall_<nr>\" when unknown).");
@@ -117,6 +154,8 @@ static PyObject *py_syscall_number(PyObject *module, PyObject *arg)
 static PyMethodDef module_methods[] = {
     {"ebpf_available", dn_py_ebpf_available, METH_NOARGS, ebpf_available_doc},
     {"gpu_available", py_gpu_available, METH_NOARGS, gpu_available_doc},
+    {"sock_available", py_sock_available, METH_NOARGS, sock_available_doc},
+    {"perf_available", py_perf_available, METH_NOARGS, perf_available_doc},
     {"syscall_name", py_syscall_name, METH_O, syscall_name_doc},
     {"syscall_category", py_syscall_category, METH_O, syscall_category_doc},
     {"syscall_number", py_syscall_number, METH_O, syscall_number_doc},

@@ -109,17 +109,18 @@ static PyObject *monitor_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 #define COMMON_KWLIST                                                                      \
     "base_interval_ms", "max_interval_ms", "since_process_start", "output_file",           \
         "output_format", "store_in_memory", "quiet", "include_children", "write_metadata", \
-        "enable_ebpf", "offcpu", "offcpu_stacks", "gpu"
-#define COMMON_FORMAT "iipOspppppppO"
+        "enable_ebpf", "offcpu", "offcpu_stacks", "gpu", "write_env"
+#define COMMON_FORMAT "iipOspppppppOp"
 #define COMMON_ARGS(o)                                                                      \
     &(o).base_ms, &(o).max_ms, &(o).since_process_start, &(o).output_file, &(o).output_format, \
         &(o).store_in_memory, &(o).quiet, &(o).include_children, &(o).write_metadata,        \
-        &(o).enable_ebpf, &(o).offcpu, &(o).offcpu_stacks, &(o).gpu
+        &(o).enable_ebpf, &(o).offcpu, &(o).offcpu_stacks, &(o).gpu, &(o).write_env
 
 struct common_opts {
     int base_ms, max_ms;
     int since_process_start, store_in_memory, quiet, include_children, write_metadata;
     int enable_ebpf, offcpu, offcpu_stacks;
+    int write_env;
     PyObject *output_file;
     const char *output_format;
     PyObject *gpu; /* None: on when NVML loads; True/False */
@@ -158,8 +159,9 @@ static int setup_common(MonitorObject *m, const struct common_opts *o, struct ou
     }
     if (dn_format_parse(o->output_format, &out->fmt) != 0) {
         PyErr_Format(PyExc_ValueError,
-                     "unknown output_format '%s': use \"jsonl\", \"json\" or \"csv\"",
-                     o->output_format);
+                     "Unknown format: %s; unknown output_format '%s': use \"jsonl\", \"json\" or "
+                     "\"csv\"",
+                     o->output_format, o->output_format);
         return -1;
     }
     PyObject *f = o->output_file;
@@ -197,6 +199,7 @@ static int setup_common(MonitorObject *m, const struct common_opts *o, struct ou
         .enable_ebpf = o->enable_ebpf,
         .offcpu = o->offcpu,
         .offcpu_stacks = o->offcpu_stacks,
+        .write_env = o->write_env,
     };
     m->s.o = so;
     m->quiet = o->quiet;
@@ -746,6 +749,27 @@ static PyObject *monitor_get_metadata(PyObject *self, PyObject *unused)
     return dn_metadata_to_dict(key_cache(self), &m->s.md);
 }
 
+PyDoc_STRVAR(get_env_doc,
+             "get_env($self, /)\n--\n\n"
+             "The run's environment as a dict (the \"env\" record): host, kernel, CPU "
+             "topology (lscpu),\nNUMA, the monitored process's CPU affinity and cgroup, "
+             "cgroup_limits, CPU governor and\nfrequency, THP and SMT. Read when monitoring "
+             "began with write_env=True, else now.");
+
+static PyObject *monitor_get_env(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    MonitorObject *m = (MonitorObject *)self;
+    if (check_init(m) < 0)
+        return NULL;
+    const struct dn_env *env;
+    Py_BEGIN_ALLOW_THREADS
+    env = dn_session_env(&m->s);
+    Py_END_ALLOW_THREADS
+    /* Never changes once read: built without the lock. */
+    return dn_env_to_dict(key_cache(self), env);
+}
+
 static PyObject *monitor_get_samples(PyObject *self, PyObject *unused)
 {
     (void)unused;
@@ -830,8 +854,9 @@ static PyObject *monitor_save_samples(PyObject *self, PyObject *args, PyObject *
     enum dn_format fmt;
     if (dn_format_parse(format, &fmt)) {
         Py_DECREF(path);
-        PyErr_Format(PyExc_ValueError, "unknown format '%s': use \"jsonl\", \"json\" or \"csv\"",
-                     format);
+        PyErr_Format(PyExc_ValueError,
+                     "Unknown format: %s; unknown format '%s': use \"jsonl\", \"json\" or \"csv\"",
+                     format, format);
         return NULL;
     }
     int rc;
@@ -1077,7 +1102,7 @@ static PyMethodDef monitor_methods[] = {
                "since_process_start=False, output_file=None, output_format='jsonl', "
                "store_in_memory=True, quiet=False, include_children=True, "
                "write_metadata=False, enable_ebpf=False, offcpu=True, offcpu_stacks=True, "
-               "gpu=None)\n--\n\n"
+               "gpu=None, write_env=False)\n--\n\n"
                "Monitor a process that is already running. Raises ProcessLookupError when "
                "there is no\nsuch process and PermissionError when it may not be read.")},
     {"start", monitor_start, METH_NOARGS, start_doc},
@@ -1089,6 +1114,7 @@ static PyMethodDef monitor_methods[] = {
     {"get_pid", monitor_get_pid, METH_NOARGS, PyDoc_STR("get_pid($self, /)\n--\n\nThe pid.")},
     {"get_metadata", monitor_get_metadata, METH_NOARGS,
      PyDoc_STR("get_metadata($self, /)\n--\n\n{\"pid\", \"cmd\", \"executable\", \"t0_ms\"}.")},
+    {"get_env", monitor_get_env, METH_NOARGS, get_env_doc},
     {"get_samples", monitor_get_samples, METH_NOARGS,
      PyDoc_STR("get_samples($self, /)\n--\n\nThe samples kept in memory, as a list of dicts.")},
     {"latest_sample", monitor_latest_sample, METH_NOARGS,
@@ -1134,7 +1160,7 @@ PyDoc_STRVAR(monitor_doc,
              "since_process_start=False,\n               output_file=None, "
              "output_format='jsonl', store_in_memory=True, quiet=False,\n               "
              "include_children=True, write_metadata=False, enable_ebpf=False,\n"
-             "               offcpu=True, offcpu_stacks=True, gpu=None, *,\n"
+             "               offcpu=True, offcpu_stacks=True, gpu=None, write_env=False, *,\n"
              "               stdout=None, stderr=None, start_new_session=False, cwd=None, "
              "env=None)\n--\n\n"
              "Start cmd (a list of strings) and monitor its process tree with a native "

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/procfs.h"
+#include "core/memchar.h"
 #include "core/session.h"
 #include "ebpf/ebpf_sample.h"
 
@@ -87,8 +88,45 @@ static int run(const char *const *argv, bool threaded, struct dn_summary *sum, i
     return rc;
 }
 
+/* denet's verdict rules on counter totals (cycles, instructions, cache refs and misses,
+ * backend stalls) and PSI: the same table as tests/test_memchar.py runs through the
+ * Python port. */
+static void test_memchar_rules(void)
+{
+    static const struct {
+        uint64_t t[DN_PERF_NEVENTS];
+        unsigned valid;
+        double psi_sum;
+        uint64_t psi_n;
+        const char *verdict;
+    } cases[] = {
+        {{1000, 500, 100, 50, 600}, 0x1f, 0, 0, "memory-bound"}, /* stall .6, IPC .5 */
+        {{1000, 2000, 100, 5, 100}, 0x1f, 0, 0, "cpu-bound"},    /* stall .1, IPC 2 */
+        {{1000, 1200, 100, 5, 300}, 0x1f, 0, 0, "mixed"},        /* stall .3, IPC 1.2 */
+        {{1000, 1200, 100, 5, 300}, 0x1f, 60.0, 1, "memory-bound"}, /* ... and PSI .6 */
+        {{1000, 500, 100, 50, 500}, 0x1f, 0, 0, "mixed"},        /* stall exactly .5 */
+        {{0}, 0, 0, 0, "insufficient-data"},                     /* no counters */
+        {{0}, 0, 80.0, 1, "memory-bound"},                       /* PSI alone says so */
+        {{1000, 500, 0, 0, 0}, 0x03, 0, 0, "insufficient-data"}, /* no stall counter */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct dn_memchar m;
+        dn_memchar_compute(cases[i].t, cases[i].valid, cases[i].psi_sum, cases[i].psi_n, &m);
+        CHECK(strcmp(m.verdict, cases[i].verdict) == 0, "memchar case %zu: %s, want %s", i,
+              m.verdict, cases[i].verdict);
+    }
+    struct dn_memchar m;
+    const uint64_t t[DN_PERF_NEVENTS] = {1000, 1500, 200, 50, 100};
+    dn_memchar_compute(t, 0x1f, 30.0, 2, &m);
+    CHECK(m.mean_ipc == 1.5 && m.llc_miss_rate == 0.25 && m.backend_stall_ratio == 0.1 &&
+              m.psi_some_fraction == 0.15,
+          "memchar ratios %f %f %f %f", m.mean_ipc, m.llc_miss_rate, m.backend_stall_ratio,
+          m.psi_some_fraction);
+}
+
 int main(void)
 {
+    test_memchar_rules();
     struct dn_summary sum;
     int code;
     const char *const write_1mib[] = {"head", "-c", "1048576", "/dev/zero", NULL};
