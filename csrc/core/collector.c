@@ -1,11 +1,9 @@
 #include "core/collector.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -421,20 +419,13 @@ static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct 
 
 static size_t keep_budget(void)
 {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    size_t limit, free_now = dn_fds_free(&limit);
+    if (free_now == SIZE_MAX)
         return SIZE_MAX / DN_FDS_PER_PROC;
-    size_t limit = (size_t)rl.rlim_cur, open_now = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (d) {
-        while (readdir(d))
-            open_now++;
-        closedir(d);
-    }
     size_t reserve = limit / 4 > 32 ? limit / 4 : 32;
-    if (limit <= open_now + reserve)
+    if (free_now <= reserve)
         return 0;
-    return (limit - open_now - reserve) / 2 / DN_FDS_PER_PROC;
+    return (free_now - reserve) / 2 / DN_FDS_PER_PROC;
 }
 
 struct dn_collector *dn_collector_new(const struct dn_collector_opts *o, int *err)

@@ -43,6 +43,10 @@ void dn_extras_open_ebpf(struct dn_session *s)
         set_sock_error(s, "the socket counter was turned off (DENET_NO_SOCK is set)");
         return;
     }
+    if (dn_session_fds_short("the socket counter", err, sizeof err)) {
+        set_sock_error(s, err);
+        return;
+    }
     if (dn_sock_open(&s->ex.sock, dn_tracker_map_fd(s->tracker), err, sizeof err) != 0) {
         set_sock_error(s, err); /* monitoring and the other eBPF figures go on */
         return;

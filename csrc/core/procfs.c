@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 long dn_clk_tck(void)
@@ -537,4 +538,21 @@ int dn_procfs_reset_hwm(pid_t pid)
     int rc = write(fd, "5", 1) == 1 ? 0 : -errno;
     close(fd);
     return rc;
+}
+
+size_t dn_fds_free(size_t *limit)
+{
+    struct rlimit rl;
+    *limit = SIZE_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return SIZE_MAX;
+    size_t open_now = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        while (readdir(d))
+            open_now++;
+        closedir(d);
+    }
+    *limit = (size_t)rl.rlim_cur;
+    return *limit > open_now ? *limit - open_now : 0;
 }

@@ -99,4 +99,8 @@ double dn_boottime_secs(void);    /* CLOCK_BOOTTIME */
 int dn_netdev_open(pid_t pid);
 int dn_netdev_read(int fd, uint64_t *rx, uint64_t *tx);
 
+/* File descriptors this process may still open under RLIMIT_NOFILE (SIZE_MAX when it is
+ * unlimited); *limit gets the limit (SIZE_MAX likewise). */
+size_t dn_fds_free(size_t *limit);
+
 #endif

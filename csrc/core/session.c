@@ -341,6 +341,22 @@ static bool offcpu_kernel_ok(void)
     return major > 6 || (major == 6 && minor >= 2);
 }
 
+/* Free descriptors an optional collector needs before it loads. */
+#define DN_OPTIONAL_FDS_MIN 128
+
+bool dn_session_fds_short(const char *what, char *why, size_t n)
+{
+    size_t limit, free_now = dn_fds_free(&limit);
+    if (free_now >= DN_OPTIONAL_FDS_MIN)
+        return false;
+    snprintf(why, n,
+             "%s was not loaded: only %zu file descriptors are free under RLIMIT_NOFILE=%zu, and "
+             "the tree's /proc files and the program itself need them; raise the limit "
+             "(ulimit -n 1024) to have it",
+             what, free_now, limit);
+    return true;
+}
+
 int dn_session_open_ebpf(struct dn_session *s, char *err, size_t errlen)
 {
     /* Kernel frames need /proc/kallsyms: read it while the programs load. */
@@ -362,7 +378,10 @@ int dn_session_open_ebpf(struct dn_session *s, char *err, size_t errlen)
             "verified on 6.12 and 6.18. Set DENET_OFFCPU_FORCE=1 to try it anyway");
     } else if (rc == 0 && s->o.offcpu) {
         char oerr[512];
-        if (dn_offcpu_open(&s->offcpu, dn_tracker_map_fd(s->tracker), s->o.offcpu_stacks, oerr,
+        if (dn_session_fds_short("off-CPU profiling", oerr, sizeof oerr)) {
+            free(s->offcpu_error);
+            s->offcpu_error = strdup(oerr);
+        } else if (dn_offcpu_open(&s->offcpu, dn_tracker_map_fd(s->tracker), s->o.offcpu_stacks, oerr,
                            sizeof oerr) != 0) {
             free(s->offcpu_error);
             s->offcpu_error = strdup(oerr);

@@ -104,6 +104,11 @@ void dn_session_destroy(struct dn_session *s);
  * 0 or -errno. */
 int dn_session_open_output(struct dn_session *s, const char *path, int fd, enum dn_format fmt);
 
+/* Whether descriptors are too short for an optional eBPF collector (off-CPU, socket
+ * counter: a dozen each), which would leave the tree's /proc files and the host program
+ * without any. When short, why says so and how to fix it. */
+bool dn_session_fds_short(const char *what, char *why, size_t n);
+
 /* Loads the eBPF tracker, syscall counter and (o.offcpu) off-CPU profiler. On failure
  * returns -errno, keeps the reason in s->ebpf_error (reported in samples) and copies it
  * into err. An off-CPU profiler that cannot load leaves the rest on, with its reason in
