@@ -13,7 +13,8 @@
 #include "core/sample.h"
 
 /* key is NULL for list items and for the top-level value; otherwise a static string
- * (the dict back end caches keys by address), except for begin_object_dyn. */
+ * (both back ends cache keys by address: the dict one as interned Python strings, the
+ * JSON one escaped), except for begin_object_dyn. */
 struct dn_emitter_ops {
     void (*begin_object)(void *ctx, const char *key);
     void (*end_object)(void *ctx);
