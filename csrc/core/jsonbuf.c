@@ -457,9 +457,11 @@ static size_t key_slot(const char *name)
            (DN_JSON_KEY_SLOTS - 1);
 }
 
-/* `,"key":` for a static key, escaped the first time it is seen; NULL when the table is
- * full or out of memory (then the caller escapes it itself). */
-static const char *cached_key(struct dn_json_keys *k, const char *name, size_t *len)
+/* `,"key":` for a static key that is not in its first slot: found further on, or escaped
+ * into the table; NULL when the table is full or out of memory (then the caller escapes
+ * the key itself). */
+static __attribute__((noinline)) const char *add_key(struct dn_json_keys *k, const char *name,
+                                                     size_t *len)
 {
     size_t h = key_slot(name);
     for (size_t i = 0; i < DN_JSON_KEY_SLOTS; i++, h = (h + 1) & (DN_JSON_KEY_SLOTS - 1)) {
@@ -472,13 +474,13 @@ static const char *cached_key(struct dn_json_keys *k, const char *name, size_t *
             dn_buf_append(&k->text, ",", 1);
             json_string(&k->text, name, k->csv);
             dn_buf_append(&k->text, ":", 1);
-            if (k->text.oom || k->text.len > UINT32_MAX - KEY_COPY) {
+            /* readable slack after the last key: item() copies KEY_COPY bytes at once */
+            reserve(&k->text, KEY_COPY + 1);
+            if (k->text.oom || k->text.len > UINT32_MAX) {
                 k->text.oom = false;
                 k->text.len = off;
                 return NULL;
             }
-            /* readable slack after the last key: item() copies KEY_COPY bytes at once */
-            reserve(&k->text, KEY_COPY + 1);
             k->slots[h].name = name;
             k->slots[h].off = (uint32_t)off;
             k->slots[h].len = (uint32_t)(k->text.len - off);
@@ -489,9 +491,22 @@ static const char *cached_key(struct dn_json_keys *k, const char *name, size_t *
     return NULL;
 }
 
+/* `,"key":` for a static key, escaped the first time it is seen (see add_key). */
+static inline const char *cached_key(struct dn_json_keys *k, const char *name, size_t *len)
+{
+    size_t h = key_slot(name);
+    if (__builtin_expect(k->slots[h].name == name, 1)) {
+        *len = k->slots[h].len;
+        return k->text.data + k->slots[h].off;
+    }
+    return add_key(k, name, len);
+}
+
 /* The comma before an item and its key, if any; then room for `extra` bytes of its value,
  * or NULL once out of memory. A static key comes from the writer's table. */
-static char *item(struct dn_json_writer *w, const char *key, bool dyn, size_t extra)
+static inline __attribute__((always_inline)) char *item(struct dn_json_writer *w,
+                                                        const char *key, bool dyn,
+                                                        size_t extra)
 {
     bool comma = false;
     if (w->depth > 0) {
