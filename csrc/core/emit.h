@@ -28,6 +28,9 @@ struct dn_emitter_ops {
     void (*boolean)(void *ctx, const char *key, bool v);
     /* begin_object with a key made at run time ("pid:tid"), not a static string */
     void (*begin_object_dyn)(void *ctx, const char *key);
+    /* Optional (NULL: one call above for each field): the Metrics fields, in schema order,
+     * into the object being written, as dn_emit_metrics_fields() defines them. */
+    void (*metrics)(void *ctx, const struct dn_metrics *m);
 };
 
 struct dn_emitter {

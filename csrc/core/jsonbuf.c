@@ -256,17 +256,19 @@ void dn_buf_json_string(struct dn_buf *b, const char *s)
 
 /* ---- doubles ------------------------------------------------------------------------- */
 
-/* What snprintf gives, the reference for the hand-made text below. */
-static void json_double_printf(struct dn_buf *b, double v)
+#define DOUBLE_TEXT_MAX 40 /* "-1.7976931348623157e+308" and more */
+
+/* What snprintf gives, the reference for the hand-made text below. Writes at p (room for
+ * DOUBLE_TEXT_MAX bytes and a NUL); returns the end. */
+static char *put_double_printf(char *p, double v)
 {
-    char tmp[40];
-    snprintf(tmp, sizeof tmp, "%.15g", v);
-    if (strtod(tmp, NULL) != v)
-        snprintf(tmp, sizeof tmp, "%.17g", v);
+    snprintf(p, DOUBLE_TEXT_MAX, "%.15g", v);
+    if (strtod(p, NULL) != v)
+        snprintf(p, DOUBLE_TEXT_MAX, "%.17g", v);
     /* Keep it a float for readers that care (1 -> 1.0). */
-    if (!strpbrk(tmp, ".eEn"))
-        strcat(tmp, ".0");
-    dn_buf_puts(b, tmp);
+    if (!strpbrk(p, ".eEn"))
+        strcat(p, ".0");
+    return p + strlen(p);
 }
 
 #if defined(__SIZEOF_INT128__) && FLT_EVAL_METHOD == 0
@@ -393,8 +395,8 @@ static char *put_g(char *p, uint64_t m, int digits, int x)
     return p + (nd - ip);
 }
 
-/* The text of v (finite, non-zero) into p (40 bytes), or NULL where only printf does it. */
-static char *put_double(char *p, double v)
+/* The text of v (finite, non-zero) at p, or NULL where only printf does it. */
+static char *put_double_fast(char *p, double v)
 {
     double a = fabs(v);
     uint64_t m;
@@ -415,27 +417,32 @@ static char *put_double(char *p, double v)
 }
 #endif
 
-void dn_buf_json_double(struct dn_buf *b, double v)
+/* The JSON text of v at p (room for DOUBLE_TEXT_MAX bytes); returns the end. */
+static char *put_double(char *p, double v)
 {
     if (!isfinite(v)) {
-        dn_buf_puts(b, "null");
-        return;
+        memcpy(p, "null", 4);
+        return p + 4;
     }
     if (v == 0) {
-        dn_buf_puts(b, signbit(v) ? "-0.0" : "0.0");
-        return;
+        if (signbit(v))
+            *p++ = '-';
+        memcpy(p, "0.0", 3);
+        return p + 3;
     }
 #ifdef DN_FAST_DOUBLE
-    char *p = dn_buf_room(b, 40);
-    if (!p)
-        return;
-    char *end = put_double(p, v);
-    if (end) {
-        dn_buf_commit(b, end);
-        return;
-    }
+    char *end = put_double_fast(p, v);
+    if (end)
+        return end;
 #endif
-    json_double_printf(b, v);
+    return put_double_printf(p, v);
+}
+
+void dn_buf_json_double(struct dn_buf *b, double v)
+{
+    char *p = dn_buf_room(b, DOUBLE_TEXT_MAX);
+    if (p)
+        dn_buf_commit(b, put_double(p, v));
 }
 
 /* ---- the emitter back end ---------------------------------------------------------- */
@@ -609,8 +616,38 @@ static void j_u64(void *ctx, const char *key, uint64_t v)
 static void j_f64(void *ctx, const char *key, double v)
 {
     struct dn_json_writer *w = ctx;
-    if (item(w, key, false, 0))
-        dn_buf_json_double(w->buf, v);
+    char *p = item(w, key, false, DOUBLE_TEXT_MAX);
+    if (p)
+        dn_buf_commit(w->buf, put_double(p, v));
+}
+
+/* The Metrics fields, in one call rather than one for each field. */
+static void j_metrics(void *ctx, const struct dn_metrics *m)
+{
+    struct dn_json_writer *w = ctx;
+    for (size_t i = 0; i < dn_metrics_nfields; i++) {
+        const struct dn_field *f = &dn_metrics_fields[i];
+        char *p = item(w, f->name, false, DOUBLE_TEXT_MAX); /* the longest value */
+        if (!p)
+            return;
+        union dn_value v;
+        switch (dn_field_value(m, f, &v)) {
+        case DN_VALUE_NULL:
+            memcpy(p, "null", 4);
+            p += 4;
+            break;
+        case DN_VALUE_I64:
+            p = put_i64(p, v.i);
+            break;
+        case DN_VALUE_U64:
+            p = put_u64(p, v.u);
+            break;
+        case DN_VALUE_F64:
+            p = put_double(p, v.f);
+            break;
+        }
+        dn_buf_commit(w->buf, p);
+    }
 }
 
 static void j_str(void *ctx, const char *key, const char *v)
@@ -638,6 +675,7 @@ static const struct dn_emitter_ops json_ops = {
     j_begin_object, j_end_object, j_begin_list, j_end_list, j_i64, j_u64, j_f64, j_str, j_null,
     j_boolean,
     j_begin_object_dyn,
+    j_metrics,
 };
 
 void dn_json_emitter(struct dn_emitter *e, struct dn_json_writer *w, struct dn_buf *buf,

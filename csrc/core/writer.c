@@ -108,27 +108,18 @@ static void csv_fields(struct dn_buf *b, const struct dn_metrics *m, bool *first
         if (!*first)
             dn_buf_append(b, ",", 1);
         *first = false;
-        switch (f->type) {
-        case DN_FIELD_I64:
-            dn_buf_i64(b, dn_field_i64(m, f));
+        union dn_value v;
+        switch (dn_field_value(m, f, &v)) {
+        case DN_VALUE_NULL:
             break;
-        case DN_FIELD_U64:
-            dn_buf_u64(b, dn_field_u64(m, f));
+        case DN_VALUE_I64:
+            dn_buf_i64(b, v.i);
             break;
-        case DN_FIELD_F64:
-            dn_buf_json_double(b, dn_field_f64(m, f));
+        case DN_VALUE_U64:
+            dn_buf_u64(b, v.u);
             break;
-        case DN_FIELD_OPT_I64:
-            if (dn_field_i64(m, f) >= 0)
-                dn_buf_i64(b, dn_field_i64(m, f));
-            break;
-        case DN_FIELD_OPT_U64:
-            if (dn_field_u64(m, f) != DN_U64_NONE)
-                dn_buf_u64(b, dn_field_u64(m, f));
-            break;
-        case DN_FIELD_OPT_F64:
-            if (dn_field_f64(m, f) == dn_field_f64(m, f))
-                dn_buf_json_double(b, dn_field_f64(m, f));
+        case DN_VALUE_F64:
+            dn_buf_json_double(b, v.f);
             break;
         }
     }

@@ -1,13 +1,14 @@
 /* The JSON text back end (core/jsonbuf.c) against printf and by hand: numbers formatted
- * without printf give printf's text, strings are escaped as JSON wants, and keys escaped
- * once (the writer's key table, the CSV cell form) give the same text as keys escaped
- * every time. */
+ * without printf give printf's text, strings are escaped as JSON wants, keys escaped once
+ * (the writer's key table, the CSV cell form) give the same text as keys escaped every
+ * time, and the Metrics fields written in one call the same as field by field. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/emit.h"
 #include "core/jsonbuf.h"
 
 #include "check.h"
@@ -223,12 +224,112 @@ static void test_emitter_keys(void)
     dn_json_keys_free(&csv_keys);
 }
 
+/* Random Metrics: every field, unknown ones (None) among them. */
+static void random_metrics(struct dn_metrics *m)
+{
+    memset(m, 0, sizeof *m);
+    for (size_t i = 0; i < dn_metrics_nfields; i++) {
+        const struct dn_field *f = &dn_metrics_fields[i];
+        char *at = (char *)m + f->offset;
+        uint64_t r = rnd();
+        bool none = r % 5 == 0;
+        int64_t s = (int64_t)(rnd() >> (r % 64)) * (r % 3 ? 1 : -1);
+        uint64_t u = rnd() >> (r % 64);
+        double d = r % 4 == 0 ? (double)(rnd() % 100000000000u) / 1e9
+                   : r % 4 == 1 ? round((double)(rnd() % 10000000u) / 7.0) / 1000.0
+                   : r % 4 == 2 ? from_bits(rnd())
+                                : 0.0;
+        switch (f->type) {
+        case DN_FIELD_I64:
+            memcpy(at, &s, sizeof s);
+            break;
+        case DN_FIELD_OPT_I64:
+            s = none ? -1 : (s < 0 ? -s : s);
+            memcpy(at, &s, sizeof s);
+            break;
+        case DN_FIELD_U64:
+        case DN_FIELD_OPT_U64:
+            u = none && f->type == DN_FIELD_OPT_U64 ? DN_U64_NONE : u;
+            memcpy(at, &u, sizeof u);
+            break;
+        case DN_FIELD_F64:
+        case DN_FIELD_OPT_F64:
+            d = none ? NAN : d;
+            memcpy(at, &d, sizeof d);
+            break;
+        }
+    }
+}
+
+/* The Metrics object as printf would write it: the reference. */
+static void ref_metrics(struct dn_buf *b, const struct dn_metrics *m)
+{
+    char v[64];
+    dn_buf_append(b, "{", 1);
+    for (size_t i = 0; i < dn_metrics_nfields; i++) {
+        const struct dn_field *f = &dn_metrics_fields[i];
+        union dn_value x;
+        switch (dn_field_value(m, f, &x)) {
+        case DN_VALUE_NULL:
+            snprintf(v, sizeof v, "null");
+            break;
+        case DN_VALUE_I64:
+            snprintf(v, sizeof v, "%lld", (long long)x.i);
+            break;
+        case DN_VALUE_U64:
+            snprintf(v, sizeof v, "%llu", (unsigned long long)x.u);
+            break;
+        case DN_VALUE_F64:
+            ref_double(v, sizeof v, x.f);
+            break;
+        }
+        dn_buf_printf(b, "%s\"%s\":%s", i ? "," : "", f->name, v);
+    }
+    dn_buf_append(b, "}", 1);
+}
+
+static void test_metrics_fields(void)
+{
+    struct dn_json_keys keys;
+    memset(&keys, 0, sizeof keys);
+    for (int i = 0; i < 20000; i++) {
+        struct dn_metrics m;
+        random_metrics(&m);
+        struct dn_buf one = {0}, each = {0}, want = {0};
+        struct dn_emitter e;
+        struct dn_json_writer w;
+        /* in one call, keys from the table */
+        dn_json_emitter(&e, &w, &one, &keys);
+        e.ops->begin_object(e.ctx, NULL);
+        dn_emit_metrics_fields(&e, &m);
+        e.ops->end_object(e.ctx);
+        /* field by field, each key escaped */
+        dn_json_emitter(&e, &w, &each, NULL);
+        struct dn_emitter_ops by_field = *e.ops;
+        by_field.metrics = NULL;
+        e.ops = &by_field;
+        e.ops->begin_object(e.ctx, NULL);
+        dn_emit_metrics_fields(&e, &m);
+        e.ops->end_object(e.ctx);
+        ref_metrics(&want, &m);
+        CHECK(!strcmp(one.data, want.data), "metrics in one call: %s\nprintf: %s", one.data,
+              want.data);
+        CHECK(!strcmp(each.data, want.data), "metrics field by field: %s\nprintf: %s",
+              each.data, want.data);
+        dn_buf_free(&one);
+        dn_buf_free(&each);
+        dn_buf_free(&want);
+    }
+    dn_json_keys_free(&keys);
+}
+
 int main(void)
 {
     test_integers();
     test_strings();
     test_doubles();
     test_emitter_keys();
+    test_metrics_fields();
     printf("test_jsonbuf: %d checks, %d failures\n", checks, failures);
     return failures != 0;
 }
