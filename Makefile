@@ -13,7 +13,7 @@ STAMP     := $(VENV)/.denet-installed
 JUPYTER_KERNEL := $(VENV)/share/jupyter/kernels/denet/kernel.json
 SOURCES   := $(wildcard csrc/*/*.c csrc/*/*.h bpf/*.c bpf/*.h bpf/vmlinux/*/vmlinux.h) setup.py pyproject.toml
 
-.PHONY: all deps venv build jupyter-kernel test test-c test-kernels vmlinux-h demo bench asan valgrind clean
+.PHONY: all deps venv build jupyter-kernel test test-c test-kernels vmlinux-h demo bench bench-writer asan valgrind clean
 
 all: build jupyter-kernel
 
@@ -88,9 +88,21 @@ bench: build
 	done; \
 	if [ -n "$$missing" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing || true; fi
 	$(PY) bench/sampling.py
+	@$(MAKE) -s bench-writer
 	@if [ -f bench/syscalls.py ]; then $(PY) bench/syscalls.py; fi
 	@if [ -f bench/offcpu.py ]; then $(PY) bench/offcpu.py; fi
 	@if [ -f bench/sock.py ]; then $(PY) bench/sock.py; fi
+
+# The output writers alone (bench/writer.c), linked with the C-only parts of the extension
+# as tests/c links them.
+WRITER_BENCH := build/bench_writer
+$(WRITER_BENCH): bench/writer.c $(STAMP)
+	@mkdir -p build
+	gcc -std=c11 -Wall -Wextra -Werror -O2 -D_GNU_SOURCE -Icsrc -I. -Ibuild/bpf -o $@ bench/writer.c \
+	  $(wildcard csrc/core/*.c csrc/ebpf/*.c csrc/symbolize/*.c) -lbpf -lelf -ldw -lz -lpthread -lm
+
+bench-writer: $(WRITER_BENCH)
+	./$(WRITER_BENCH)
 
 # The test suite's C paths under AddressSanitizer + UBSan (leak checking stays with the
 # RSS-flat leak test: CPython's own allocations would drown LeakSanitizer).

@@ -104,11 +104,12 @@ class Skip(Exception):
     """This tool cannot run here; the message says why."""
 
 
-def build(tmp, name, src, flags=()):
+def build(tmp, name, src, flags=(), libs=()):
+    """Compiles the C program src with gcc into tmp/name; libs go after the source."""
     exe = os.path.join(tmp, name)
     with open(exe + ".c", "w") as f:
         f.write(src)
-    subprocess.run(["gcc", "-O2", *flags, "-o", exe, exe + ".c"], check=True)
+    subprocess.run(["gcc", "-O2", *flags, "-o", exe, exe + ".c", *libs], check=True)
     return exe
 
 

@@ -238,6 +238,21 @@ KNOWN = """
 """
 
 
+def sample_when_ready(mon, steps):
+    """Starts sampling once the workload says "ready", takes one sample, lets the
+    workload finish and stops; returns the sample. Sampling starts once the children's
+    execs are complete: a child first read in the middle of its exec keeps the command it
+    showed then (a known collector defect)."""
+    steps.started()
+    assert steps.expect() == "ready"
+    mon.start()
+    live = mon.sample_once()
+    steps.send()
+    assert mon.wait(timeout=30) == 0
+    mon.stop()
+    return live
+
+
 def csv_view(sample):
     """A tree sample as CSV keeps it: the eBPF part reduced to the syscall counts."""
     sc = sample["aggregated"]["ebpf"]["syscalls"]
@@ -258,15 +273,7 @@ def test_c_writer_values_are_the_known_ones(tmp_path, fmt, ebpf, request, steps)
     kw = dict(base_interval_ms=40, output_file=str(path), output_format=fmt,
               write_metadata=True, stdout=steps.w)
     mon = ebpf_monitor(cmd, **kw) if ebpf else denet.ProcessMonitor(cmd, **kw)
-    steps.started()
-    assert steps.expect() == "ready"
-    # Sampling starts once the children's execs are complete: a child first read in the
-    # middle of its exec keeps the command it showed then (a known collector defect).
-    mon.start()
-    live = mon.sample_once()
-    steps.send()
-    assert mon.wait(timeout=30) == 0
-    mon.stop()
+    live = sample_when_ready(mon, steps)
     wrote = 3 << 20
     samples = load_metrics(path)
     memory = mon.get_samples()
@@ -289,3 +296,53 @@ def test_c_writer_values_are_the_known_ones(tmp_path, fmt, ebpf, request, steps)
         assert summary["max_processes"] == 3 and summary["processes_seen"] == 3
         assert wrote <= summary["total_syscall_write_bytes"] <= wrote + 64, summary
         assert summary["sample_count"] == len(samples)
+
+
+# A child whose command line holds everything a JSON string must escape or replace:
+# quotes, backslashes, control characters, non-ASCII, and ill-formed UTF-8 (a stray
+# byte, truncated sequences, an overlong form, a surrogate, a code point above U+10FFFF).
+ODD_ARGS = [b'q"uo\\te\\"', b"tab\there\nnl\r\x01\x1f\x7f", "café € 😀".encode(),
+            b"\xff\xfe", b"\xe2\x82", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf0\x9f\x98",
+            b"\xf4\x90\x80\x80 end"]
+ODD = """
+    import subprocess, sys, time
+    argv = [sys.executable.encode(), b"-S", b"-c", b"import time; time.sleep(60)"] + ODD_ARGS
+    kid = subprocess.Popen(argv)
+    while True:  # the exec is complete once /proc shows the new command line
+        with open("/proc/%d/cmdline" % kid.pid, "rb") as f:
+            if f.read() == b"\\0".join(argv) + b"\\0":
+                break
+        time.sleep(0.005)
+    say("ready")
+    hear()
+    kid.kill()
+    kid.wait()
+"""
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_c_writers_escape_odd_strings(tmp_path, fmt, steps):
+    # Read back with json.loads (strict: a raw control character in a string fails), the
+    # strings equal to what Python itself makes of the bytes: bytes.decode("utf-8",
+    # "replace"), one U+FFFD for each ill-formed part, as in the samples in memory.
+    path = tmp_path / f"odd.{fmt}"
+    code = steps.prelude + f"ODD_ARGS = {ODD_ARGS!r}\n" + textwrap.dedent(ODD)
+    cmd = [sys.executable, "-S", "-B", "-c", code, 'a "quoted" \\ arg\t\x01 é']
+    mon = denet.ProcessMonitor(cmd, base_interval_ms=40, output_file=str(path), output_format=fmt,
+                               write_metadata=True, stdout=steps.w, quiet=True)
+    live = sample_when_ready(mon, steps)
+    argv = [sys.executable.encode(), b"-S", b"-c", b"import time; time.sleep(60)"] + ODD_ARGS
+    want = b" ".join(argv).decode("utf-8", "replace")
+    assert [c["command"] for c in live["children"]] == [want]
+    text = path.read_text(encoding="utf-8")  # well-formed UTF-8 throughout
+    if fmt == "jsonl":
+        records = [json.loads(line) for line in text.splitlines()]
+    elif fmt == "json":
+        records = json.loads(text)
+    else:
+        records = load_metrics(path)  # the children cell through json.loads
+    samples = [r for r in records if r.get("kind", "tree") == "tree"]
+    assert [{k: v for k, v in s.items() if k != "kind"} for s in samples] == mon.get_samples()
+    assert any(c["command"] == want for s in samples for c in s["children"])
+    if fmt != "csv":
+        assert records[0]["kind"] == "metadata" and records[0]["cmd"] == cmd

@@ -22,42 +22,26 @@ static void emit_gpu_summary(const struct dn_emitter *e, const char *key,
 
 void dn_emit_metrics_fields(const struct dn_emitter *e, const struct dn_metrics *m)
 {
+    if (OPS->metrics) {
+        OPS->metrics(CTX, m);
+        return;
+    }
     for (size_t i = 0; i < dn_metrics_nfields; i++) {
         const struct dn_field *f = &dn_metrics_fields[i];
-        switch (f->type) {
-        case DN_FIELD_I64:
-            OPS->i64(CTX, f->name, dn_field_i64(m, f));
+        union dn_value v;
+        switch (dn_field_value(m, f, &v)) {
+        case DN_VALUE_NULL:
+            OPS->null(CTX, f->name);
             break;
-        case DN_FIELD_U64:
-            OPS->u64(CTX, f->name, dn_field_u64(m, f));
+        case DN_VALUE_I64:
+            OPS->i64(CTX, f->name, v.i);
             break;
-        case DN_FIELD_F64:
-            OPS->f64(CTX, f->name, dn_field_f64(m, f));
+        case DN_VALUE_U64:
+            OPS->u64(CTX, f->name, v.u);
             break;
-        case DN_FIELD_OPT_I64: {
-            int64_t v = dn_field_i64(m, f);
-            if (v < 0)
-                OPS->null(CTX, f->name);
-            else
-                OPS->i64(CTX, f->name, v);
+        case DN_VALUE_F64:
+            OPS->f64(CTX, f->name, v.f);
             break;
-        }
-        case DN_FIELD_OPT_U64: {
-            uint64_t v = dn_field_u64(m, f);
-            if (v == DN_U64_NONE)
-                OPS->null(CTX, f->name);
-            else
-                OPS->u64(CTX, f->name, v);
-            break;
-        }
-        case DN_FIELD_OPT_F64: {
-            double v = dn_field_f64(m, f);
-            if (v != v)
-                OPS->null(CTX, f->name);
-            else
-                OPS->f64(CTX, f->name, v);
-            break;
-        }
         }
     }
 }

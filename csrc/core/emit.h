@@ -13,7 +13,8 @@
 #include "core/sample.h"
 
 /* key is NULL for list items and for the top-level value; otherwise a static string
- * (the dict back end caches keys by address), except for begin_object_dyn. */
+ * (both back ends cache keys by address: the dict one as interned Python strings, the
+ * JSON one escaped), except for begin_object_dyn. */
 struct dn_emitter_ops {
     void (*begin_object)(void *ctx, const char *key);
     void (*end_object)(void *ctx);
@@ -27,6 +28,9 @@ struct dn_emitter_ops {
     void (*boolean)(void *ctx, const char *key, bool v);
     /* begin_object with a key made at run time ("pid:tid"), not a static string */
     void (*begin_object_dyn)(void *ctx, const char *key);
+    /* Optional (NULL: one call above for each field): the Metrics fields, in schema order,
+     * into the object being written, as dn_emit_metrics_fields() defines them. */
+    void (*metrics)(void *ctx, const struct dn_metrics *m);
 };
 
 struct dn_emitter {

@@ -82,4 +82,39 @@ static inline double dn_field_f64(const struct dn_metrics *m, const struct dn_fi
     return *(const double *)((const char *)m + f->offset);
 }
 
+/* What field f of m holds: its value in *v, or DN_VALUE_NULL when it is unknown (None in
+ * a dict, null in JSON, an empty CSV cell). Every encoder goes through this. */
+enum dn_value_kind { DN_VALUE_NULL, DN_VALUE_I64, DN_VALUE_U64, DN_VALUE_F64 };
+union dn_value {
+    int64_t i;
+    uint64_t u;
+    double f;
+};
+
+static inline enum dn_value_kind dn_field_value(const struct dn_metrics *m,
+                                                const struct dn_field *f, union dn_value *v)
+{
+    switch (f->type) {
+    case DN_FIELD_I64:
+        v->i = dn_field_i64(m, f);
+        return DN_VALUE_I64;
+    case DN_FIELD_U64:
+        v->u = dn_field_u64(m, f);
+        return DN_VALUE_U64;
+    case DN_FIELD_F64:
+        v->f = dn_field_f64(m, f);
+        return DN_VALUE_F64;
+    case DN_FIELD_OPT_I64:
+        v->i = dn_field_i64(m, f);
+        return v->i < 0 ? DN_VALUE_NULL : DN_VALUE_I64;
+    case DN_FIELD_OPT_U64:
+        v->u = dn_field_u64(m, f);
+        return v->u == DN_U64_NONE ? DN_VALUE_NULL : DN_VALUE_U64;
+    case DN_FIELD_OPT_F64:
+        v->f = dn_field_f64(m, f);
+        return v->f != v->f ? DN_VALUE_NULL : DN_VALUE_F64;
+    }
+    return DN_VALUE_NULL;
+}
+
 #endif

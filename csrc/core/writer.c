@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -28,6 +27,7 @@ static int open_stream(struct dn_writer *w, int fd, enum dn_format fmt)
 {
     memset(w, 0, sizeof *w);
     w->fmt = fmt;
+    w->keys.csv = fmt == DN_FMT_CSV; /* a CSV file's only JSON is its children cells */
     w->f = fdopen(fd, "w");
     if (!w->f) {
         int e = errno;
@@ -85,7 +85,7 @@ void dn_writer_metadata(struct dn_writer *w, const struct dn_metadata *md)
         return;
     struct dn_emitter e;
     struct dn_json_writer jw;
-    dn_json_emitter(&e, &jw, &w->buf);
+    dn_json_emitter(&e, &jw, &w->buf, &w->keys);
     dn_emit_metadata(&e, md, true);
     flush_record(w);
 }
@@ -96,7 +96,7 @@ void dn_writer_env(struct dn_writer *w, const struct dn_env *env)
         return;
     struct dn_emitter e;
     struct dn_json_writer jw;
-    dn_json_emitter(&e, &jw, &w->buf);
+    dn_json_emitter(&e, &jw, &w->buf, &w->keys);
     dn_emit_env(&e, env, true);
     flush_record(w);
 }
@@ -108,27 +108,18 @@ static void csv_fields(struct dn_buf *b, const struct dn_metrics *m, bool *first
         if (!*first)
             dn_buf_append(b, ",", 1);
         *first = false;
-        switch (f->type) {
-        case DN_FIELD_I64:
-            dn_buf_printf(b, "%" PRId64, dn_field_i64(m, f));
+        union dn_value v;
+        switch (dn_field_value(m, f, &v)) {
+        case DN_VALUE_NULL:
             break;
-        case DN_FIELD_U64:
-            dn_buf_printf(b, "%" PRIu64, dn_field_u64(m, f));
+        case DN_VALUE_I64:
+            dn_buf_i64(b, v.i);
             break;
-        case DN_FIELD_F64:
-            dn_buf_json_double(b, dn_field_f64(m, f));
+        case DN_VALUE_U64:
+            dn_buf_u64(b, v.u);
             break;
-        case DN_FIELD_OPT_I64:
-            if (dn_field_i64(m, f) >= 0)
-                dn_buf_printf(b, "%" PRId64, dn_field_i64(m, f));
-            break;
-        case DN_FIELD_OPT_U64:
-            if (dn_field_u64(m, f) != DN_U64_NONE)
-                dn_buf_printf(b, "%" PRIu64, dn_field_u64(m, f));
-            break;
-        case DN_FIELD_OPT_F64:
-            if (dn_field_f64(m, f) == dn_field_f64(m, f))
-                dn_buf_json_double(b, dn_field_f64(m, f));
+        case DN_VALUE_F64:
+            dn_buf_json_double(b, v.f);
             break;
         }
     }
@@ -145,22 +136,6 @@ static void csv_header(struct dn_buf *b, const char *prefix, bool *first)
         else
             dn_buf_puts(b, dn_metrics_fields[i].name);
     }
-}
-
-/* Appends s as one CSV cell, quoted when it holds a comma, quote or line break. */
-static void csv_cell(struct dn_buf *b, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        dn_buf_puts(b, s);
-        return;
-    }
-    dn_buf_append(b, "\"", 1);
-    for (const char *p = s; *p; p++) {
-        if (*p == '"')
-            dn_buf_append(b, "\"", 1);
-        dn_buf_append(b, p, 1);
-    }
-    dn_buf_append(b, "\"", 1);
 }
 
 /* psi_mem and perf columns (after the eBPF ones, as denet._formats.csv_columns orders
@@ -189,7 +164,7 @@ static void csv_memchar_cells(struct dn_writer *w, const struct dn_sample *s)
         for (int i = 0; i < DN_PERF_NEVENTS; i++) {
             dn_buf_append(b, ",", 1);
             if (s->perf_valid & (1u << i))
-                dn_buf_printf(b, "%" PRIu64, s->perf[i]);
+                dn_buf_u64(b, s->perf[i]);
         }
 }
 
@@ -236,10 +211,11 @@ static void csv_sample(struct dn_writer *w, const struct dn_sample *s)
     static const struct dn_metrics zero = {.cpu_core = -1, .gpu_memory_bytes = DN_U64_NONE,
                                            .gpu_sm_utilization = DN_U64_NONE};
     if (s->tree) {
-        dn_buf_printf(b, "%" PRId64, s->ts_ms);
+        dn_buf_i64(b, s->ts_ms);
         first = false;
         csv_fields(b, s->has_aggregated ? &s->aggregated : &zero, &first);
-        dn_buf_printf(b, ",%" PRIu64, s->process_count);
+        dn_buf_append(b, ",", 1);
+        dn_buf_u64(b, s->process_count);
     } else {
         csv_fields(b, &s->parent, &first);
     }
@@ -247,28 +223,29 @@ static void csv_sample(struct dn_writer *w, const struct dn_sample *s)
         bool have = s->ebpf && s->ebpf->has_syscalls;
         dn_buf_append(b, ",", 1);
         if (have)
-            dn_buf_printf(b, "%" PRIu64, s->ebpf->total);
+            dn_buf_u64(b, s->ebpf->total);
         for (int c = 0; c < DN_CAT_COUNT; c++) {
             dn_buf_append(b, ",", 1);
             if (have)
-                dn_buf_printf(b, "%" PRIu64, s->ebpf->by_category[c]);
+                dn_buf_u64(b, s->ebpf->by_category[c]);
         }
     }
     csv_memchar_cells(w, s);
     if (s->tree) {
         csv_fields(b, s->has_parent ? &s->parent : &zero, &first);
-        /* The children as one JSON cell, like denet._formats.flatten does with lists. */
-        struct dn_buf j = {0};
-        struct dn_emitter e;
-        struct dn_json_writer jw;
-        dn_json_emitter(&e, &jw, &j);
-        dn_emit_children(&e, s);
-        dn_buf_append(b, ",", 1);
-        if (j.oom)
-            b->oom = true;
-        else
-            csv_cell(b, j.data ? j.data : "[]");
-        dn_buf_free(&j);
+        /* The children as one JSON cell, like denet._formats.flatten does with lists. A
+         * list with items holds quotes (its keys), so the cell is quoted and they are
+         * doubled; an empty list is [] as it is. */
+        if (s->nchildren) {
+            struct dn_emitter e;
+            struct dn_json_writer jw;
+            dn_json_emitter(&e, &jw, b, &w->keys); /* keys.csv: quotes doubled */
+            dn_buf_append(b, ",\"", 2);
+            dn_emit_children(&e, s);
+            dn_buf_append(b, "\"", 1);
+        } else {
+            dn_buf_append(b, ",[]", 3);
+        }
     }
     dn_buf_append(b, "\n", 1);
 }
@@ -282,7 +259,7 @@ void dn_writer_sample(struct dn_writer *w, const struct dn_sample *s)
     } else {
         struct dn_emitter e;
         struct dn_json_writer jw;
-        dn_json_emitter(&e, &jw, &w->buf);
+        dn_json_emitter(&e, &jw, &w->buf, &w->keys);
         dn_emit_sample(&e, s, true);
     }
     flush_record(w);
@@ -295,9 +272,15 @@ void dn_writer_summary(struct dn_writer *w, const struct dn_summary *s,
         return;
     struct dn_emitter e;
     struct dn_json_writer jw;
-    dn_json_emitter(&e, &jw, &w->buf);
+    dn_json_emitter(&e, &jw, &w->buf, &w->keys);
     dn_emit_summary(&e, s, ebpf, true);
     flush_record(w);
+}
+
+static void free_buffers(struct dn_writer *w)
+{
+    dn_buf_free(&w->buf);
+    dn_json_keys_free(&w->keys);
 }
 
 void dn_writer_abandon(struct dn_writer *w)
@@ -309,7 +292,7 @@ void dn_writer_abandon(struct dn_writer *w)
     close(fileno(w->f));
     fclose(w->f);
     w->f = NULL;
-    dn_buf_free(&w->buf);
+    free_buffers(w);
 }
 
 int dn_writer_close(struct dn_writer *w)
@@ -321,6 +304,6 @@ int dn_writer_close(struct dn_writer *w)
     if (fclose(w->f) && !w->err)
         w->err = -errno;
     w->f = NULL;
-    dn_buf_free(&w->buf);
+    free_buffers(w);
     return w->err;
 }

@@ -24,6 +24,7 @@ struct dn_writer {
     bool csv_perf;   /* ... perf counter columns */
     int err;         /* first write error (-errno), sticky */
     struct dn_buf buf;
+    struct dn_json_keys keys;  /* the JSON keys, escaped once for the whole file */
 };
 
 int dn_writer_open(struct dn_writer *w, const char *path, enum dn_format fmt); /* 0/-errno */

@@ -159,6 +159,7 @@ static void p_boolean(void *ctx, const char *key, bool v)
 static const struct dn_emitter_ops py_ops = {
     p_begin_object, p_end, p_begin_list, p_end, p_i64, p_u64, p_f64, p_str, p_null, p_boolean,
     p_begin_object_dyn,
+    NULL, /* metrics: field by field */
 };
 
 static PyObject *finish(struct py_builder *b)
