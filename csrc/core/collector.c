@@ -64,6 +64,7 @@ struct dn_exited {
 
 struct dn_iter_proc {
     pid_t tgid;
+    bool cpu_settled;          /* raw.cpu_ns is the process clock's value (see iter_pass) */
     struct dn_proc_raw raw;
 };
 
@@ -729,8 +730,10 @@ static int iter_pass(struct dn_collector *c)
         r->stime_raw = lead->dead_stime_ns;
         r->nvcsw = lead->dead_nvcsw;
         r->nivcsw = lead->dead_nivcsw;
+        bool on_cpu = false;
         for (size_t k = i; k < j; k++) {
             const struct dn_task_rec *t = &c->recs[k];
+            on_cpu |= t->on_cpu != 0;
             r->utime_raw += t->utime_ns;
             r->stime_raw += t->stime_ns;
             r->nvcsw += t->nvcsw;
@@ -756,6 +759,13 @@ static int iter_pass(struct dn_collector *c)
                                                                  : lead->rss_pages;
         r->hwm_kb = hw * page_kb;
         r->have_io = true;
+        /* The process clock (clock_gettime on the process's CPU clock) adds up the same
+         * per-thread se.sum_exec_runtime and the signal's sum_sched_runtime, under the
+         * signal's lock. A thread off the CPU has its sum up to date, so when none of the
+         * threads is on a CPU and the records are all the live threads (none exited or
+         * started during the walk, which would count it twice or not at all), the sum
+         * above is what the clock would give, and the clock is not read. */
+        ip->cpu_settled = !on_cpu && (uint64_t)(j - i) == lead->nr_threads;
         memcpy(r->comm, lead->comm, sizeof r->comm);
         r->comm[sizeof r->comm - 1] = '\0';
         i = j;
@@ -763,13 +773,13 @@ static int iter_pass(struct dn_collector *c)
     return 0;
 }
 
-static const struct dn_proc_raw *iter_find(const struct dn_collector *c, pid_t tgid)
+static const struct dn_iter_proc *iter_find(const struct dn_collector *c, pid_t tgid)
 {
     size_t lo = 0, hi = c->iprocs_len;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         if (c->iprocs[mid].tgid == tgid)
-            return &c->iprocs[mid].raw;
+            return &c->iprocs[mid];
         if (c->iprocs[mid].tgid < tgid)
             lo = mid + 1;
         else
@@ -809,7 +819,7 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
      * read walks every bucket) is then read for exits only when a process left the tree,
      * the root is exiting, or a second has passed. */
     bool root_exiting = use_iter && (!iter_find(c, c->o.root) ||
-                                     iter_find(c, c->o.root)->state == 'Z');
+                                     iter_find(c, c->o.root)->raw.state == 'Z');
     if (use_tracker && (!use_iter || c->departed_last || root_exiting ||
                         mono >= c->next_snapshot_ns)) {
         if ((rc = tracker_pass(c, mono, !use_iter))) {
@@ -857,20 +867,22 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
         struct dn_proc_raw raw;
         int64_t t = dn_monotonic_ns();
         int idle = 0;
-        const struct dn_proc_raw *ir = use_iter ? iter_find(c, pid) : NULL;
+        const struct dn_iter_proc *ir = use_iter ? iter_find(c, pid) : NULL;
         if (use_iter && !ir && qi > 0)
             continue; /* gone: swept below */
         if (ir) {
-            raw = *ir;
+            raw = ir->raw;
             /* The iterator reads the kernel's approximate RSS counters (per-CPU deltas
              * not folded in): a process that just started can show 0 while it has
              * memory. statm has the exact sum. */
             if (raw.rss_pages == 0 && raw.vsize_bytes > 0)
                 dn_procfs_read_memory(&p->fs, &raw);
-            /* CPU time from the process clock: exact, where the iterator's view of a
-             * thread running on another CPU lags by up to a tick. */
+            /* A process with a thread on a CPU: CPU time from the process clock, read
+             * now, after the walk, as the /proc path reads it. (The clock does not add
+             * the current slice of a thread running on another CPU either: the kernel
+             * updates that thread's sum at its next tick or switch.) */
             struct timespec ts;
-            if (p->fs.cpu_clock_ok && clock_gettime(p->fs.cpu_clock, &ts) == 0)
+            if (!ir->cpu_settled && p->fs.cpu_clock_ok && clock_gettime(p->fs.cpu_clock, &ts) == 0)
                 raw.cpu_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
         } else {
             /* Also the root when the iterator did not return it: a zombie (its entry is
