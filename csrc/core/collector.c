@@ -629,9 +629,9 @@ static int read_procfs(const struct dn_collector *c, struct dn_proc *p, struct d
                        int64_t t)
 {
     uint64_t ns;
+    bool have_ns = false;
     if (!c->always_full && p->have_raw && t < p->next_full_ns &&
-        dn_procfs_cpu_ns(&p->fs, &ns) == 0 &&
-        ns == p->last_raw.cpu_ns) {
+        (have_ns = dn_procfs_cpu_ns(&p->fs, &ns) == 0) && ns == p->last_raw.cpu_ns) {
         *raw = p->last_raw;
         if (dn_procfs_read_memory(&p->fs, raw) == 0) {
             p->last_raw = *raw;
@@ -639,7 +639,7 @@ static int read_procfs(const struct dn_collector *c, struct dn_proc *p, struct d
         }
     }
     bool want_hwm = t >= p->next_hwm_ns;
-    if (dn_procfs_read(&p->fs, raw, want_hwm) != 0)
+    if (dn_procfs_read(&p->fs, raw, want_hwm, have_ns ? &ns : NULL) != 0)
         return -1;
     if (raw->num_threads > 1)
         dn_procfs_read_threads(&p->fs, raw); /* its own files give the main thread's */
@@ -1089,7 +1089,7 @@ static void push_children(pid_t pid, pid_t **pids, size_t *n, size_t *cap)
     if (dn_procfs_open(&pf, pid, false) != 0)
         return;
     struct dn_proc_raw r;
-    if (dn_procfs_read(&pf, &r, false) == 0)
+    if (dn_procfs_read(&pf, &r, false, NULL) == 0)
         dn_procfs_children(&pf, r.num_threads, pids, n, cap);
     dn_procfs_close(&pf);
 }
@@ -1104,8 +1104,8 @@ static int register_one(struct dn_tracker *t, pid_t pid)
         return rc;
     struct dn_procfs pf;
     struct dn_proc_raw r;
-    bool alive = dn_procfs_open(&pf, pid, false) == 0 && dn_procfs_read(&pf, &r, false) == 0 &&
-                 r.state != 'Z' && r.state != 'X';
+    bool alive = dn_procfs_open(&pf, pid, false) == 0 &&
+                 dn_procfs_read(&pf, &r, false, NULL) == 0 && r.state != 'Z' && r.state != 'X';
     dn_procfs_close(&pf);
     return alive ? 0 : dn_tracker_mark_exited(t, pid, (uint64_t)dn_monotonic_ns());
 }

@@ -230,16 +230,68 @@ static uint64_t find_kv(const char *buf, const char *key)
     return parse_u64(&s);
 }
 
-int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm)
+/* The fields of /proc/PID/status (or task/TID/status) that denet uses, in one pass over
+ * its lines (the text is about 1.4 KB). */
+struct dn_status {
+    uint64_t vm_size_kb, vm_rss_kb, vm_hwm_kb, nvcsw, nivcsw;
+    bool have_mem; /* VmSize and VmRSS were there: the process has memory */
+};
+
+static bool take_kv(const char *line, const char *key, size_t klen, uint64_t *v)
+{
+    if (memcmp(line, key, klen) != 0)
+        return false;
+    const char *s = line + klen;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    *v = parse_u64(&s);
+    return true;
+}
+
+static void parse_status(const char *buf, struct dn_status *st)
+{
+#define TAKE(key, field) take_kv(line, key, sizeof key - 1, &st->field)
+    memset(st, 0, sizeof *st);
+    unsigned mem = 0;
+    for (const char *line = buf; *line;) {
+        switch (line[0]) {
+        case 'V': /* VmPeak VmSize VmLck VmPin VmHWM VmRSS ... */
+            if (line[1] == 'm') {
+                if (TAKE("VmSize:", vm_size_kb))
+                    mem |= 1;
+                else if (TAKE("VmRSS:", vm_rss_kb))
+                    mem |= 2;
+                else
+                    TAKE("VmHWM:", vm_hwm_kb);
+            }
+            break;
+        case 'v':
+            TAKE("voluntary_ctxt_switches:", nvcsw);
+            break;
+        case 'n':
+            TAKE("nonvoluntary_ctxt_switches:", nivcsw);
+            break;
+        }
+        const char *nl = strchr(line, '\n');
+        if (!nl)
+            break;
+        line = nl + 1;
+    }
+    st->have_mem = mem == 3;
+#undef TAKE
+}
+
+int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm,
+                   const uint64_t *cpu_ns)
 {
     char buf[4096];
     memset(r, 0, sizeof *r);
     r->processor = -1;
 
-    /* The CPU clock is read first: if the stat pread below still succeeds, the pid was
-     * not reaped (and so not reused) when the clock was read. */
-    struct timespec ts;
-    bool clock_ok = p->cpu_clock_ok && clock_gettime(p->cpu_clock, &ts) == 0;
+    /* The CPU clock is read first (or was, by the caller): if the stat pread below still
+     * succeeds, the pid was not reaped (and so not reused) when the clock was read. */
+    uint64_t clock_ns = 0;
+    bool clock_ok = cpu_ns ? (clock_ns = *cpu_ns, true) : dn_procfs_cpu_ns(p, &clock_ns) == 0;
 
     ssize_t n = read_file(p, p->stat_fd, "stat", buf, sizeof buf);
     if (n < 0)
@@ -252,11 +304,7 @@ int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm)
     if (p->transient && r->start_ticks != p->start_ticks)
         return -ESRCH; /* the pid now names another process */
     if (clock_ok)
-        r->cpu_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-
-    /* Memory from statm: the kernel sums its per-CPU RSS counters exactly there, where
-     * stat gives their approximate value (psutil and top read statm too). */
-    dn_procfs_read_memory(p, r);
+        r->cpu_ns = clock_ns;
 
     /* io needs ptrace-read permission. Refused: the counters are unknown (null) and
      * the rest is still reported. Failed otherwise: the process went away between the
@@ -274,12 +322,26 @@ int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm)
         return -ESRCH;
     }
     /* status: context switches (of the main thread: dn_procfs_read_threads sums the
-     * others), and VmHWM when asked for. */
+     * others), VmHWM when asked for, and memory. Memory is not taken from stat, whose RSS
+     * is the approximate value of the kernel's per-CPU counters: status's VmRSS and
+     * VmSize are statm's figures, read by the same code in every kernel (task_mem and
+     * task_statm, both get_mm_counter_sum() since 6.16 and 6.12.39), which psutil and
+     * top read. statm is read only when status gives no memory. */
+    struct dn_status st;
     if (read_file(p, p->status_fd, "status", buf, sizeof buf) > 0) {
-        r->nvcsw = find_kv(buf, "\nvoluntary_ctxt_switches:");
-        r->nivcsw = find_kv(buf, "\nnonvoluntary_ctxt_switches:");
+        parse_status(buf, &st);
+        r->nvcsw = st.nvcsw;
+        r->nivcsw = st.nivcsw;
         if (want_hwm)
-            r->hwm_kb = find_kv(buf, "VmHWM:");
+            r->hwm_kb = st.vm_hwm_kb;
+    } else {
+        st.have_mem = false;
+    }
+    if (st.have_mem && st.vm_size_kb > 0) {
+        r->vsize_bytes = st.vm_size_kb * 1024;
+        r->rss_pages = st.vm_rss_kb / (uint64_t)dn_page_kb();
+    } else {
+        dn_procfs_read_memory(p, r);
     }
     return 0;
 }
@@ -306,8 +368,10 @@ int dn_procfs_read_threads(struct dn_procfs *p, struct dn_proc_raw *r)
         close(fd);
         if (n <= 0)
             continue;
-        nv += find_kv(buf, "\nvoluntary_ctxt_switches:");
-        niv += find_kv(buf, "\nnonvoluntary_ctxt_switches:");
+        struct dn_status st;
+        parse_status(buf, &st);
+        nv += st.nvcsw;
+        niv += st.nivcsw;
         snprintf(fpath, sizeof fpath, "/proc/%d/task/%s/stat", (int)p->pid, e->d_name);
         fd = open(fpath, O_RDONLY | O_CLOEXEC);
         if (fd < 0)

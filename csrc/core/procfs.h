@@ -51,10 +51,12 @@ struct dn_procfs {
 int dn_procfs_open(struct dn_procfs *p, pid_t pid, bool keep);
 void dn_procfs_close(struct dn_procfs *p);
 
-/* Reads the counters; VmHWM (hwm_kb) only when want_hwm, since /proc/PID/status costs as
- * much as all the other files together. Returns 0, -ESRCH when the process is gone
- * (reaped), or -errno. */
-int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *out, bool want_hwm);
+/* Reads the counters (stat, io, status; statm only when status has no memory), with
+ * VmHWM (hwm_kb) only when want_hwm. cpu_ns: the process's CPU clock as the caller has
+ * just read it (dn_procfs_cpu_ns), or NULL to read it here. Returns 0, -ESRCH when the
+ * process is gone (reaped), or -errno. */
+int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *out, bool want_hwm,
+                   const uint64_t *cpu_ns);
 
 /* Context switches and block I/O delay of every live thread (/proc/PID/task/TID/status
  * and stat) into r, for a process with more than one thread: its own files give the
