@@ -99,14 +99,18 @@ def test_attached_cpu_total_is_what_the_workload_reports(ebpf, request, steps):
             p.wait()
 
 
-# A process that is idle at a sample (its CPU clock has not moved) is not read again
-# beyond its memory. The ways a tree is read: /proc, and the eBPF task iterator.
-READ_PATHS = pytest.mark.parametrize("path", ["procfs", "ebpf"])
+# A process that is idle at a sample is not read again beyond its memory: its CPU clock,
+# or, read together with the memory of every idle process in one io_uring call, the run
+# time of its one thread (schedstat). The three ways a tree is read: /proc with that
+# prefetch, /proc with a pread per file (DENET_NO_URING=1), and the eBPF task iterator.
+READ_PATHS = pytest.mark.parametrize("path", ["procfs", "procfs-pread", "ebpf"])
 
 
 def use_path(path, request, monkeypatch):
     if path == "ebpf":
         request.getfixturevalue("require_ebpf")
+    if path == "procfs-pread":
+        monkeypatch.setenv("DENET_NO_URING", "1")
     return path == "ebpf"
 
 

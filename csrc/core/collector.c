@@ -9,6 +9,7 @@
 
 #include "core/grow.h"
 #include "core/procfs.h"
+#include "core/uring.h"
 #include "ebpf/tracked.h"
 
 /* VmHWM is a high-water mark, so reading it now and then loses nothing while the process
@@ -53,6 +54,23 @@ struct dn_proc {
     int64_t next_kids_ns;
     uint64_t prev_user_ns, prev_sys_ns; /* the last user/system split (never goes back) */
     uint64_t base_user_ns, base_sys_ns; /* the split at the baseline */
+    /* Reads prefetched in one io_uring call (prefetch_idle) */
+    bool idle_last;            /* the last collection found it idle */
+    unsigned batch_gen;        /* collection whose prefetch read it */
+    size_t batch;              /* its entry in the collector's batch then */
+    bool sched_valid;          /* sched_ns was read by the prefetch of collection sched_gen */
+    unsigned sched_gen;
+    uint64_t sched_ns;         /* its main thread's run time then (schedstat) */
+};
+
+/* The buffers of one process's prefetched reads (the first fields of statm and of
+ * schedstat, see prefetch_idle): res is the length read, or -errno. */
+#define DN_STATM_BUF 48
+#define DN_SCHED_BUF 24
+struct dn_batch {
+    char statm[DN_STATM_BUF];
+    char sched[DN_SCHED_BUF];
+    int statm_res, sched_res;
 };
 
 /* Exited tracked processes whose CPU time was counted but whose map entry is kept a
@@ -116,6 +134,14 @@ struct dn_collector {
     /* every process the run saw (the summary's `processes`), in order of discovery */
     struct dn_proc_row *rows;
     size_t nrows, rows_cap;
+
+    /* prefetch of idle processes' files through io_uring */
+    struct dn_uring *uring;
+    bool uring_off;            /* unavailable, failed, or DENET_NO_URING */
+    struct dn_batch *batch;
+    size_t batch_cap;
+    struct dn_uring_read *ops;
+    size_t ops_cap;
 
     /* File descriptors: processes whose /proc files stay open, and how many may. */
     size_t kept, keep_max;
@@ -416,7 +442,7 @@ static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct 
  * of the host program's own limit, so at most half of what is free now is used, and a
  * quarter of the limit (at least 32) always stays free for the host; processes past
  * that are read by opening and closing their files at each sample. */
-#define DN_FDS_PER_PROC 5
+#define DN_FDS_PER_PROC 6
 
 static size_t keep_budget(void)
 {
@@ -440,6 +466,7 @@ struct dn_collector *dn_collector_new(const struct dn_collector_opts *o, int *er
     c->net_fd = -1;
     c->keep_max = keep_budget();
     c->always_full = getenv("DENET_ALWAYS_FULL_READ") != NULL;
+    c->uring_off = getenv("DENET_NO_URING") != NULL;
     c->first_ts_ms = -1;
     int rc = 0;
     struct dn_proc *root = proc_open(c, o->root, &rc);
@@ -472,6 +499,9 @@ void dn_collector_free(struct dn_collector *c)
     free(c->exited);
     free(c->recs);
     free(c->iprocs);
+    dn_uring_close(c->uring);
+    free(c->batch);
+    free(c->ops);
     free(c);
 }
 
@@ -620,24 +650,149 @@ static void sweep_departed(struct dn_collector *c)
     c->nprocs = w;
 }
 
+/* Whether p's idle read is likely this time, so that its files are worth prefetching. */
+static bool prefetchable(const struct dn_collector *c, const struct dn_proc *p, int64_t t)
+{
+    return !c->always_full && !p->fs.transient && p->fs.statm_fd >= 0 && p->have_raw &&
+           p->idle_last && t < p->next_full_ns;
+}
+
+/* Takes the result of one prefetched read: the text, NUL-terminated. */
+static int take_read(const struct dn_uring_read *op)
+{
+    if (op->res <= 0)
+        return op->res < 0 ? op->res : -ESRCH;
+    op->buf[op->res] = '\0';
+    return op->res;
+}
+
+static unsigned digits(uint64_t v)
+{
+    unsigned n = 1;
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+/* Reads the files of the processes that were idle at the last collection, all in one
+ * io_uring call instead of two system calls each: statm (memory, which reclaim can
+ * change while a process sleeps) and, for a single-threaded process, schedstat (its
+ * thread's run time, which is then all its CPU clock counts).
+ *
+ * Each read asks only for the fields used, as long as they were last time with the
+ * space after them ("size resident ", "runtime "), which is always less than the file
+ * holds: io_uring completes a read that fills its buffer in the call itself, where a
+ * shorter one would go to a kernel worker thread to find the end of the file. A field
+ * that has grown a digit is seen unterminated, and that process is read the ordinary
+ * way. */
+static void prefetch_idle(struct dn_collector *c, int64_t t)
+{
+    if (c->uring_off)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < c->nprocs; i++)
+        n += prefetchable(c, c->procs[i], t);
+    if (n == 0)
+        return;
+    if (!c->uring) {
+        int err;
+        c->uring = dn_uring_open(256, &err);
+        if (!c->uring) {
+            c->uring_off = true;
+            return;
+        }
+    }
+    if (dn_grow(&c->batch, &c->batch_cap, n, sizeof *c->batch, 32) ||
+        dn_grow(&c->ops, &c->ops_cap, 2 * n, sizeof *c->ops, 64))
+        return;
+    size_t k = 0, j = 0;
+    for (size_t i = 0; i < c->nprocs; i++) {
+        struct dn_proc *p = c->procs[i];
+        if (!prefetchable(c, p, t))
+            continue;
+        struct dn_batch *b = &c->batch[j];
+        p->batch = j++;
+        p->batch_gen = c->gen;
+        b->statm_res = b->sched_res = -ENOENT;
+        uint64_t size_pages = p->last_raw.vsize_bytes / 1024 / (uint64_t)dn_page_kb();
+        c->ops[k++] = (struct dn_uring_read){
+            p->fs.statm_fd, digits(size_pages) + digits(p->last_raw.rss_pages) + 2, b->statm, 0};
+        /* Its thread's run time is at most the process's CPU time, and the same once the
+         * first schedstat has been read. */
+        if (p->last_raw.num_threads == 1 && p->fs.schedstat_fd >= 0)
+            c->ops[k++] = (struct dn_uring_read){
+                p->fs.schedstat_fd, digits(p->sched_valid ? p->sched_ns : p->last_raw.cpu_ns) + 1,
+                b->sched, 0};
+    }
+    size_t nops = k;
+    if (dn_uring_read_all(c->uring, c->ops, nops) != 0) {
+        /* Never again: reads may still be queued in it. The sample goes on without. */
+        dn_uring_close(c->uring);
+        c->uring = NULL;
+        c->uring_off = true;
+        for (size_t i = 0; i < c->nprocs; i++)
+            c->procs[i]->batch_gen = c->gen - 1;
+        return;
+    }
+    k = 0;
+    size_t unsupported = 0;
+    for (size_t i = 0; i < c->nprocs; i++) {
+        struct dn_proc *p = c->procs[i];
+        if (p->batch_gen != c->gen)
+            continue;
+        struct dn_batch *b = &c->batch[p->batch];
+        b->statm_res = take_read(&c->ops[k++]);
+        unsupported += b->statm_res == -EINVAL || b->statm_res == -EOPNOTSUPP;
+        if (k < nops && c->ops[k].buf == b->sched)
+            b->sched_res = take_read(&c->ops[k++]);
+    }
+    if (unsupported == n) { /* a kernel whose io_uring cannot read these files */
+        dn_uring_close(c->uring);
+        c->uring = NULL;
+        c->uring_off = true;
+    }
+}
+
 /* Reads a process through /proc. A process whose CPU clock has not moved since the last
  * read has not run, so its counters, threads and children cannot have changed: only its
  * memory is read again (reclaim can shrink it), from statm, at a quarter of the cost.
  * A full read still happens at least every DN_FULL_READ_PERIOD_NS. Returns 1 for such
- * an idle read, 0 for a full one, -1 when the process is gone. */
+ * an idle read, 0 for a full one, -1 when the process is gone.
+ *
+ * With a prefetch (prefetch_idle), statm comes from it, and a single-threaded process
+ * whose schedstat run time is the one the previous collection's prefetch read has not
+ * run since then, nor since its last full read, which came after that prefetch: its
+ * clock is not read either. */
 static int read_procfs(const struct dn_collector *c, struct dn_proc *p, struct dn_proc_raw *raw,
                        int64_t t)
 {
+    const struct dn_batch *b = p->batch_gen == c->gen ? &c->batch[p->batch] : NULL;
+    uint64_t sched = 0;
+    bool have_sched = b && b->sched_res > 0 && dn_procfs_parse_schedstat(b->sched, &sched) == 0 &&
+                      sched != 0; /* 0: schedstat without scheduler statistics */
+    bool sched_idle = have_sched && p->sched_valid && p->sched_gen == c->gen - 1 &&
+                      sched == p->sched_ns;
+    p->sched_valid = have_sched;
+    p->sched_gen = c->gen;
+    p->sched_ns = sched;
     uint64_t ns;
     bool have_ns = false;
     if (!c->always_full && p->have_raw && t < p->next_full_ns &&
-        (have_ns = dn_procfs_cpu_ns(&p->fs, &ns) == 0) && ns == p->last_raw.cpu_ns) {
+        (sched_idle ||
+         ((have_ns = dn_procfs_cpu_ns(&p->fs, &ns) == 0) && ns == p->last_raw.cpu_ns))) {
         *raw = p->last_raw;
-        if (dn_procfs_read_memory(&p->fs, raw) == 0) {
+        int mrc = b && b->statm_res > 0 ? dn_procfs_parse_statm(b->statm, raw) : -EINVAL;
+        if (mrc == -EINVAL) /* not prefetched, or a field grew a digit */
+            mrc = dn_procfs_read_memory(&p->fs, raw);
+        if (mrc == 0) {
             p->last_raw = *raw;
+            p->idle_last = true;
             return 1;
         }
     }
+    p->idle_last = false;
     bool want_hwm = t >= p->next_hwm_ns;
     if (dn_procfs_read(&p->fs, raw, want_hwm, have_ns ? &ns : NULL) != 0)
         return -1;
@@ -828,6 +983,8 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
             c->next_snapshot_ns = mono + DN_SNAPSHOT_PERIOD_NS;
         }
     }
+    if (!use_iter)
+        prefetch_idle(c, mono);
     if (use_iter) {
         /* A zombie child's CPU time is in the exit hook's record (its exit is in the map):
          * read as a live process it would be counted twice. */

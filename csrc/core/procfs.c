@@ -52,11 +52,16 @@ double dn_boottime_secs(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int open_proc_file(pid_t pid, const char *name)
+static int open_proc_file_flags(pid_t pid, const char *name, int flags)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
-    return open(path, O_RDONLY | O_CLOEXEC);
+    return open(path, O_RDONLY | O_CLOEXEC | flags);
+}
+
+static int open_proc_file(pid_t pid, const char *name)
+{
+    return open_proc_file_flags(pid, name, 0);
 }
 
 static ssize_t read_all(int fd, char *buf, size_t len);
@@ -66,7 +71,7 @@ int dn_procfs_open(struct dn_procfs *p, pid_t pid, bool keep)
 {
     memset(p, 0, sizeof *p);
     p->pid = pid;
-    p->io_fd = p->status_fd = p->children_fd = p->statm_fd = -1;
+    p->io_fd = p->status_fd = p->children_fd = p->statm_fd = p->schedstat_fd = -1;
     p->stat_fd = open_proc_file(pid, "stat");
     if (p->stat_fd < 0)
         return errno == ENOENT ? -ESRCH : -errno;
@@ -92,7 +97,10 @@ int dn_procfs_open(struct dn_procfs *p, pid_t pid, bool keep)
     p->io_fd = open_proc_file(pid, "io");
     p->io_denied = p->io_fd < 0 && (errno == EACCES || errno == EPERM);
     p->status_fd = open_proc_file(pid, "status");
-    p->statm_fd = open_proc_file(pid, "statm");
+    /* O_NONBLOCK: io_uring then reads them in the submitting call instead of handing
+     * them to a kernel worker (a /proc file ignores the flag otherwise). */
+    p->statm_fd = open_proc_file_flags(pid, "statm", O_NONBLOCK);
+    p->schedstat_fd = open_proc_file_flags(pid, "schedstat", O_NONBLOCK);
     char name[48];
     snprintf(name, sizeof name, "task/%d/children", (int)pid);
     p->children_fd = open_proc_file(pid, name);
@@ -101,7 +109,8 @@ int dn_procfs_open(struct dn_procfs *p, pid_t pid, bool keep)
 
 void dn_procfs_close(struct dn_procfs *p)
 {
-    int *fds[] = {&p->stat_fd, &p->io_fd, &p->status_fd, &p->children_fd, &p->statm_fd};
+    int *fds[] = {&p->stat_fd,     &p->io_fd,    &p->status_fd,
+                  &p->children_fd, &p->statm_fd, &p->schedstat_fd};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
         if (*fds[i] >= 0)
             close(*fds[i]);
@@ -400,6 +409,23 @@ int dn_procfs_cpu_ns(struct dn_procfs *p, uint64_t *ns)
     return 0;
 }
 
+int dn_procfs_parse_statm(const char *buf, struct dn_proc_raw *r)
+{
+    const char *s = buf;
+    uint64_t size_pages = parse_u64(&s);
+    if (*s != ' ')
+        return -EINVAL;
+    s++;
+    uint64_t resident = parse_u64(&s);
+    if (*s != ' ' && *s != '\n')
+        return -EINVAL; /* cut short */
+    if (size_pages == 0) /* no memory at all: a zombie, whose state needs a full read */
+        return -ESRCH;
+    r->vsize_bytes = size_pages * (uint64_t)dn_page_kb() * 1024;
+    r->rss_pages = resident;
+    return 0;
+}
+
 int dn_procfs_read_memory(struct dn_procfs *p, struct dn_proc_raw *r)
 {
     char buf[256];
@@ -410,16 +436,16 @@ int dn_procfs_read_memory(struct dn_procfs *p, struct dn_proc_raw *r)
         return (int)n == -ENOENT ? -ESRCH : (int)n;
     if (n == 0)
         return -ESRCH;
+    return dn_procfs_parse_statm(buf, r);
+}
+
+int dn_procfs_parse_schedstat(const char *buf, uint64_t *runtime_ns)
+{
     const char *s = buf;
-    uint64_t size_pages = parse_u64(&s);
-    while (*s == ' ')
-        s++;
-    uint64_t resident = parse_u64(&s);
-    if (size_pages == 0) /* no memory at all: a zombie, whose state needs a full read */
-        return -ESRCH;
-    r->vsize_bytes = size_pages * (uint64_t)dn_page_kb() * 1024;
-    r->rss_pages = resident;
-    return 0;
+    if (*s < '0' || *s > '9')
+        return -EINVAL;
+    *runtime_ns = parse_u64(&s);
+    return *s == ' ' ? 0 : -EINVAL;
 }
 
 static int push_pid(pid_t pid, pid_t **pids, size_t *n, size_t *cap)

@@ -38,6 +38,7 @@ struct dn_procfs {
     int status_fd;
     int children_fd; /* /proc/PID/task/PID/children, -1 if unavailable */
     int statm_fd;
+    int schedstat_fd; /* /proc/PID/schedstat (its main thread's run time), -1 if unavailable */
     clockid_t cpu_clock;
     bool cpu_clock_ok;
     bool transient;       /* no descriptors kept: each read opens and closes its file */
@@ -72,6 +73,16 @@ int dn_procfs_cpu_ns(struct dn_procfs *p, uint64_t *ns);
  * else in r can have changed, but reclaim can still shrink its memory. Returns 0 or
  * -ESRCH/-errno (-ESRCH also for a process without memory: a zombie). */
 int dn_procfs_read_memory(struct dn_procfs *p, struct dn_proc_raw *r);
+
+/* The text of statm (NUL-terminated; its first two fields and the space after them are
+ * enough) into rss_pages and vsize_bytes, as dn_procfs_read_memory does. 0, -ESRCH for
+ * a process without memory, -EINVAL when the text stops inside them. */
+int dn_procfs_parse_statm(const char *buf, struct dn_proc_raw *r);
+
+/* The first field of /proc/PID/schedstat (with the space after it): the run time in ns of
+ * that one thread (se.sum_exec_runtime, what its CPU clock adds up). 0, or -EINVAL when
+ * the text stops inside it. */
+int dn_procfs_parse_schedstat(const char *buf, uint64_t *runtime_ns);
 
 /* Resets the kernel's RSS high-water mark of pid to its current RSS (clear_refs 5):
  * allowed for our own processes, or as root. 0 or -errno. */
