@@ -54,7 +54,7 @@ struct dn_proc {
     int64_t next_kids_ns;
     uint64_t prev_user_ns, prev_sys_ns; /* the last user/system split (never goes back) */
     uint64_t base_user_ns, base_sys_ns; /* the split at the baseline */
-    /* Reads prefetched in one io_uring call (prefetch_idle) */
+    /* Reads ahead in one io_uring call (prefetch) */
     bool idle_last;            /* the last collection found it idle */
     unsigned batch_gen;        /* collection whose prefetch read it */
     size_t batch;              /* its entry in the collector's batch then */
@@ -63,14 +63,16 @@ struct dn_proc {
     uint64_t sched_ns;         /* its main thread's run time then (schedstat) */
 };
 
-/* The buffers of one process's prefetched reads (the first fields of statm and of
- * schedstat, see prefetch_idle): res is the length read, or -errno. */
-#define DN_STATM_BUF 48
-#define DN_SCHED_BUF 24
+/* The buffers of one process's reads ahead (see prefetch): the first fields of statm
+ * and of schedstat for a process that was idle, of stat and io for one that ran. res:
+ * the length read, -errno, or -ENOENT when not read. */
+enum { DN_AHEAD_STATM, DN_AHEAD_SCHED, DN_AHEAD_STAT, DN_AHEAD_IO, DN_AHEAD_N };
 struct dn_batch {
-    char statm[DN_STATM_BUF];
-    char sched[DN_SCHED_BUF];
-    int statm_res, sched_res;
+    char statm[48];
+    char sched[24];
+    char stat[512];
+    char io[256];
+    int res[DN_AHEAD_N];
 };
 
 /* Exited tracked processes whose CPU time was counted but whose map entry is kept a
@@ -651,13 +653,18 @@ static void sweep_departed(struct dn_collector *c)
 }
 
 /* Whether p's idle read is likely this time, so that its files are worth prefetching. */
-static bool prefetchable(const struct dn_collector *c, const struct dn_proc *p, int64_t t)
+/* What is worth reading ahead for p: the files of an idle read when it was idle at the
+ * last collection (1), those of a full read when it ran or one is due (2), or none (0). */
+static int ahead_kind(const struct dn_collector *c, const struct dn_proc *p, int64_t t)
 {
-    return !c->always_full && !p->fs.transient && p->fs.statm_fd >= 0 && p->have_raw &&
-           p->idle_last && t < p->next_full_ns;
+    if (p->fs.transient || !p->have_raw)
+        return 0;
+    if (!c->always_full && p->idle_last && t < p->next_full_ns)
+        return p->fs.statm_fd >= 0 ? 1 : 0;
+    return p->fs.stat_ahead_len > 0 && p->fs.stat_fd >= 0 ? 2 : 0;
 }
 
-/* Takes the result of one prefetched read: the text, NUL-terminated. */
+/* Takes the result of one read ahead: the text, NUL-terminated. */
 static int take_read(const struct dn_uring_read *op)
 {
     if (op->res <= 0)
@@ -676,24 +683,43 @@ static unsigned digits(uint64_t v)
     return n;
 }
 
-/* Reads the files of the processes that were idle at the last collection, all in one
- * io_uring call instead of two system calls each: statm (memory, which reclaim can
- * change while a process sleeps) and, for a single-threaded process, schedstat (its
- * thread's run time, which is then all its CPU clock counts).
+static void ahead(struct dn_collector *c, size_t *k, struct dn_batch *b, int slot, int fd,
+                  unsigned len, char *buf, size_t size)
+{
+    if (fd < 0 || len == 0 || len >= size)
+        return;
+    b->res[slot] = -EINPROGRESS;
+    c->ops[(*k)++] = (struct dn_uring_read){fd, len, buf, 0};
+}
+
+static void uring_off(struct dn_collector *c)
+{
+    dn_uring_close(c->uring);
+    c->uring = NULL;
+    c->uring_off = true;
+}
+
+/* Reads ahead, for every process of the table, the files its read in this collection
+ * will most likely need, all in one io_uring call instead of a system call each:
  *
- * Each read asks only for the fields used, as long as they were last time with the
- * space after them ("size resident ", "runtime "), which is always less than the file
- * holds: io_uring completes a read that fills its buffer in the call itself, where a
- * shorter one would go to a kernel worker thread to find the end of the file. A field
- * that has grown a digit is seen unterminated, and that process is read the ordinary
- * way. */
-static void prefetch_idle(struct dn_collector *c, int64_t t)
+ * - for a process that was idle: statm (memory, which reclaim can change while a
+ *   process sleeps) and, single-threaded, schedstat (its thread's run time, which is
+ *   then all its CPU clock counts: read_procfs needs no clock when it has not moved);
+ * - for one that ran: stat and io (read_procfs reads the clock, then status).
+ *
+ * Each read asks only for the fields used, as long as they were last time with what
+ * ends them ("size resident ", "runtime ", stat to field 42, io to write_bytes), always
+ * less than the file holds: io_uring completes a read that fills its buffer in the call
+ * itself, where a shorter one would go to a kernel worker thread to find the end of the
+ * file. A field that has grown a digit is seen cut short, and that file is read again
+ * the ordinary way. */
+static void prefetch(struct dn_collector *c, int64_t t)
 {
     if (c->uring_off)
         return;
     size_t n = 0;
     for (size_t i = 0; i < c->nprocs; i++)
-        n += prefetchable(c, c->procs[i], t);
+        n += ahead_kind(c, c->procs[i], t) != 0;
     if (n == 0)
         return;
     if (!c->uring) {
@@ -710,49 +736,56 @@ static void prefetch_idle(struct dn_collector *c, int64_t t)
     size_t k = 0, j = 0;
     for (size_t i = 0; i < c->nprocs; i++) {
         struct dn_proc *p = c->procs[i];
-        if (!prefetchable(c, p, t))
+        int kind = ahead_kind(c, p, t);
+        if (!kind)
             continue;
         struct dn_batch *b = &c->batch[j];
         p->batch = j++;
         p->batch_gen = c->gen;
-        b->statm_res = b->sched_res = -ENOENT;
-        uint64_t size_pages = p->last_raw.vsize_bytes / 1024 / (uint64_t)dn_page_kb();
-        c->ops[k++] = (struct dn_uring_read){
-            p->fs.statm_fd, digits(size_pages) + digits(p->last_raw.rss_pages) + 2, b->statm, 0};
-        /* Its thread's run time is at most the process's CPU time, and the same once the
-         * first schedstat has been read. */
-        if (p->last_raw.num_threads == 1 && p->fs.schedstat_fd >= 0)
-            c->ops[k++] = (struct dn_uring_read){
-                p->fs.schedstat_fd, digits(p->sched_valid ? p->sched_ns : p->last_raw.cpu_ns) + 1,
-                b->sched, 0};
+        for (int s = 0; s < DN_AHEAD_N; s++)
+            b->res[s] = -ENOENT;
+        if (kind == 1) {
+            uint64_t size_pages = p->last_raw.vsize_bytes / 1024 / (uint64_t)dn_page_kb();
+            ahead(c, &k, b, DN_AHEAD_STATM, p->fs.statm_fd,
+                  digits(size_pages) + digits(p->last_raw.rss_pages) + 2, b->statm,
+                  sizeof b->statm);
+            /* Its thread's run time is at most the process's CPU time, and the same once
+             * the first schedstat has been read. */
+            if (p->last_raw.num_threads == 1)
+                ahead(c, &k, b, DN_AHEAD_SCHED, p->fs.schedstat_fd,
+                      digits(p->sched_valid ? p->sched_ns : p->last_raw.cpu_ns) + 1, b->sched,
+                      sizeof b->sched);
+        } else {
+            ahead(c, &k, b, DN_AHEAD_STAT, p->fs.stat_fd, p->fs.stat_ahead_len, b->stat,
+                  sizeof b->stat);
+            if (!p->fs.io_denied)
+                ahead(c, &k, b, DN_AHEAD_IO, p->fs.io_fd, p->fs.io_ahead_len, b->io,
+                      sizeof b->io);
+        }
     }
-    size_t nops = k;
-    if (dn_uring_read_all(c->uring, c->ops, nops) != 0) {
+    if (dn_uring_read_all(c->uring, c->ops, k) != 0) {
         /* Never again: reads may still be queued in it. The sample goes on without. */
-        dn_uring_close(c->uring);
-        c->uring = NULL;
-        c->uring_off = true;
+        uring_off(c);
         for (size_t i = 0; i < c->nprocs; i++)
             c->procs[i]->batch_gen = c->gen - 1;
         return;
     }
+    size_t nops = k, unsupported = 0;
     k = 0;
-    size_t unsupported = 0;
-    for (size_t i = 0; i < c->nprocs; i++) {
+    for (size_t i = 0; i < c->nprocs && k < nops; i++) {
         struct dn_proc *p = c->procs[i];
         if (p->batch_gen != c->gen)
             continue;
         struct dn_batch *b = &c->batch[p->batch];
-        b->statm_res = take_read(&c->ops[k++]);
-        unsupported += b->statm_res == -EINVAL || b->statm_res == -EOPNOTSUPP;
-        if (k < nops && c->ops[k].buf == b->sched)
-            b->sched_res = take_read(&c->ops[k++]);
+        for (int s = 0; s < DN_AHEAD_N; s++) {
+            if (b->res[s] != -EINPROGRESS)
+                continue;
+            b->res[s] = take_read(&c->ops[k++]);
+            unsupported += b->res[s] == -EINVAL || b->res[s] == -EOPNOTSUPP;
+        }
     }
-    if (unsupported == n) { /* a kernel whose io_uring cannot read these files */
-        dn_uring_close(c->uring);
-        c->uring = NULL;
-        c->uring_off = true;
-    }
+    if (nops && unsupported == nops) /* a kernel whose io_uring cannot read these files */
+        uring_off(c);
 }
 
 /* Reads a process through /proc. A process whose CPU clock has not moved since the last
@@ -761,16 +794,17 @@ static void prefetch_idle(struct dn_collector *c, int64_t t)
  * A full read still happens at least every DN_FULL_READ_PERIOD_NS. Returns 1 for such
  * an idle read, 0 for a full one, -1 when the process is gone.
  *
- * With a prefetch (prefetch_idle), statm comes from it, and a single-threaded process
+ * With a read ahead (prefetch), statm comes from it, and a single-threaded process
  * whose schedstat run time is the one the previous collection's prefetch read has not
  * run since then, nor since its last full read, which came after that prefetch: its
- * clock is not read either. */
+ * clock is not read either. A full read takes stat and io from it. */
 static int read_procfs(const struct dn_collector *c, struct dn_proc *p, struct dn_proc_raw *raw,
                        int64_t t)
 {
     const struct dn_batch *b = p->batch_gen == c->gen ? &c->batch[p->batch] : NULL;
     uint64_t sched = 0;
-    bool have_sched = b && b->sched_res > 0 && dn_procfs_parse_schedstat(b->sched, &sched) == 0 &&
+    bool have_sched = b && b->res[DN_AHEAD_SCHED] > 0 &&
+                      dn_procfs_parse_schedstat(b->sched, &sched) == 0 &&
                       sched != 0; /* 0: schedstat without scheduler statistics */
     bool sched_idle = have_sched && p->sched_valid && p->sched_gen == c->gen - 1 &&
                       sched == p->sched_ns;
@@ -783,7 +817,7 @@ static int read_procfs(const struct dn_collector *c, struct dn_proc *p, struct d
         (sched_idle ||
          ((have_ns = dn_procfs_cpu_ns(&p->fs, &ns) == 0) && ns == p->last_raw.cpu_ns))) {
         *raw = p->last_raw;
-        int mrc = b && b->statm_res > 0 ? dn_procfs_parse_statm(b->statm, raw) : -EINVAL;
+        int mrc = b && b->res[DN_AHEAD_STATM] > 0 ? dn_procfs_parse_statm(b->statm, raw) : -EINVAL;
         if (mrc == -EINVAL) /* not prefetched, or a field grew a digit */
             mrc = dn_procfs_read_memory(&p->fs, raw);
         if (mrc == 0) {
@@ -794,7 +828,10 @@ static int read_procfs(const struct dn_collector *c, struct dn_proc *p, struct d
     }
     p->idle_last = false;
     bool want_hwm = t >= p->next_hwm_ns;
-    if (dn_procfs_read(&p->fs, raw, want_hwm, have_ns ? &ns : NULL) != 0)
+    struct dn_procfs_ahead ah = {b && b->res[DN_AHEAD_STAT] > 0 ? b->stat : NULL,
+                                 b && b->res[DN_AHEAD_IO] > 0 ? b->io : NULL};
+    if (dn_procfs_read(&p->fs, raw, want_hwm, have_ns ? &ns : NULL,
+                       ah.stat || ah.io ? &ah : NULL) != 0)
         return -1;
     if (raw->num_threads > 1)
         dn_procfs_read_threads(&p->fs, raw); /* its own files give the main thread's */
@@ -984,7 +1021,7 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
         }
     }
     if (!use_iter)
-        prefetch_idle(c, mono);
+        prefetch(c, mono);
     if (use_iter) {
         /* A zombie child's CPU time is in the exit hook's record (its exit is in the map):
          * read as a live process it would be counted twice. */
@@ -1246,7 +1283,7 @@ static void push_children(pid_t pid, pid_t **pids, size_t *n, size_t *cap)
     if (dn_procfs_open(&pf, pid, false) != 0)
         return;
     struct dn_proc_raw r;
-    if (dn_procfs_read(&pf, &r, false, NULL) == 0)
+    if (dn_procfs_read(&pf, &r, false, NULL, NULL) == 0)
         dn_procfs_children(&pf, r.num_threads, pids, n, cap);
     dn_procfs_close(&pf);
 }
@@ -1262,7 +1299,8 @@ static int register_one(struct dn_tracker *t, pid_t pid)
     struct dn_procfs pf;
     struct dn_proc_raw r;
     bool alive = dn_procfs_open(&pf, pid, false) == 0 &&
-                 dn_procfs_read(&pf, &r, false, NULL) == 0 && r.state != 'Z' && r.state != 'X';
+                 dn_procfs_read(&pf, &r, false, NULL, NULL) == 0 && r.state != 'Z' &&
+                 r.state != 'X';
     dn_procfs_close(&pf);
     return alive ? 0 : dn_tracker_mark_exited(t, pid, (uint64_t)dn_monotonic_ns());
 }

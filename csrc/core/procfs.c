@@ -65,14 +65,17 @@ static int open_proc_file(pid_t pid, const char *name)
 }
 
 static ssize_t read_all(int fd, char *buf, size_t len);
-static int parse_stat(const char *buf, struct dn_proc_raw *r);
+static int parse_stat(const char *buf, struct dn_proc_raw *r, unsigned *end42);
 
 int dn_procfs_open(struct dn_procfs *p, pid_t pid, bool keep)
 {
     memset(p, 0, sizeof *p);
     p->pid = pid;
     p->io_fd = p->status_fd = p->children_fd = p->statm_fd = p->schedstat_fd = -1;
-    p->stat_fd = open_proc_file(pid, "stat");
+    /* O_NONBLOCK on the files that are read ahead through io_uring (collector.c,
+     * prefetch): io_uring then reads them in the submitting call instead of handing them
+     * to a kernel worker thread. A /proc file ignores the flag otherwise. */
+    p->stat_fd = open_proc_file_flags(pid, "stat", O_NONBLOCK);
     if (p->stat_fd < 0)
         return errno == ENOENT ? -ESRCH : -errno;
     if (clock_getcpuclockid(pid, &p->cpu_clock) == 0)
@@ -87,18 +90,16 @@ int dn_procfs_open(struct dn_procfs *p, pid_t pid, bool keep)
         p->stat_fd = -1;
         if (n <= 0)
             return -ESRCH;
-        int rc = parse_stat(buf, &r);
+        int rc = parse_stat(buf, &r, NULL);
         if (rc)
             return rc;
         p->transient = true;
         p->start_ticks = r.start_ticks;
         return 0;
     }
-    p->io_fd = open_proc_file(pid, "io");
+    p->io_fd = open_proc_file_flags(pid, "io", O_NONBLOCK);
     p->io_denied = p->io_fd < 0 && (errno == EACCES || errno == EPERM);
     p->status_fd = open_proc_file(pid, "status");
-    /* O_NONBLOCK: io_uring then reads them in the submitting call instead of handing
-     * them to a kernel worker (a /proc file ignores the flag otherwise). */
     p->statm_fd = open_proc_file_flags(pid, "statm", O_NONBLOCK);
     p->schedstat_fd = open_proc_file_flags(pid, "schedstat", O_NONBLOCK);
     char name[48];
@@ -180,9 +181,12 @@ static int64_t parse_i64(const char **sp)
 }
 
 /* /proc/PID/stat: the comm field may hold spaces and parentheses, so fields are counted
- * from the last ')'. */
-static int parse_stat(const char *buf, struct dn_proc_raw *r)
+ * from the last ')'. *end42 (if not NULL): the length of the text up to the space after
+ * field 42, the last one used; 0 when field 42 does not end in a space there. */
+static int parse_stat(const char *buf, struct dn_proc_raw *r, unsigned *end42)
 {
+    if (end42)
+        *end42 = 0;
     const char *s = strrchr(buf, ')');
     const char *open_paren = strchr(buf, '(');
     if (!s || s[1] != ' ' || !open_paren || open_paren > s)
@@ -208,6 +212,8 @@ static int parse_stat(const char *buf, struct dn_proc_raw *r)
         } else {
             f[field] = parse_u64(&s);
         }
+        if (field == 42 && end42 && *s == ' ')
+            *end42 = (unsigned)(s + 1 - buf);
         s = skip_field(s);
     }
     uint64_t tck = (uint64_t)dn_clk_tck();
@@ -290,26 +296,53 @@ static void parse_status(const char *buf, struct dn_status *st)
 #undef TAKE
 }
 
+/* The length of /proc/PID/io up to the end of its write_bytes line (the last one used),
+ * or 0 when that line is not there whole. */
+static unsigned io_end(const char *buf)
+{
+    const char *s = strstr(buf, "\nwrite_bytes:");
+    const char *nl = s ? strchr(s + 1, '\n') : NULL;
+    return nl ? (unsigned)(nl + 1 - buf) : 0;
+}
+
+static void parse_io(const char *buf, struct dn_proc_raw *r)
+{
+    r->rchar = find_kv(buf, "rchar:");
+    r->wchar = find_kv(buf, "wchar:");
+    r->read_bytes = find_kv(buf, "\nread_bytes:");
+    r->write_bytes = find_kv(buf, "\nwrite_bytes:");
+    r->have_io = true;
+}
+
 int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm,
-                   const uint64_t *cpu_ns)
+                   const uint64_t *cpu_ns, const struct dn_procfs_ahead *ahead)
 {
     char buf[4096];
     memset(r, 0, sizeof *r);
     r->processor = -1;
 
-    /* The CPU clock is read first (or was, by the caller): if the stat pread below still
-     * succeeds, the pid was not reaped (and so not reused) when the clock was read. */
+    /* The CPU clock is read first (or was, by the caller): if a read through a kept
+     * descriptor still succeeds after it (stat, or status when stat was read ahead), the
+     * pid was not reaped (and so not reused) when the clock was read. */
     uint64_t clock_ns = 0;
     bool clock_ok = cpu_ns ? (clock_ns = *cpu_ns, true) : dn_procfs_cpu_ns(p, &clock_ns) == 0;
 
-    ssize_t n = read_file(p, p->stat_fd, "stat", buf, sizeof buf);
-    if (n < 0)
-        return (int)n == -ENOENT ? -ESRCH : (int)n;
-    if (n == 0)
-        return -ESRCH;
-    int rc = parse_stat(buf, r);
-    if (rc)
-        return rc;
+    /* Text read ahead holds up to field 42: it is used when field 42 is there whole. */
+    unsigned end42 = 0;
+    bool stat_ahead = ahead && ahead->stat && parse_stat(ahead->stat, r, &end42) == 0 && end42;
+    if (!stat_ahead) {
+        memset(r, 0, sizeof *r);
+        r->processor = -1;
+        ssize_t n = read_file(p, p->stat_fd, "stat", buf, sizeof buf);
+        if (n < 0)
+            return (int)n == -ENOENT ? -ESRCH : (int)n;
+        if (n == 0)
+            return -ESRCH;
+        int rc = parse_stat(buf, r, &end42);
+        if (rc)
+            return rc;
+    }
+    p->stat_ahead_len = end42;
     if (p->transient && r->start_ticks != p->start_ticks)
         return -ESRCH; /* the pid now names another process */
     if (clock_ok)
@@ -317,18 +350,20 @@ int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm,
 
     /* io needs ptrace-read permission. Refused: the counters are unknown (null) and
      * the rest is still reported. Failed otherwise: the process went away between the
-     * two reads, and is reported gone rather than with made-up I/O. */
-    n = p->io_denied ? -EACCES : read_file(p, p->io_fd, "io", buf, sizeof buf);
-    if (n > 0) {
-        r->rchar = find_kv(buf, "rchar:");
-        r->wchar = find_kv(buf, "wchar:");
-        r->read_bytes = find_kv(buf, "\nread_bytes:");
-        r->write_bytes = find_kv(buf, "\nwrite_bytes:");
-        r->have_io = true;
-    } else if (n == -EACCES || n == -EPERM) {
-        p->io_denied = true;
+     * two reads, and is reported gone rather than with made-up I/O. Read ahead: used
+     * when it ends with its write_bytes line whole. */
+    if (ahead && ahead->io && io_end(ahead->io) == strlen(ahead->io)) {
+        parse_io(ahead->io, r);
     } else {
-        return -ESRCH;
+        ssize_t n = p->io_denied ? -EACCES : read_file(p, p->io_fd, "io", buf, sizeof buf);
+        if (n > 0) {
+            parse_io(buf, r);
+            p->io_ahead_len = io_end(buf);
+        } else if (n == -EACCES || n == -EPERM) {
+            p->io_denied = true;
+        } else {
+            return -ESRCH;
+        }
     }
     /* status: context switches (of the main thread: dn_procfs_read_threads sums the
      * others), VmHWM when asked for, and memory. Memory is not taken from stat, whose RSS
@@ -343,6 +378,8 @@ int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm,
         r->nivcsw = st.nivcsw;
         if (want_hwm)
             r->hwm_kb = st.vm_hwm_kb;
+    } else if (stat_ahead) {
+        return -ESRCH; /* nothing tells that the clock was this process's */
     } else {
         st.have_mem = false;
     }
@@ -388,7 +425,7 @@ int dn_procfs_read_threads(struct dn_procfs *p, struct dn_proc_raw *r)
         n = read_all(fd, buf, sizeof buf);
         close(fd);
         struct dn_proc_raw t;
-        if (n > 0 && parse_stat(buf, &t) == 0)
+        if (n > 0 && parse_stat(buf, &t, NULL) == 0)
             blkio_ticks += t.blkio_delay_ns / (1000000000ULL / (uint64_t)dn_clk_tck());
     }
     closedir(d);
