@@ -666,6 +666,53 @@ def test_processes_seen_counts_each_process_once(ebpf, request, steps):
         mon.stop()
 
 
+# A subreaper whose child (a shell) has a child of its own (sleep): once the shell is
+# killed, the sleep is the subreaper's, which does not run for that (nor to reap the
+# shell: SIGCHLD is ignored by default, so it sleeps on).
+SUBREAPER = """
+    import ctypes, subprocess
+    assert ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # CHILD_SUBREAPER
+    sh = subprocess.Popen(["sh", "-c", "sleep 60 & echo $!; wait"], stdout=subprocess.PIPE)
+    say("ready", sh.pid, int(sh.stdout.readline()))
+    hear()
+"""
+
+
+def ppid_of(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_an_orphan_adopted_by_an_idle_subreaper_stays_in_the_tree(steps):
+    # The monitor keeps the list of children of a process that cannot have forked since
+    # it was read. The subreaper's list then lacks the sleep it adopted: the sleep must
+    # still be in every sample (found through the parent it had), and in the summary
+    # once, never dropped and found again as a new process.
+    mon = monitor(program(steps, SUBREAPER), base_interval_ms=60000, max_interval_ms=60000,
+                  stdout=steps.w)
+    steps.started()
+    try:
+        word, sh, sleep = steps.expect().split()
+        root, sh, sleep = mon.get_pid(), int(sh), int(sleep)
+        for _ in range(3):
+            s, _ = sample_of_idle(mon, [root, sh, sleep])
+            assert {c["pid"] for c in s["children"]} == {sh, sleep}
+        os.kill(sh, 9)
+        assert wait_until(lambda: ppid_of(sleep) == root, timeout=10)
+        subprocess.run(["true"], check=True)  # a fork: lists of processes that ran are read again
+        for _ in range(3):
+            s, _ = sample_of_idle(mon, [root, sleep])
+            assert sleep in {c["pid"] for c in s["children"]}, s["children"]
+        rows = [r for r in mon.get_summary()["processes"] if r["pid"] == sleep]
+        assert len(rows) == 1, rows
+        os.kill(sleep, 9)
+        steps.send("exit")
+        assert mon.wait(timeout=30) == 0
+    finally:
+        steps.close()
+        mon.stop()
+
+
 THREADS = """
     import subprocess, sys, threading
     kid = ("import sys, threading\\n"

@@ -1,6 +1,7 @@
 #include "core/collector.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,6 +53,8 @@ struct dn_proc {
     size_t nkids, kids_cap;
     bool have_kids;
     int64_t next_kids_ns;
+    uint64_t kids_epoch;       /* the collector's fork_epoch when they were read */
+    unsigned kids_cached_gen;  /* collection that took them from the list above */
     uint64_t prev_user_ns, prev_sys_ns; /* the last user/system split (never goes back) */
     uint64_t base_user_ns, base_sys_ns; /* the split at the baseline */
     /* Reads ahead in one io_uring call (prefetch) */
@@ -119,6 +122,11 @@ struct dn_collector {
     struct dn_iter_proc *iprocs;
     size_t iprocs_len, iprocs_cap;
     bool departed_last;        /* the last collection saw a process leave */
+    /* Forks seen through the last pid the kernel gave out (/proc/loadavg): a process
+     * that ran keeps its list of children while nothing was forked. */
+    int loadavg_fd;            /* -1: not used (unreadable, or /proc of another pid namespace) */
+    long last_pid;
+    uint64_t fork_epoch;       /* changes whenever last_pid does (or cannot be read) */
     bool always_full;          /* DENET_ALWAYS_FULL_READ: no idle reads (benchmarks) */
     int64_t next_snapshot_ns;
 
@@ -457,6 +465,36 @@ static size_t keep_budget(void)
     return (free_now - reserve) / 2 / DN_FDS_PER_PROC;
 }
 
+/* /proc/loadavg, whose last field is the last pid given out in our pid namespace: only
+ * when /proc is that namespace's (it shows our own pid as ours). */
+static int open_loadavg(void)
+{
+    char self[32];
+    ssize_t n = readlink("/proc/self", self, sizeof self - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    if (strtol(self, NULL, 10) != (long)getpid())
+        return -1;
+    return open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+}
+
+/* Moves fork_epoch on when a process (or thread) was created since the last call. */
+static void read_last_pid(struct dn_collector *c)
+{
+    char buf[128];
+    ssize_t n = c->loadavg_fd >= 0 ? pread(c->loadavg_fd, buf, sizeof buf - 1, 0) : -1;
+    const char *sp = NULL;
+    if (n > 0) {
+        buf[n] = '\0';
+        sp = strrchr(buf, ' ');
+    }
+    long last = sp ? strtol(sp + 1, NULL, 10) : -1;
+    if (last < 0 || last != c->last_pid)
+        c->fork_epoch++;
+    c->last_pid = last;
+}
+
 struct dn_collector *dn_collector_new(const struct dn_collector_opts *o, int *err)
 {
     struct dn_collector *c = calloc(1, sizeof *c);
@@ -466,6 +504,7 @@ struct dn_collector *dn_collector_new(const struct dn_collector_opts *o, int *er
     }
     c->o = *o;
     c->net_fd = -1;
+    c->loadavg_fd = open_loadavg();
     c->keep_max = keep_budget();
     c->always_full = getenv("DENET_ALWAYS_FULL_READ") != NULL;
     c->uring_off = getenv("DENET_NO_URING") != NULL;
@@ -493,6 +532,8 @@ void dn_collector_free(struct dn_collector *c)
     free(c->queue);
     if (c->net_fd >= 0)
         close(c->net_fd);
+    if (c->loadavg_fd >= 0)
+        close(c->loadavg_fd);
     for (size_t i = 0; i < c->pool_cap; i++)
         free(c->pool[i]);
     free(c->pool);
@@ -843,12 +884,35 @@ static int read_procfs(const struct dn_collector *c, struct dn_proc *p, struct d
     return 0;
 }
 
-/* Queues the children of p: read from /proc, or, when p has not run since they were
- * read (it cannot have forked), the list read then. */
+/* Reads p's children into the queue and keeps the list. */
+static int read_children(struct dn_collector *c, struct dn_proc *p, uint64_t num_threads, int64_t t)
+{
+    size_t start = c->queue_len;
+    int rc = dn_procfs_children(&p->fs, num_threads, &c->queue, &c->queue_len, &c->queue_cap);
+    if (rc)
+        return rc;
+    size_t n = c->queue_len - start;
+    if (dn_grow(&p->kids, &p->kids_cap, n, sizeof *p->kids, 8))
+        return -ENOMEM;
+    if (n)
+        memcpy(p->kids, c->queue + start, n * sizeof *p->kids);
+    p->nkids = n;
+    p->have_kids = true;
+    p->kids_epoch = c->fork_epoch;
+    /* Re-read now and then anyway: a subreaper adopts orphans without running. */
+    p->next_kids_ns = t + DN_FULL_READ_PERIOD_NS;
+    return 0;
+}
+
+/* Queues the children of p: read from /proc, or the list read before when p cannot have
+ * forked since: it has not run, or nothing on the machine was forked (fork_epoch). A
+ * child can also come by adoption, when its parent exits: repair_walk sees to that. */
 static int find_children(struct dn_collector *c, struct dn_proc *p, const struct dn_proc_raw *raw,
                          int idle, int64_t t)
 {
-    if (idle == 1 && p->have_kids && t < p->next_kids_ns) {
+    if (p->have_kids && t < p->next_kids_ns &&
+        (idle == 1 || (c->loadavg_fd >= 0 && p->kids_epoch == c->fork_epoch))) {
+        p->kids_cached_gen = c->gen;
         /* Only children still in the table: their kept files belong to the process that
          * was read, so a pid reused since (by anyone) is never opened from this list. */
         for (size_t i = 0; i < p->nkids; i++) {
@@ -860,20 +924,31 @@ static int find_children(struct dn_collector *c, struct dn_proc *p, const struct
         }
         return 0;
     }
-    size_t start = c->queue_len;
-    int rc = dn_procfs_children(&p->fs, raw->num_threads, &c->queue, &c->queue_len,
-                                &c->queue_cap);
-    if (rc)
-        return rc;
-    size_t n = c->queue_len - start;
-    if (dn_grow(&p->kids, &p->kids_cap, n, sizeof *p->kids, 8))
-        return -ENOMEM;
-    if (n)
-        memcpy(p->kids, c->queue + start, n * sizeof *p->kids);
-    p->nkids = n;
-    p->have_kids = true;
-    /* Re-read now and then anyway: a subreaper adopts orphans without running. */
-    p->next_kids_ns = t + DN_FULL_READ_PERIOD_NS;
+    return read_children(c, p, raw->num_threads, t);
+}
+
+/* After the walk: a process of the table that it did not reach has exited, or was
+ * adopted (by the nearest subreaper above its exited parent, which need not run for
+ * that) into a list taken from the cache. Re-reads the lists that came from the cache
+ * of every reached ancestor of such a process, by the parents last read, and queues
+ * what they hold. */
+static int repair_walk(struct dn_collector *c, int64_t t)
+{
+    for (size_t i = 0; i < c->nprocs; i++) {
+        const struct dn_proc *p = c->procs[i];
+        if (p->gen == c->gen)
+            continue;
+        struct dn_proc *a = p->ppid > 0 ? proc_find(c, p->ppid) : NULL;
+        for (size_t steps = 0; a && steps < c->nprocs; steps++) {
+            if (a->gen == c->gen && a->kids_cached_gen == c->gen) {
+                a->kids_cached_gen = 0;
+                int rc = read_children(c, a, a->last_raw.num_threads, t);
+                if (rc)
+                    return rc;
+            }
+            a = a->ppid > 0 ? proc_find(c, a->ppid) : NULL;
+        }
+    }
     return 0;
 }
 
@@ -1022,6 +1097,8 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
     }
     if (!use_iter)
         prefetch(c, mono);
+    if (c->o.include_children && !use_tracker)
+        read_last_pid(c);
     if (use_iter) {
         /* A zombie child's CPU time is in the exit hook's record (its exit is in the map):
          * read as a live process it would be counted twice. */
@@ -1037,7 +1114,9 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
     uint64_t live_cpu_ns = 0;
     bool root_ok = false;
 
-    for (size_t qi = 0; qi < c->queue_len; qi++) {
+    size_t qi = 0;
+walk:
+    for (; qi < c->queue_len; qi++) {
         pid_t pid = c->queue[qi];
         /* An exited tracked process is counted through the map, not read again. The root
          * is still read once as a zombie for its final counters, but not added twice. */
@@ -1114,6 +1193,13 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
 
         if (c->o.include_children && !use_tracker && (rc = find_children(c, p, &raw, idle, t)))
             goto fail;
+    }
+    if (c->o.include_children && !use_tracker) {
+        size_t walked = c->queue_len;
+        if ((rc = repair_walk(c, dn_monotonic_ns())))
+            goto fail;
+        if (c->queue_len > walked)
+            goto walk; /* what the lists read again hold */
     }
     sweep_departed(c);
 
