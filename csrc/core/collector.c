@@ -145,7 +145,7 @@ struct dn_collector {
     struct dn_proc_row *rows;
     size_t nrows, rows_cap;
 
-    /* prefetch of idle processes' files through io_uring */
+    /* reads ahead through io_uring (prefetch) */
     struct dn_uring *uring;
     bool uring_off;            /* unavailable, failed, or DENET_NO_URING */
     struct dn_batch *batch;
@@ -693,7 +693,6 @@ static void sweep_departed(struct dn_collector *c)
     c->nprocs = w;
 }
 
-/* Whether p's idle read is likely this time, so that its files are worth prefetching. */
 /* What is worth reading ahead for p: the files of an idle read when it was idle at the
  * last collection (1), those of a full read when it ran or one is due (2), or none (0). */
 static int ahead_kind(const struct dn_collector *c, const struct dn_proc *p, int64_t t)
@@ -858,7 +857,9 @@ static int read_procfs(const struct dn_collector *c, struct dn_proc *p, struct d
         (sched_idle ||
          ((have_ns = dn_procfs_cpu_ns(&p->fs, &ns) == 0) && ns == p->last_raw.cpu_ns))) {
         *raw = p->last_raw;
-        int mrc = b && b->res[DN_AHEAD_STATM] > 0 ? dn_procfs_parse_statm(b->statm, raw) : -EINVAL;
+        int mrc = -EINVAL;
+        if (b && b->res[DN_AHEAD_STATM] > 0)
+            mrc = dn_procfs_parse_statm(b->statm, raw);
         if (mrc == -EINVAL) /* not prefetched, or a field grew a digit */
             mrc = dn_procfs_read_memory(&p->fs, raw);
         if (mrc == 0) {
@@ -885,7 +886,8 @@ static int read_procfs(const struct dn_collector *c, struct dn_proc *p, struct d
 }
 
 /* Reads p's children into the queue and keeps the list. */
-static int read_children(struct dn_collector *c, struct dn_proc *p, uint64_t num_threads, int64_t t)
+static int read_children(struct dn_collector *c, struct dn_proc *p, uint64_t num_threads,
+                         int64_t t)
 {
     size_t start = c->queue_len;
     int rc = dn_procfs_children(&p->fs, num_threads, &c->queue, &c->queue_len, &c->queue_cap);
