@@ -84,4 +84,21 @@ static __always_inline __u64 dn_task_blkio_delay_ns(void *task)
     return d ? BPF_CORE_READ(d, blkio_delay) : 0;
 }
 
+/* Whether a thread is on a CPU now: task_struct.on_cpu (CONFIG_SMP; the kernel's own
+ * task_sched_runtime() tests it). A thread that is not has its se.sum_exec_runtime up to
+ * date, updated when it last left the CPU. Where the field is missing, 1: the caller then
+ * reads the CPU time another way. */
+struct task_struct___on_cpu {
+    int on_cpu;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u32 dn_task_on_cpu(void *task)
+{
+    struct task_struct___on_cpu *t = task;
+
+    if (!bpf_core_field_exists(t->on_cpu))
+        return 1;
+    return BPF_CORE_READ(t, on_cpu) != 0;
+}
+
 #endif

@@ -28,6 +28,9 @@ int dn_procstat(struct bpf_iter__task *ctx)
     struct dn_task_rec r = {};
     r.tgid = tgid;
     r.tid = t->pid;
+    /* on_cpu first: read as 0, the runtime read after it is the one the thread left the
+     * CPU with (the kernel clears on_cpu after updating it). */
+    r.on_cpu = dn_task_on_cpu(t);
     r.runtime_ns = t->se.sum_exec_runtime;
     r.min_flt = t->min_flt;
     r.maj_flt = t->maj_flt;

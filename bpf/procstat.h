@@ -30,7 +30,8 @@ struct dn_task_rec {
     __s32 cpu;
     __u32 ppid;
     __s32 exit_state;
-    __u32 pad;
+    __u32 on_cpu;                /* this thread is on a CPU now (task->on_cpu); 1 where
+                                  * the kernel lacks the field */
     char comm[16];               /* task name (the leader's): changes at exec */
 };
 

@@ -8,9 +8,11 @@ known point of the workload, never after a guessed sleep. Where a figure could c
 more than one source (a sample, the exit hook, VmHWM, the reaped command's rusage), the
 workload is shaped so that only the source under test can see it, and a control run
 shows that the others do not."""
+import ctypes
 import os
 import subprocess
 import textwrap
+import time
 
 import pytest
 
@@ -95,6 +97,110 @@ def test_attached_cpu_total_is_what_the_workload_reports(ebpf, request, steps):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+# A process that is idle at a sample is not read again beyond its memory: its CPU clock,
+# or, read together with the memory of every idle process in one io_uring call, the run
+# time of its one thread (schedstat). The three ways a tree is read: /proc with that
+# prefetch, /proc with a pread per file (DENET_NO_URING=1), and the eBPF task iterator.
+READ_PATHS = pytest.mark.parametrize("path", ["procfs", "procfs-pread", "ebpf"])
+
+
+def use_path(path, request, monkeypatch):
+    if path == "ebpf":
+        request.getfixturevalue("require_ebpf")
+    if path == "procfs-pread":
+        monkeypatch.setenv("DENET_NO_URING", "1")
+    return path == "ebpf"
+
+
+def cpu_clock_ns(pid):
+    """The process's CPU clock (clock_getcpuclockid: MAKE_PROCESS_CPUCLOCK(pid, SCHED))."""
+    return time.clock_gettime_ns(((~pid) << 3) | 2)
+
+
+def sleeping(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "S"
+
+
+def sample_of_idle(mon, pids):
+    """A sample taken while pids are blocked: their CPU clocks before and after it are
+    equal (a process that was still on its way to block is waited for)."""
+    for _ in range(50):
+        if not all(sleeping(p) for p in pids):
+            time.sleep(0.002)
+            continue
+        before = {p: cpu_clock_ns(p) for p in pids}
+        s = mon.sample_once()
+        after = {p: cpu_clock_ns(p) for p in pids}
+        if before == after:
+            return s, after
+    raise AssertionError("the processes of the test never stayed idle through a sample")
+
+
+# The command (one thread) and a child with two threads wait; told "burn", each uses 2 ms
+# of CPU and waits again.
+WAKERS = """
+    import subprocess, sys, time
+    def burn():
+        t = time.process_time()
+        while time.process_time() - t < 0.002:
+            pass
+    kid = subprocess.Popen([sys.executable, "-S", "-c", KID], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    assert kid.stdout.readline() == "ready\\n"
+    say("ready", kid.pid)
+    while hear() == "burn":
+        burn()
+        kid.stdin.write("burn\\n")
+        kid.stdin.flush()
+        assert kid.stdout.readline() == "burnt\\n"
+        say("burnt")
+    kid.stdin.close()
+    kid.wait()
+"""
+WAKER_KID = """
+import sys, threading, time
+threading.Thread(target=threading.Event().wait, daemon=True).start()
+print("ready", flush=True)
+for line in sys.stdin:
+    t = time.process_time()
+    while time.process_time() - t < 0.002:
+        pass
+    print("burnt", flush=True)
+"""
+
+
+@READ_PATHS
+def test_cpu_of_processes_that_wake_between_idle_samples(path, request, monkeypatch, steps):
+    # Idle for several samples (so that the cheap reads are in use), then 2 ms of work
+    # each, then idle again: every sample's CPU time of each process is its CPU clock,
+    # which this test reads itself while the process waits, to the microsecond.
+    ebpf = use_path(path, request, monkeypatch)
+    mon = monitor(program(steps, WAKERS, KID=WAKER_KID), ebpf, base_interval_ms=60000,
+                  max_interval_ms=60000, stdout=steps.w)
+    steps.started()
+    try:
+        word, kid = steps.expect().split()
+        pids = [mon.get_pid(), int(kid)]
+        for _ in range(3):
+            for _ in range(4):
+                s, clocks = sample_of_idle(mon, pids)
+            steps.send("burn")
+            assert steps.expect() == "burnt"
+            s, clocks = sample_of_idle(mon, pids)
+            cpu = {c["pid"]: c["metrics"]["cpu_user_secs"] + c["metrics"]["cpu_system_secs"]
+                   for c in s["children"]}
+            cpu[pids[0]] = s["parent"]["cpu_user_secs"] + s["parent"]["cpu_system_secs"]
+            for pid in pids:
+                assert abs(cpu[pid] - clocks[pid] / 1e9) < 1e-6, (path, pid, cpu, clocks)
+            assert [c["metrics"]["thread_count"] for c in s["children"]] == [2]
+        steps.send("exit")
+        assert mon.run() == 0
+    finally:
+        steps.close()
+        mon.stop()
 
 
 # ------------------------------------------------------------------- peak RSS
@@ -303,6 +409,76 @@ def test_aggregated_rss_and_its_peak_are_the_sum_read_from_proc(ebpf, request, s
         mon.stop()
 
 
+# Maps 64 MiB without touching it and says where; later touches 32 MiB more itself.
+UNTOUCHED = """
+    import ctypes, mmap
+    m = mmap.mmap(-1, 64 << 20)
+    say("mapped", ctypes.addressof(ctypes.c_char.from_buffer(m)))
+    hear()
+    b = bytearray(32 << 20)
+    for i in range(0, len(b), 4096):
+        b[i] = 1
+    say("touched")
+    hear()
+"""
+
+
+class IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def write_into(pid, addr, data):
+    """process_vm_writev: this test writes into the memory of pid, which does not run."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(data, len(data))
+    local, remote = IoVec(ctypes.cast(buf, ctypes.c_void_p), len(data)), IoVec(addr, len(data))
+    n = libc.process_vm_writev(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+    assert n == len(data), os.strerror(ctypes.get_errno())
+
+
+def near(got, truth):
+    """Within the per-CPU counter batches that /proc itself may read (see test_kernel.py)."""
+    return truth * 0.98 - 512 <= got <= truth * 1.02 + 512
+
+
+@rss_exact
+@READ_PATHS
+def test_rss_that_grows_while_the_process_does_not_run(path, request, monkeypatch, steps):
+    # A process that waits while another one (this test) fills 64 MiB of its memory has
+    # not run, so denet reads only its memory: that read must see the 64 MiB. Then the
+    # process touches 32 MiB itself: the sample after must hold that too.
+    ebpf = use_path(path, request, monkeypatch)
+    mon = monitor(program(steps, UNTOUCHED), ebpf, include_children=False,
+                  base_interval_ms=60000, max_interval_ms=60000, stdout=steps.w)
+    steps.started()
+    try:
+        word, addr = steps.expect().split()
+        pid = mon.get_pid()
+        for _ in range(4):
+            s, _ = sample_of_idle(mon, [pid])
+        rss0 = vmrss_kb(pid)
+        assert near(s["mem_rss_kb"], rss0), (s["mem_rss_kb"], rss0)
+        clock = cpu_clock_ns(pid)
+        write_into(pid, int(addr), b"\1" * (64 << 20))
+        assert cpu_clock_ns(pid) == clock  # the process itself did not run
+        rss1 = vmrss_kb(pid)
+        assert rss1 >= rss0 + 63 * 1024
+        for _ in range(2):
+            s, _ = sample_of_idle(mon, [pid])
+            assert near(s["mem_rss_kb"], rss1), (path, s["mem_rss_kb"], rss0, rss1)
+        steps.send()
+        assert steps.expect() == "touched"
+        s, _ = sample_of_idle(mon, [pid])
+        rss2 = vmrss_kb(pid)
+        assert rss2 >= rss1 + 31 * 1024
+        assert near(s["mem_rss_kb"], rss2), (path, s["mem_rss_kb"], rss1, rss2)
+        steps.send("exit")
+        assert mon.run() == 0
+    finally:
+        steps.close()
+        mon.stop()
+
+
 # ------------------------------------------------------------------- I/O totals
 
 
@@ -485,6 +661,53 @@ def test_processes_seen_counts_each_process_once(ebpf, request, steps):
         s = mon.get_summary()
         assert s["processes_seen"] == 4, s
         assert s["max_processes"] == 3, s
+    finally:
+        steps.close()
+        mon.stop()
+
+
+# A subreaper whose child (a shell) has a child of its own (sleep): once the shell is
+# killed, the sleep is the subreaper's, which does not run for that (nor to reap the
+# shell: SIGCHLD is ignored by default, so it sleeps on).
+SUBREAPER = """
+    import ctypes, subprocess
+    assert ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # CHILD_SUBREAPER
+    sh = subprocess.Popen(["sh", "-c", "sleep 60 & echo $!; wait"], stdout=subprocess.PIPE)
+    say("ready", sh.pid, int(sh.stdout.readline()))
+    hear()
+"""
+
+
+def ppid_of(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_an_orphan_adopted_by_an_idle_subreaper_stays_in_the_tree(steps):
+    # The monitor keeps the list of children of a process that cannot have forked since
+    # it was read. The subreaper's list then lacks the sleep it adopted: the sleep must
+    # still be in every sample (found through the parent it had), and in the summary
+    # once, never dropped and found again as a new process.
+    mon = monitor(program(steps, SUBREAPER), base_interval_ms=60000, max_interval_ms=60000,
+                  stdout=steps.w)
+    steps.started()
+    try:
+        word, sh, sleep = steps.expect().split()
+        root, sh, sleep = mon.get_pid(), int(sh), int(sleep)
+        for _ in range(3):
+            s, _ = sample_of_idle(mon, [root, sh, sleep])
+            assert {c["pid"] for c in s["children"]} == {sh, sleep}
+        os.kill(sh, 9)
+        assert wait_until(lambda: ppid_of(sleep) == root, timeout=10)
+        subprocess.run(["true"], check=True)  # a fork: lists of processes that ran are read again
+        for _ in range(3):
+            s, _ = sample_of_idle(mon, [root, sleep])
+            assert sleep in {c["pid"] for c in s["children"]}, s["children"]
+        rows = [r for r in mon.get_summary()["processes"] if r["pid"] == sleep]
+        assert len(rows) == 1, rows
+        os.kill(sleep, 9)
+        steps.send("exit")
+        assert mon.wait(timeout=30) == 0
     finally:
         steps.close()
         mon.stop()

@@ -1,6 +1,7 @@
 #include "core/collector.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "core/grow.h"
 #include "core/procfs.h"
+#include "core/uring.h"
 #include "ebpf/tracked.h"
 
 /* VmHWM is a high-water mark, so reading it now and then loses nothing while the process
@@ -51,8 +53,29 @@ struct dn_proc {
     size_t nkids, kids_cap;
     bool have_kids;
     int64_t next_kids_ns;
+    uint64_t kids_epoch;       /* the collector's fork_epoch when they were read */
+    unsigned kids_cached_gen;  /* collection that took them from the list above */
     uint64_t prev_user_ns, prev_sys_ns; /* the last user/system split (never goes back) */
     uint64_t base_user_ns, base_sys_ns; /* the split at the baseline */
+    /* Reads ahead in one io_uring call (prefetch) */
+    bool idle_last;            /* the last collection found it idle */
+    unsigned batch_gen;        /* collection whose prefetch read it */
+    size_t batch;              /* its entry in the collector's batch then */
+    bool sched_valid;          /* sched_ns was read by the prefetch of collection sched_gen */
+    unsigned sched_gen;
+    uint64_t sched_ns;         /* its main thread's run time then (schedstat) */
+};
+
+/* The buffers of one process's reads ahead (see prefetch): the first fields of statm
+ * and of schedstat for a process that was idle, of stat and io for one that ran. res:
+ * the length read, -errno, or -ENOENT when not read. */
+enum { DN_AHEAD_STATM, DN_AHEAD_SCHED, DN_AHEAD_STAT, DN_AHEAD_IO, DN_AHEAD_N };
+struct dn_batch {
+    char statm[48];
+    char sched[24];
+    char stat[512];
+    char io[256];
+    int res[DN_AHEAD_N];
 };
 
 /* Exited tracked processes whose CPU time was counted but whose map entry is kept a
@@ -64,6 +87,7 @@ struct dn_exited {
 
 struct dn_iter_proc {
     pid_t tgid;
+    bool cpu_settled;          /* raw.cpu_ns is the process clock's value (see iter_pass) */
     struct dn_proc_raw raw;
 };
 
@@ -98,6 +122,11 @@ struct dn_collector {
     struct dn_iter_proc *iprocs;
     size_t iprocs_len, iprocs_cap;
     bool departed_last;        /* the last collection saw a process leave */
+    /* Forks seen through the last pid the kernel gave out (/proc/loadavg): a process
+     * that ran keeps its list of children while nothing was forked. */
+    int loadavg_fd;            /* -1: not used (unreadable, or /proc of another pid namespace) */
+    long last_pid;
+    uint64_t fork_epoch;       /* changes whenever last_pid does (or cannot be read) */
     bool always_full;          /* DENET_ALWAYS_FULL_READ: no idle reads (benchmarks) */
     int64_t next_snapshot_ns;
 
@@ -115,6 +144,14 @@ struct dn_collector {
     /* every process the run saw (the summary's `processes`), in order of discovery */
     struct dn_proc_row *rows;
     size_t nrows, rows_cap;
+
+    /* reads ahead through io_uring (prefetch) */
+    struct dn_uring *uring;
+    bool uring_off;            /* unavailable, failed, or DENET_NO_URING */
+    struct dn_batch *batch;
+    size_t batch_cap;
+    struct dn_uring_read *ops;
+    size_t ops_cap;
 
     /* File descriptors: processes whose /proc files stay open, and how many may. */
     size_t kept, keep_max;
@@ -415,7 +452,7 @@ static void proc_update(struct dn_collector *c, struct dn_proc *p, const struct 
  * of the host program's own limit, so at most half of what is free now is used, and a
  * quarter of the limit (at least 32) always stays free for the host; processes past
  * that are read by opening and closing their files at each sample. */
-#define DN_FDS_PER_PROC 5
+#define DN_FDS_PER_PROC 6
 
 static size_t keep_budget(void)
 {
@@ -428,6 +465,36 @@ static size_t keep_budget(void)
     return (free_now - reserve) / 2 / DN_FDS_PER_PROC;
 }
 
+/* /proc/loadavg, whose last field is the last pid given out in our pid namespace: only
+ * when /proc is that namespace's (it shows our own pid as ours). */
+static int open_loadavg(void)
+{
+    char self[32];
+    ssize_t n = readlink("/proc/self", self, sizeof self - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    if (strtol(self, NULL, 10) != (long)getpid())
+        return -1;
+    return open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+}
+
+/* Moves fork_epoch on when a process (or thread) was created since the last call. */
+static void read_last_pid(struct dn_collector *c)
+{
+    char buf[128];
+    ssize_t n = c->loadavg_fd >= 0 ? pread(c->loadavg_fd, buf, sizeof buf - 1, 0) : -1;
+    const char *sp = NULL;
+    if (n > 0) {
+        buf[n] = '\0';
+        sp = strrchr(buf, ' ');
+    }
+    long last = sp ? strtol(sp + 1, NULL, 10) : -1;
+    if (last < 0 || last != c->last_pid)
+        c->fork_epoch++;
+    c->last_pid = last;
+}
+
 struct dn_collector *dn_collector_new(const struct dn_collector_opts *o, int *err)
 {
     struct dn_collector *c = calloc(1, sizeof *c);
@@ -437,8 +504,10 @@ struct dn_collector *dn_collector_new(const struct dn_collector_opts *o, int *er
     }
     c->o = *o;
     c->net_fd = -1;
+    c->loadavg_fd = open_loadavg();
     c->keep_max = keep_budget();
     c->always_full = getenv("DENET_ALWAYS_FULL_READ") != NULL;
+    c->uring_off = getenv("DENET_NO_URING") != NULL;
     c->first_ts_ms = -1;
     int rc = 0;
     struct dn_proc *root = proc_open(c, o->root, &rc);
@@ -463,6 +532,8 @@ void dn_collector_free(struct dn_collector *c)
     free(c->queue);
     if (c->net_fd >= 0)
         close(c->net_fd);
+    if (c->loadavg_fd >= 0)
+        close(c->loadavg_fd);
     for (size_t i = 0; i < c->pool_cap; i++)
         free(c->pool[i]);
     free(c->pool);
@@ -471,6 +542,9 @@ void dn_collector_free(struct dn_collector *c)
     free(c->exited);
     free(c->recs);
     free(c->iprocs);
+    dn_uring_close(c->uring);
+    free(c->batch);
+    free(c->ops);
     free(c);
 }
 
@@ -619,26 +693,187 @@ static void sweep_departed(struct dn_collector *c)
     c->nprocs = w;
 }
 
+/* What is worth reading ahead for p: the files of an idle read when it was idle at the
+ * last collection (1), those of a full read when it ran or one is due (2), or none (0). */
+static int ahead_kind(const struct dn_collector *c, const struct dn_proc *p, int64_t t)
+{
+    if (p->fs.transient || !p->have_raw)
+        return 0;
+    if (!c->always_full && p->idle_last && t < p->next_full_ns)
+        return p->fs.statm_fd >= 0 ? 1 : 0;
+    return p->fs.stat_ahead_len > 0 && p->fs.stat_fd >= 0 ? 2 : 0;
+}
+
+/* Takes the result of one read ahead: the text, NUL-terminated. */
+static int take_read(const struct dn_uring_read *op)
+{
+    if (op->res <= 0)
+        return op->res < 0 ? op->res : -ESRCH;
+    op->buf[op->res] = '\0';
+    return op->res;
+}
+
+static unsigned digits(uint64_t v)
+{
+    unsigned n = 1;
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+static void ahead(struct dn_collector *c, size_t *k, struct dn_batch *b, int slot, int fd,
+                  unsigned len, char *buf, size_t size)
+{
+    if (fd < 0 || len == 0 || len >= size)
+        return;
+    b->res[slot] = -EINPROGRESS;
+    c->ops[(*k)++] = (struct dn_uring_read){fd, len, buf, 0};
+}
+
+static void uring_off(struct dn_collector *c)
+{
+    dn_uring_close(c->uring);
+    c->uring = NULL;
+    c->uring_off = true;
+}
+
+/* Reads ahead, for every process of the table, the files its read in this collection
+ * will most likely need, all in one io_uring call instead of a system call each:
+ *
+ * - for a process that was idle: statm (memory, which reclaim can change while a
+ *   process sleeps) and, single-threaded, schedstat (its thread's run time, which is
+ *   then all its CPU clock counts: read_procfs needs no clock when it has not moved);
+ * - for one that ran: stat and io (read_procfs reads the clock, then status).
+ *
+ * Each read asks only for the fields used, as long as they were last time with what
+ * ends them ("size resident ", "runtime ", stat to field 42, io to write_bytes), always
+ * less than the file holds: io_uring completes a read that fills its buffer in the call
+ * itself, where a shorter one would go to a kernel worker thread to find the end of the
+ * file. A field that has grown a digit is seen cut short, and that file is read again
+ * the ordinary way. */
+static void prefetch(struct dn_collector *c, int64_t t)
+{
+    if (c->uring_off)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < c->nprocs; i++)
+        n += ahead_kind(c, c->procs[i], t) != 0;
+    if (n == 0)
+        return;
+    if (!c->uring) {
+        int err;
+        c->uring = dn_uring_open(256, &err);
+        if (!c->uring) {
+            c->uring_off = true;
+            return;
+        }
+    }
+    if (dn_grow(&c->batch, &c->batch_cap, n, sizeof *c->batch, 32) ||
+        dn_grow(&c->ops, &c->ops_cap, 2 * n, sizeof *c->ops, 64))
+        return;
+    size_t k = 0, j = 0;
+    for (size_t i = 0; i < c->nprocs; i++) {
+        struct dn_proc *p = c->procs[i];
+        int kind = ahead_kind(c, p, t);
+        if (!kind)
+            continue;
+        struct dn_batch *b = &c->batch[j];
+        p->batch = j++;
+        p->batch_gen = c->gen;
+        for (int s = 0; s < DN_AHEAD_N; s++)
+            b->res[s] = -ENOENT;
+        if (kind == 1) {
+            uint64_t size_pages = p->last_raw.vsize_bytes / 1024 / (uint64_t)dn_page_kb();
+            ahead(c, &k, b, DN_AHEAD_STATM, p->fs.statm_fd,
+                  digits(size_pages) + digits(p->last_raw.rss_pages) + 2, b->statm,
+                  sizeof b->statm);
+            /* Its thread's run time is at most the process's CPU time, and the same once
+             * the first schedstat has been read. */
+            if (p->last_raw.num_threads == 1)
+                ahead(c, &k, b, DN_AHEAD_SCHED, p->fs.schedstat_fd,
+                      digits(p->sched_valid ? p->sched_ns : p->last_raw.cpu_ns) + 1, b->sched,
+                      sizeof b->sched);
+        } else {
+            ahead(c, &k, b, DN_AHEAD_STAT, p->fs.stat_fd, p->fs.stat_ahead_len, b->stat,
+                  sizeof b->stat);
+            if (!p->fs.io_denied)
+                ahead(c, &k, b, DN_AHEAD_IO, p->fs.io_fd, p->fs.io_ahead_len, b->io,
+                      sizeof b->io);
+        }
+    }
+    if (dn_uring_read_all(c->uring, c->ops, k) != 0) {
+        /* Never again: reads may still be queued in it. The sample goes on without. */
+        uring_off(c);
+        for (size_t i = 0; i < c->nprocs; i++)
+            c->procs[i]->batch_gen = c->gen - 1;
+        return;
+    }
+    size_t nops = k, unsupported = 0;
+    k = 0;
+    for (size_t i = 0; i < c->nprocs && k < nops; i++) {
+        struct dn_proc *p = c->procs[i];
+        if (p->batch_gen != c->gen)
+            continue;
+        struct dn_batch *b = &c->batch[p->batch];
+        for (int s = 0; s < DN_AHEAD_N; s++) {
+            if (b->res[s] != -EINPROGRESS)
+                continue;
+            b->res[s] = take_read(&c->ops[k++]);
+            unsupported += b->res[s] == -EINVAL || b->res[s] == -EOPNOTSUPP;
+        }
+    }
+    if (nops && unsupported == nops) /* a kernel whose io_uring cannot read these files */
+        uring_off(c);
+}
+
 /* Reads a process through /proc. A process whose CPU clock has not moved since the last
  * read has not run, so its counters, threads and children cannot have changed: only its
  * memory is read again (reclaim can shrink it), from statm, at a quarter of the cost.
  * A full read still happens at least every DN_FULL_READ_PERIOD_NS. Returns 1 for such
- * an idle read, 0 for a full one, -1 when the process is gone. */
+ * an idle read, 0 for a full one, -1 when the process is gone.
+ *
+ * With a read ahead (prefetch), statm comes from it, and a single-threaded process
+ * whose schedstat run time is the one the previous collection's prefetch read has not
+ * run since then, nor since its last full read, which came after that prefetch: its
+ * clock is not read either. A full read takes stat and io from it. */
 static int read_procfs(const struct dn_collector *c, struct dn_proc *p, struct dn_proc_raw *raw,
                        int64_t t)
 {
+    const struct dn_batch *b = p->batch_gen == c->gen ? &c->batch[p->batch] : NULL;
+    uint64_t sched = 0;
+    bool have_sched = b && b->res[DN_AHEAD_SCHED] > 0 &&
+                      dn_procfs_parse_schedstat(b->sched, &sched) == 0 &&
+                      sched != 0; /* 0: schedstat without scheduler statistics */
+    bool sched_idle = have_sched && p->sched_valid && p->sched_gen == c->gen - 1 &&
+                      sched == p->sched_ns;
+    p->sched_valid = have_sched;
+    p->sched_gen = c->gen;
+    p->sched_ns = sched;
     uint64_t ns;
+    bool have_ns = false;
     if (!c->always_full && p->have_raw && t < p->next_full_ns &&
-        dn_procfs_cpu_ns(&p->fs, &ns) == 0 &&
-        ns == p->last_raw.cpu_ns) {
+        (sched_idle ||
+         ((have_ns = dn_procfs_cpu_ns(&p->fs, &ns) == 0) && ns == p->last_raw.cpu_ns))) {
         *raw = p->last_raw;
-        if (dn_procfs_read_memory(&p->fs, raw) == 0) {
+        int mrc = -EINVAL;
+        if (b && b->res[DN_AHEAD_STATM] > 0)
+            mrc = dn_procfs_parse_statm(b->statm, raw);
+        if (mrc == -EINVAL) /* not prefetched, or a field grew a digit */
+            mrc = dn_procfs_read_memory(&p->fs, raw);
+        if (mrc == 0) {
             p->last_raw = *raw;
+            p->idle_last = true;
             return 1;
         }
     }
+    p->idle_last = false;
     bool want_hwm = t >= p->next_hwm_ns;
-    if (dn_procfs_read(&p->fs, raw, want_hwm) != 0)
+    struct dn_procfs_ahead ah = {b && b->res[DN_AHEAD_STAT] > 0 ? b->stat : NULL,
+                                 b && b->res[DN_AHEAD_IO] > 0 ? b->io : NULL};
+    if (dn_procfs_read(&p->fs, raw, want_hwm, have_ns ? &ns : NULL,
+                       ah.stat || ah.io ? &ah : NULL) != 0)
         return -1;
     if (raw->num_threads > 1)
         dn_procfs_read_threads(&p->fs, raw); /* its own files give the main thread's */
@@ -650,12 +885,36 @@ static int read_procfs(const struct dn_collector *c, struct dn_proc *p, struct d
     return 0;
 }
 
-/* Queues the children of p: read from /proc, or, when p has not run since they were
- * read (it cannot have forked), the list read then. */
+/* Reads p's children into the queue and keeps the list. */
+static int read_children(struct dn_collector *c, struct dn_proc *p, uint64_t num_threads,
+                         int64_t t)
+{
+    size_t start = c->queue_len;
+    int rc = dn_procfs_children(&p->fs, num_threads, &c->queue, &c->queue_len, &c->queue_cap);
+    if (rc)
+        return rc;
+    size_t n = c->queue_len - start;
+    if (dn_grow(&p->kids, &p->kids_cap, n, sizeof *p->kids, 8))
+        return -ENOMEM;
+    if (n)
+        memcpy(p->kids, c->queue + start, n * sizeof *p->kids);
+    p->nkids = n;
+    p->have_kids = true;
+    p->kids_epoch = c->fork_epoch;
+    /* Re-read now and then anyway: a subreaper adopts orphans without running. */
+    p->next_kids_ns = t + DN_FULL_READ_PERIOD_NS;
+    return 0;
+}
+
+/* Queues the children of p: read from /proc, or the list read before when p cannot have
+ * forked since: it has not run, or nothing on the machine was forked (fork_epoch). A
+ * child can also come by adoption, when its parent exits: repair_walk sees to that. */
 static int find_children(struct dn_collector *c, struct dn_proc *p, const struct dn_proc_raw *raw,
                          int idle, int64_t t)
 {
-    if (idle == 1 && p->have_kids && t < p->next_kids_ns) {
+    if (p->have_kids && t < p->next_kids_ns &&
+        (idle == 1 || (c->loadavg_fd >= 0 && p->kids_epoch == c->fork_epoch))) {
+        p->kids_cached_gen = c->gen;
         /* Only children still in the table: their kept files belong to the process that
          * was read, so a pid reused since (by anyone) is never opened from this list. */
         for (size_t i = 0; i < p->nkids; i++) {
@@ -667,20 +926,31 @@ static int find_children(struct dn_collector *c, struct dn_proc *p, const struct
         }
         return 0;
     }
-    size_t start = c->queue_len;
-    int rc = dn_procfs_children(&p->fs, raw->num_threads, &c->queue, &c->queue_len,
-                                &c->queue_cap);
-    if (rc)
-        return rc;
-    size_t n = c->queue_len - start;
-    if (dn_grow(&p->kids, &p->kids_cap, n, sizeof *p->kids, 8))
-        return -ENOMEM;
-    if (n)
-        memcpy(p->kids, c->queue + start, n * sizeof *p->kids);
-    p->nkids = n;
-    p->have_kids = true;
-    /* Re-read now and then anyway: a subreaper adopts orphans without running. */
-    p->next_kids_ns = t + DN_FULL_READ_PERIOD_NS;
+    return read_children(c, p, raw->num_threads, t);
+}
+
+/* After the walk: a process of the table that it did not reach has exited, or was
+ * adopted (by the nearest subreaper above its exited parent, which need not run for
+ * that) into a list taken from the cache. Re-reads the lists that came from the cache
+ * of every reached ancestor of such a process, by the parents last read, and queues
+ * what they hold. */
+static int repair_walk(struct dn_collector *c, int64_t t)
+{
+    for (size_t i = 0; i < c->nprocs; i++) {
+        const struct dn_proc *p = c->procs[i];
+        if (p->gen == c->gen)
+            continue;
+        struct dn_proc *a = p->ppid > 0 ? proc_find(c, p->ppid) : NULL;
+        for (size_t steps = 0; a && steps < c->nprocs; steps++) {
+            if (a->gen == c->gen && a->kids_cached_gen == c->gen) {
+                a->kids_cached_gen = 0;
+                int rc = read_children(c, a, a->last_raw.num_threads, t);
+                if (rc)
+                    return rc;
+            }
+            a = a->ppid > 0 ? proc_find(c, a->ppid) : NULL;
+        }
+    }
     return 0;
 }
 
@@ -729,8 +999,10 @@ static int iter_pass(struct dn_collector *c)
         r->stime_raw = lead->dead_stime_ns;
         r->nvcsw = lead->dead_nvcsw;
         r->nivcsw = lead->dead_nivcsw;
+        bool on_cpu = false;
         for (size_t k = i; k < j; k++) {
             const struct dn_task_rec *t = &c->recs[k];
+            on_cpu |= t->on_cpu != 0;
             r->utime_raw += t->utime_ns;
             r->stime_raw += t->stime_ns;
             r->nvcsw += t->nvcsw;
@@ -756,6 +1028,13 @@ static int iter_pass(struct dn_collector *c)
                                                                  : lead->rss_pages;
         r->hwm_kb = hw * page_kb;
         r->have_io = true;
+        /* The process clock (clock_gettime on the process's CPU clock) adds up the same
+         * per-thread se.sum_exec_runtime and the signal's sum_sched_runtime, under the
+         * signal's lock. A thread off the CPU has its sum up to date, so when none of the
+         * threads is on a CPU and the records are all the live threads (none exited or
+         * started during the walk, which would count it twice or not at all), the sum
+         * above is what the clock would give, and the clock is not read. */
+        ip->cpu_settled = !on_cpu && (uint64_t)(j - i) == lead->nr_threads;
         memcpy(r->comm, lead->comm, sizeof r->comm);
         r->comm[sizeof r->comm - 1] = '\0';
         i = j;
@@ -763,13 +1042,13 @@ static int iter_pass(struct dn_collector *c)
     return 0;
 }
 
-static const struct dn_proc_raw *iter_find(const struct dn_collector *c, pid_t tgid)
+static const struct dn_iter_proc *iter_find(const struct dn_collector *c, pid_t tgid)
 {
     size_t lo = 0, hi = c->iprocs_len;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         if (c->iprocs[mid].tgid == tgid)
-            return &c->iprocs[mid].raw;
+            return &c->iprocs[mid];
         if (c->iprocs[mid].tgid < tgid)
             lo = mid + 1;
         else
@@ -809,7 +1088,7 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
      * read walks every bucket) is then read for exits only when a process left the tree,
      * the root is exiting, or a second has passed. */
     bool root_exiting = use_iter && (!iter_find(c, c->o.root) ||
-                                     iter_find(c, c->o.root)->state == 'Z');
+                                     iter_find(c, c->o.root)->raw.state == 'Z');
     if (use_tracker && (!use_iter || c->departed_last || root_exiting ||
                         mono >= c->next_snapshot_ns)) {
         if ((rc = tracker_pass(c, mono, !use_iter))) {
@@ -818,6 +1097,10 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
             c->next_snapshot_ns = mono + DN_SNAPSHOT_PERIOD_NS;
         }
     }
+    if (!use_iter)
+        prefetch(c, mono);
+    if (c->o.include_children && !use_tracker)
+        read_last_pid(c);
     if (use_iter) {
         /* A zombie child's CPU time is in the exit hook's record (its exit is in the map):
          * read as a live process it would be counted twice. */
@@ -833,7 +1116,9 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
     uint64_t live_cpu_ns = 0;
     bool root_ok = false;
 
-    for (size_t qi = 0; qi < c->queue_len; qi++) {
+    size_t qi = 0;
+walk:
+    for (; qi < c->queue_len; qi++) {
         pid_t pid = c->queue[qi];
         /* An exited tracked process is counted through the map, not read again. The root
          * is still read once as a zombie for its final counters, but not added twice. */
@@ -857,20 +1142,22 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
         struct dn_proc_raw raw;
         int64_t t = dn_monotonic_ns();
         int idle = 0;
-        const struct dn_proc_raw *ir = use_iter ? iter_find(c, pid) : NULL;
+        const struct dn_iter_proc *ir = use_iter ? iter_find(c, pid) : NULL;
         if (use_iter && !ir && qi > 0)
             continue; /* gone: swept below */
         if (ir) {
-            raw = *ir;
+            raw = ir->raw;
             /* The iterator reads the kernel's approximate RSS counters (per-CPU deltas
              * not folded in): a process that just started can show 0 while it has
              * memory. statm has the exact sum. */
             if (raw.rss_pages == 0 && raw.vsize_bytes > 0)
                 dn_procfs_read_memory(&p->fs, &raw);
-            /* CPU time from the process clock: exact, where the iterator's view of a
-             * thread running on another CPU lags by up to a tick. */
+            /* A process with a thread on a CPU: CPU time from the process clock, read
+             * now, after the walk, as the /proc path reads it. (The clock does not add
+             * the current slice of a thread running on another CPU either: the kernel
+             * updates that thread's sum at its next tick or switch.) */
             struct timespec ts;
-            if (p->fs.cpu_clock_ok && clock_gettime(p->fs.cpu_clock, &ts) == 0)
+            if (!ir->cpu_settled && p->fs.cpu_clock_ok && clock_gettime(p->fs.cpu_clock, &ts) == 0)
                 raw.cpu_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
         } else {
             /* Also the root when the iterator did not return it: a zombie (its entry is
@@ -908,6 +1195,13 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
 
         if (c->o.include_children && !use_tracker && (rc = find_children(c, p, &raw, idle, t)))
             goto fail;
+    }
+    if (c->o.include_children && !use_tracker) {
+        size_t walked = c->queue_len;
+        if ((rc = repair_walk(c, dn_monotonic_ns())))
+            goto fail;
+        if (c->queue_len > walked)
+            goto walk; /* what the lists read again hold */
     }
     sweep_departed(c);
 
@@ -1077,7 +1371,7 @@ static void push_children(pid_t pid, pid_t **pids, size_t *n, size_t *cap)
     if (dn_procfs_open(&pf, pid, false) != 0)
         return;
     struct dn_proc_raw r;
-    if (dn_procfs_read(&pf, &r, false) == 0)
+    if (dn_procfs_read(&pf, &r, false, NULL, NULL) == 0)
         dn_procfs_children(&pf, r.num_threads, pids, n, cap);
     dn_procfs_close(&pf);
 }
@@ -1092,8 +1386,9 @@ static int register_one(struct dn_tracker *t, pid_t pid)
         return rc;
     struct dn_procfs pf;
     struct dn_proc_raw r;
-    bool alive = dn_procfs_open(&pf, pid, false) == 0 && dn_procfs_read(&pf, &r, false) == 0 &&
-                 r.state != 'Z' && r.state != 'X';
+    bool alive = dn_procfs_open(&pf, pid, false) == 0 &&
+                 dn_procfs_read(&pf, &r, false, NULL, NULL) == 0 && r.state != 'Z' &&
+                 r.state != 'X';
     dn_procfs_close(&pf);
     return alive ? 0 : dn_tracker_mark_exited(t, pid, (uint64_t)dn_monotonic_ns());
 }

@@ -52,22 +52,30 @@ double dn_boottime_secs(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int open_proc_file(pid_t pid, const char *name)
+static int open_proc_file_flags(pid_t pid, const char *name, int flags)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
-    return open(path, O_RDONLY | O_CLOEXEC);
+    return open(path, O_RDONLY | O_CLOEXEC | flags);
+}
+
+static int open_proc_file(pid_t pid, const char *name)
+{
+    return open_proc_file_flags(pid, name, 0);
 }
 
 static ssize_t read_all(int fd, char *buf, size_t len);
-static int parse_stat(const char *buf, struct dn_proc_raw *r);
+static int parse_stat(const char *buf, struct dn_proc_raw *r, unsigned *end42);
 
 int dn_procfs_open(struct dn_procfs *p, pid_t pid, bool keep)
 {
     memset(p, 0, sizeof *p);
     p->pid = pid;
-    p->io_fd = p->status_fd = p->children_fd = p->statm_fd = -1;
-    p->stat_fd = open_proc_file(pid, "stat");
+    p->io_fd = p->status_fd = p->children_fd = p->statm_fd = p->schedstat_fd = -1;
+    /* O_NONBLOCK on the files that are read ahead through io_uring (collector.c,
+     * prefetch): io_uring then reads them in the submitting call instead of handing them
+     * to a kernel worker thread. A /proc file ignores the flag otherwise. */
+    p->stat_fd = open_proc_file_flags(pid, "stat", O_NONBLOCK);
     if (p->stat_fd < 0)
         return errno == ENOENT ? -ESRCH : -errno;
     if (clock_getcpuclockid(pid, &p->cpu_clock) == 0)
@@ -82,17 +90,18 @@ int dn_procfs_open(struct dn_procfs *p, pid_t pid, bool keep)
         p->stat_fd = -1;
         if (n <= 0)
             return -ESRCH;
-        int rc = parse_stat(buf, &r);
+        int rc = parse_stat(buf, &r, NULL);
         if (rc)
             return rc;
         p->transient = true;
         p->start_ticks = r.start_ticks;
         return 0;
     }
-    p->io_fd = open_proc_file(pid, "io");
+    p->io_fd = open_proc_file_flags(pid, "io", O_NONBLOCK);
     p->io_denied = p->io_fd < 0 && (errno == EACCES || errno == EPERM);
     p->status_fd = open_proc_file(pid, "status");
-    p->statm_fd = open_proc_file(pid, "statm");
+    p->statm_fd = open_proc_file_flags(pid, "statm", O_NONBLOCK);
+    p->schedstat_fd = open_proc_file_flags(pid, "schedstat", O_NONBLOCK);
     char name[48];
     snprintf(name, sizeof name, "task/%d/children", (int)pid);
     p->children_fd = open_proc_file(pid, name);
@@ -101,7 +110,8 @@ int dn_procfs_open(struct dn_procfs *p, pid_t pid, bool keep)
 
 void dn_procfs_close(struct dn_procfs *p)
 {
-    int *fds[] = {&p->stat_fd, &p->io_fd, &p->status_fd, &p->children_fd, &p->statm_fd};
+    int *fds[] = {&p->stat_fd,     &p->io_fd,    &p->status_fd,
+                  &p->children_fd, &p->statm_fd, &p->schedstat_fd};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
         if (*fds[i] >= 0)
             close(*fds[i]);
@@ -171,9 +181,12 @@ static int64_t parse_i64(const char **sp)
 }
 
 /* /proc/PID/stat: the comm field may hold spaces and parentheses, so fields are counted
- * from the last ')'. */
-static int parse_stat(const char *buf, struct dn_proc_raw *r)
+ * from the last ')'. *end42 (if not NULL): the length of the text up to the space after
+ * field 42, the last one used; 0 when field 42 does not end in a space there. */
+static int parse_stat(const char *buf, struct dn_proc_raw *r, unsigned *end42)
 {
+    if (end42)
+        *end42 = 0;
     const char *s = strrchr(buf, ')');
     const char *open_paren = strchr(buf, '(');
     if (!s || s[1] != ' ' || !open_paren || open_paren > s)
@@ -199,6 +212,8 @@ static int parse_stat(const char *buf, struct dn_proc_raw *r)
         } else {
             f[field] = parse_u64(&s);
         }
+        if (field == 42 && end42 && *s == ' ')
+            *end42 = (unsigned)(s + 1 - buf);
         s = skip_field(s);
     }
     uint64_t tck = (uint64_t)dn_clk_tck();
@@ -230,56 +245,149 @@ static uint64_t find_kv(const char *buf, const char *key)
     return parse_u64(&s);
 }
 
-int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm)
+/* The fields of /proc/PID/status (or task/TID/status) that denet uses, in one pass over
+ * its lines (the text is about 1.4 KB). */
+struct dn_status {
+    uint64_t vm_size_kb, vm_rss_kb, vm_hwm_kb, nvcsw, nivcsw;
+    bool have_mem; /* VmSize and VmRSS were there: the process has memory */
+};
+
+static bool take_kv(const char *line, const char *key, size_t klen, uint64_t *v)
+{
+    if (memcmp(line, key, klen) != 0)
+        return false;
+    const char *s = line + klen;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    *v = parse_u64(&s);
+    return true;
+}
+
+static void parse_status(const char *buf, struct dn_status *st)
+{
+#define TAKE(key, field) take_kv(line, key, sizeof key - 1, &st->field)
+    memset(st, 0, sizeof *st);
+    unsigned mem = 0;
+    for (const char *line = buf; *line;) {
+        switch (line[0]) {
+        case 'V': /* VmPeak VmSize VmLck VmPin VmHWM VmRSS ... */
+            if (line[1] == 'm') {
+                if (TAKE("VmSize:", vm_size_kb))
+                    mem |= 1;
+                else if (TAKE("VmRSS:", vm_rss_kb))
+                    mem |= 2;
+                else
+                    TAKE("VmHWM:", vm_hwm_kb);
+            }
+            break;
+        case 'v':
+            TAKE("voluntary_ctxt_switches:", nvcsw);
+            break;
+        case 'n':
+            TAKE("nonvoluntary_ctxt_switches:", nivcsw);
+            break;
+        }
+        const char *nl = strchr(line, '\n');
+        if (!nl)
+            break;
+        line = nl + 1;
+    }
+    st->have_mem = mem == 3;
+#undef TAKE
+}
+
+/* The length of /proc/PID/io up to the end of its write_bytes line (the last one used),
+ * or 0 when that line is not there whole. */
+static unsigned io_end(const char *buf)
+{
+    const char *s = strstr(buf, "\nwrite_bytes:");
+    const char *nl = s ? strchr(s + 1, '\n') : NULL;
+    return nl ? (unsigned)(nl + 1 - buf) : 0;
+}
+
+static void parse_io(const char *buf, struct dn_proc_raw *r)
+{
+    r->rchar = find_kv(buf, "rchar:");
+    r->wchar = find_kv(buf, "wchar:");
+    r->read_bytes = find_kv(buf, "\nread_bytes:");
+    r->write_bytes = find_kv(buf, "\nwrite_bytes:");
+    r->have_io = true;
+}
+
+int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm,
+                   const uint64_t *cpu_ns, const struct dn_procfs_ahead *ahead)
 {
     char buf[4096];
     memset(r, 0, sizeof *r);
     r->processor = -1;
 
-    /* The CPU clock is read first: if the stat pread below still succeeds, the pid was
-     * not reaped (and so not reused) when the clock was read. */
-    struct timespec ts;
-    bool clock_ok = p->cpu_clock_ok && clock_gettime(p->cpu_clock, &ts) == 0;
+    /* The CPU clock is read first (or was, by the caller): if a read through a kept
+     * descriptor still succeeds after it (stat, or status when stat was read ahead), the
+     * pid was not reaped (and so not reused) when the clock was read. */
+    uint64_t clock_ns = 0;
+    bool clock_ok = cpu_ns ? (clock_ns = *cpu_ns, true) : dn_procfs_cpu_ns(p, &clock_ns) == 0;
 
-    ssize_t n = read_file(p, p->stat_fd, "stat", buf, sizeof buf);
-    if (n < 0)
-        return (int)n == -ENOENT ? -ESRCH : (int)n;
-    if (n == 0)
-        return -ESRCH;
-    int rc = parse_stat(buf, r);
-    if (rc)
-        return rc;
+    /* Text read ahead holds up to field 42: it is used when field 42 is there whole. */
+    unsigned end42 = 0;
+    bool stat_ahead = ahead && ahead->stat && parse_stat(ahead->stat, r, &end42) == 0 && end42;
+    if (!stat_ahead) {
+        memset(r, 0, sizeof *r);
+        r->processor = -1;
+        ssize_t n = read_file(p, p->stat_fd, "stat", buf, sizeof buf);
+        if (n < 0)
+            return (int)n == -ENOENT ? -ESRCH : (int)n;
+        if (n == 0)
+            return -ESRCH;
+        int rc = parse_stat(buf, r, &end42);
+        if (rc)
+            return rc;
+    }
+    p->stat_ahead_len = end42;
     if (p->transient && r->start_ticks != p->start_ticks)
         return -ESRCH; /* the pid now names another process */
     if (clock_ok)
-        r->cpu_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-
-    /* Memory from statm: the kernel sums its per-CPU RSS counters exactly there, where
-     * stat gives their approximate value (psutil and top read statm too). */
-    dn_procfs_read_memory(p, r);
+        r->cpu_ns = clock_ns;
 
     /* io needs ptrace-read permission. Refused: the counters are unknown (null) and
      * the rest is still reported. Failed otherwise: the process went away between the
-     * two reads, and is reported gone rather than with made-up I/O. */
-    n = p->io_denied ? -EACCES : read_file(p, p->io_fd, "io", buf, sizeof buf);
-    if (n > 0) {
-        r->rchar = find_kv(buf, "rchar:");
-        r->wchar = find_kv(buf, "wchar:");
-        r->read_bytes = find_kv(buf, "\nread_bytes:");
-        r->write_bytes = find_kv(buf, "\nwrite_bytes:");
-        r->have_io = true;
-    } else if (n == -EACCES || n == -EPERM) {
-        p->io_denied = true;
+     * two reads, and is reported gone rather than with made-up I/O. Read ahead: used
+     * when it ends with its write_bytes line whole. */
+    if (ahead && ahead->io && io_end(ahead->io) == strlen(ahead->io)) {
+        parse_io(ahead->io, r);
     } else {
-        return -ESRCH;
+        ssize_t n = p->io_denied ? -EACCES : read_file(p, p->io_fd, "io", buf, sizeof buf);
+        if (n > 0) {
+            parse_io(buf, r);
+            p->io_ahead_len = io_end(buf);
+        } else if (n == -EACCES || n == -EPERM) {
+            p->io_denied = true;
+        } else {
+            return -ESRCH;
+        }
     }
     /* status: context switches (of the main thread: dn_procfs_read_threads sums the
-     * others), and VmHWM when asked for. */
+     * others), VmHWM when asked for, and memory. Memory is not taken from stat, whose RSS
+     * is the approximate value of the kernel's per-CPU counters: status's VmRSS and
+     * VmSize are statm's figures, read by the same code in every kernel (task_mem and
+     * task_statm, both get_mm_counter_sum() since 6.16 and 6.12.39), which psutil and
+     * top read. statm is read only when status gives no memory. */
+    struct dn_status st;
     if (read_file(p, p->status_fd, "status", buf, sizeof buf) > 0) {
-        r->nvcsw = find_kv(buf, "\nvoluntary_ctxt_switches:");
-        r->nivcsw = find_kv(buf, "\nnonvoluntary_ctxt_switches:");
+        parse_status(buf, &st);
+        r->nvcsw = st.nvcsw;
+        r->nivcsw = st.nivcsw;
         if (want_hwm)
-            r->hwm_kb = find_kv(buf, "VmHWM:");
+            r->hwm_kb = st.vm_hwm_kb;
+    } else if (stat_ahead) {
+        return -ESRCH; /* nothing tells that the clock was this process's */
+    } else {
+        st.have_mem = false;
+    }
+    if (st.have_mem && st.vm_size_kb > 0) {
+        r->vsize_bytes = st.vm_size_kb * 1024;
+        r->rss_pages = st.vm_rss_kb / (uint64_t)dn_page_kb();
+    } else {
+        dn_procfs_read_memory(p, r);
     }
     return 0;
 }
@@ -306,8 +414,10 @@ int dn_procfs_read_threads(struct dn_procfs *p, struct dn_proc_raw *r)
         close(fd);
         if (n <= 0)
             continue;
-        nv += find_kv(buf, "\nvoluntary_ctxt_switches:");
-        niv += find_kv(buf, "\nnonvoluntary_ctxt_switches:");
+        struct dn_status st;
+        parse_status(buf, &st);
+        nv += st.nvcsw;
+        niv += st.nivcsw;
         snprintf(fpath, sizeof fpath, "/proc/%d/task/%s/stat", (int)p->pid, e->d_name);
         fd = open(fpath, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
@@ -315,7 +425,7 @@ int dn_procfs_read_threads(struct dn_procfs *p, struct dn_proc_raw *r)
         n = read_all(fd, buf, sizeof buf);
         close(fd);
         struct dn_proc_raw t;
-        if (n > 0 && parse_stat(buf, &t) == 0)
+        if (n > 0 && parse_stat(buf, &t, NULL) == 0)
             blkio_ticks += t.blkio_delay_ns / (1000000000ULL / (uint64_t)dn_clk_tck());
     }
     closedir(d);
@@ -336,6 +446,23 @@ int dn_procfs_cpu_ns(struct dn_procfs *p, uint64_t *ns)
     return 0;
 }
 
+int dn_procfs_parse_statm(const char *buf, struct dn_proc_raw *r)
+{
+    const char *s = buf;
+    uint64_t size_pages = parse_u64(&s);
+    if (*s != ' ')
+        return -EINVAL;
+    s++;
+    uint64_t resident = parse_u64(&s);
+    if (*s != ' ' && *s != '\n')
+        return -EINVAL; /* cut short */
+    if (size_pages == 0) /* no memory at all: a zombie, whose state needs a full read */
+        return -ESRCH;
+    r->vsize_bytes = size_pages * (uint64_t)dn_page_kb() * 1024;
+    r->rss_pages = resident;
+    return 0;
+}
+
 int dn_procfs_read_memory(struct dn_procfs *p, struct dn_proc_raw *r)
 {
     char buf[256];
@@ -346,16 +473,16 @@ int dn_procfs_read_memory(struct dn_procfs *p, struct dn_proc_raw *r)
         return (int)n == -ENOENT ? -ESRCH : (int)n;
     if (n == 0)
         return -ESRCH;
+    return dn_procfs_parse_statm(buf, r);
+}
+
+int dn_procfs_parse_schedstat(const char *buf, uint64_t *runtime_ns)
+{
     const char *s = buf;
-    uint64_t size_pages = parse_u64(&s);
-    while (*s == ' ')
-        s++;
-    uint64_t resident = parse_u64(&s);
-    if (size_pages == 0) /* no memory at all: a zombie, whose state needs a full read */
-        return -ESRCH;
-    r->vsize_bytes = size_pages * (uint64_t)dn_page_kb() * 1024;
-    r->rss_pages = resident;
-    return 0;
+    if (*s < '0' || *s > '9')
+        return -EINVAL;
+    *runtime_ns = parse_u64(&s);
+    return *s == ' ' ? 0 : -EINVAL;
 }
 
 static int push_pid(pid_t pid, pid_t **pids, size_t *n, size_t *cap)

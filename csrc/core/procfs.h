@@ -38,10 +38,13 @@ struct dn_procfs {
     int status_fd;
     int children_fd; /* /proc/PID/task/PID/children, -1 if unavailable */
     int statm_fd;
+    int schedstat_fd; /* /proc/PID/schedstat (its main thread's run time), -1 if unavailable */
     clockid_t cpu_clock;
     bool cpu_clock_ok;
     bool transient;       /* no descriptors kept: each read opens and closes its file */
     bool io_denied;       /* /proc/PID/io may not be read (another user's process) */
+    unsigned stat_ahead_len, io_ahead_len; /* how much of stat and io a read ahead takes
+                                            * (see dn_procfs_ahead); 0: unknown */
     uint64_t start_ticks; /* of a transient process: tells it from a later one on its pid */
 };
 
@@ -51,10 +54,22 @@ struct dn_procfs {
 int dn_procfs_open(struct dn_procfs *p, pid_t pid, bool keep);
 void dn_procfs_close(struct dn_procfs *p);
 
-/* Reads the counters; VmHWM (hwm_kb) only when want_hwm, since /proc/PID/status costs as
- * much as all the other files together. Returns 0, -ESRCH when the process is gone
- * (reaped), or -errno. */
-int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *out, bool want_hwm);
+/* Texts of stat and io that the caller read ahead (NUL-terminated; NULL: none), through
+ * the kept descriptors, before the CPU clock: the first stat_ahead_len and io_ahead_len
+ * bytes, the fields used up to the space after stat's field 42 and up to the end of io's
+ * write_bytes line, as long as they were at the last read. Read ahead, the fields that
+ * follow are never needed, and a read that fills its buffer completes in io_uring's own
+ * call. A text whose fields have grown since, and so stop short, is read again. */
+struct dn_procfs_ahead {
+    const char *stat, *io;
+};
+
+/* Reads the counters (stat, io, status; statm only when status has no memory), with
+ * VmHWM (hwm_kb) only when want_hwm. cpu_ns: the process's CPU clock as the caller has
+ * just read it (dn_procfs_cpu_ns), or NULL to read it here. ahead: texts read ahead, or
+ * NULL. Returns 0, -ESRCH when the process is gone (reaped), or -errno. */
+int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *out, bool want_hwm,
+                   const uint64_t *cpu_ns, const struct dn_procfs_ahead *ahead);
 
 /* Context switches and block I/O delay of every live thread (/proc/PID/task/TID/status
  * and stat) into r, for a process with more than one thread: its own files give the
@@ -70,6 +85,16 @@ int dn_procfs_cpu_ns(struct dn_procfs *p, uint64_t *ns);
  * else in r can have changed, but reclaim can still shrink its memory. Returns 0 or
  * -ESRCH/-errno (-ESRCH also for a process without memory: a zombie). */
 int dn_procfs_read_memory(struct dn_procfs *p, struct dn_proc_raw *r);
+
+/* The text of statm (NUL-terminated; its first two fields and the space after them are
+ * enough) into rss_pages and vsize_bytes, as dn_procfs_read_memory does. 0, -ESRCH for
+ * a process without memory, -EINVAL when the text stops inside them. */
+int dn_procfs_parse_statm(const char *buf, struct dn_proc_raw *r);
+
+/* The first field of /proc/PID/schedstat (with the space after it): the run time in ns of
+ * that one thread (se.sum_exec_runtime, what its CPU clock adds up). 0, or -EINVAL when
+ * the text stops inside it. */
+int dn_procfs_parse_schedstat(const char *buf, uint64_t *runtime_ns);
 
 /* Resets the kernel's RSS high-water mark of pid to its current RSS (clear_refs 5):
  * allowed for our own processes, or as root. 0 or -errno. */

@@ -55,6 +55,7 @@ CHECKS = [
     ("test_syscall_counter_exact", "getppid count"),
     ("test_sock_bytes", "sock bytes"),
     ("test_iter_switches_and_cpu_split", "iter ctx switches, user/sys"),
+    ("test_iter_cpu_busy_and_idle", "iter CPU, busy/idle"),
 ]
 
 

@@ -152,6 +152,21 @@ for line in sys.stdin:
         ru = resource.getrusage(resource.RUSAGE_SELF)
         t = os.times()
         out = {"nvcsw": ru.ru_nvcsw, "nivcsw": ru.ru_nivcsw, "user": t.user, "system": t.system}
+    elif cmd == "threads":  # CPU in a thread that exits, then threads that only wait
+        import threading
+        t = threading.Thread(target=burn, args=(float(args[0]),))
+        t.start()
+        t.join()
+        ev = threading.Event()
+        for _ in range(2):
+            threading.Thread(target=ev.wait, daemon=True).start()
+        out = {}
+    elif cmd == "spin":  # a child that stays busy until killed
+        c = os.fork()
+        if c == 0:
+            while True:
+                pass
+        out = {"pid": c}
     out["helper_cpu_s"] = time.process_time()
     print(json.dumps(out), flush=True)
 """
@@ -385,7 +400,7 @@ def test_sock_bytes(require_ebpf, helper, record_property):
     the summary; where the kernel lacks the tracepoints (before 6.5), the fields are
     null with that reason and the other eBPF figures are unaffected."""
     mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, enable_ebpf=True,
-                                        quiet=True)
+                                        offcpu=OFFCPU, quiet=True)
     cap = mon.get_metadata()["capabilities"]["sock"]
     report = helper.ask("tcp", 1 << 20)
     assert report["child_ok"]
@@ -430,3 +445,61 @@ def test_iter_switches_and_cpu_split(require_ebpf, helper):
     assert abs(user - (r1["user"] - r0["user"])) <= 3 * tick + 0.05 * user, (user, r0, r1)
     assert abs(system - (r1["system"] - r0["system"])) <= 3 * tick + 0.05 * user, (system, r0, r1)
     assert user > system
+
+
+# ------------------------------------------------------- task iterator: CPU time
+
+
+def sleeping(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "S"
+
+
+def process_cpu_ns(pid):
+    """The process's CPU clock (clock_getcpuclockid: MAKE_PROCESS_CPUCLOCK(pid, SCHED))."""
+    return time.clock_gettime_ns(((~pid) << 3) | 2)
+
+
+def test_iter_cpu_busy_and_idle(require_ebpf, helper):
+    """CPU time through the task iterator, against the kernel's process clock read by
+    this test just before and just after each sample: a child that never stops running
+    (on a CPU during the walk, or runnable) lies between the two; the helper, idle with
+    two waiting threads and the CPU time of a thread that exited, equals them to the
+    nanosecond (its threads are off the CPU, so their sums are up to date)."""
+    helper.ask("threads", 0.2)
+    spinner = helper.ask("spin")["pid"]
+    try:
+        mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, enable_ebpf=True,
+                                            offcpu=OFFCPU, since_process_start=True, quiet=True)
+        assert mon.ebpf_error is None, mon.ebpf_error
+        assert "dn_procstat" in linked_programs(), "the task iterator is not attached"
+        start = process_cpu_ns(spinner)
+        deadline = time.monotonic() + 10
+        n = 0
+        # at least 10 samples, and on until the spinner's CPU time has moved (it may wait
+        # for a CPU, and the kernel adds up a running thread's time at ticks)
+        after = {spinner: start}
+        while n < 10 or (after[spinner] == start and time.monotonic() < deadline):
+            assert time.monotonic() < deadline, "the helper never stayed idle through a sample"
+            if not sleeping(helper.pid):  # still on its way to wait for the next command
+                time.sleep(0.002)
+                continue
+            before = {p: process_cpu_ns(p) for p in (helper.pid, spinner)}
+            n0 = mon._debug()["task_iter_collections"]
+            s = mon.sample_once()
+            assert mon._debug()["task_iter_collections"] == n0 + 1, "not read through the iterator"
+            after = {p: process_cpu_ns(p) for p in (helper.pid, spinner)}
+            got = {helper.pid: s["parent"]}
+            got.update({c["pid"]: c["metrics"] for c in s["children"]})
+            cpu = {p: m["cpu_user_secs"] + m["cpu_system_secs"] for p, m in got.items()}
+            assert s["parent"]["thread_count"] == 3
+            if before[helper.pid] != after[helper.pid]:
+                continue  # it ran during the sample after all
+            n += 1
+            assert abs(cpu[helper.pid] - before[helper.pid] / 1e9) < 1e-6, (cpu, before)
+            assert before[spinner] / 1e9 - 1e-6 <= cpu[spinner] <= after[spinner] / 1e9 + 1e-6, \
+                (cpu, before, after)
+        assert after[spinner] > start, "the spinner never ran"
+        mon.stop()
+    finally:
+        os.kill(spinner, 9)
