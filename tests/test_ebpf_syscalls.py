@@ -512,46 +512,51 @@ def test_summary_counts_syscalls_made_after_the_last_sample(require_ebpf, getppi
     assert summary["syscalls_by_category"]["process"] >= 50_000
 
 
-SPILL_C = r"""
+HI_C = r"""
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/syscall.h>
 int main(int argc, char **argv)
 {
-    long n = atol(argv[1]), m = atol(argv[2]);
+    long n = atol(argv[1]), m = atol(argv[2]), k = atol(argv[3]);
     for (long i = 0; i < n; i++)
         syscall(SYS_getppid);
     for (long i = 0; i < m; i++)
         syscall(1000); /* no such call: ENOSYS, but sys_enter sees it */
+    for (long i = 0; i < k; i++)
+        syscall(1001);
     return 0;
 }
 """
 
 
-def test_a_full_counts_map_stays_exact_and_reports_what_it_dropped(require_ebpf, cc,
-                                                                   monkeypatch):
-    # DENET_TEST_SC_KEYS_MAX=1 (read when the counter is loaded): the (process, syscall)
-    # map holds one pair, the command's execve. Numbers below 512 then go to the per-number
-    # spill array, exactly; number 1000 has no slot there, so each call is dropped, and
-    # the sample and summary say how many.
-    exe = cc("spill", SPILL_C)
+def test_a_full_map_of_numbers_past_the_table_reports_what_it_dropped(require_ebpf, cc,
+                                                                       monkeypatch):
+    # Numbers below 512 have fixed counters; the others are counted by number in a map
+    # of DN_SC_HI_MAX numbers. DENET_TEST_SC_KEYS_MAX=1 (read when the counter is loaded)
+    # shrinks it to one number: 1000, called first, is counted; each call of 1001 is
+    # dropped, and the sample and summary say how many.
+    exe = cc("hi_numbers", HI_C)
     full = {}
     for knob in ("1", None):
         if knob:
             monkeypatch.setenv("DENET_TEST_SC_KEYS_MAX", knob)
-        mon, code = run_monitored([exe, "5000", "777"])
+        mon, code = run_monitored([exe, "5000", "777", "333"])
         monkeypatch.delenv("DENET_TEST_SC_KEYS_MAX", raising=False)
         assert code == 0
         last = mon.get_samples()[-1]["aggregated"]["ebpf"]
         full[knob] = (last, mon.get_summary())
     (last, summary), (normal, normal_summary) = full["1"], full[None]
-    check_shape(last["syscalls"])
     assert count_of(last["syscalls"], "getppid") == 5000
-    assert last["dropped_events"] == 777
-    assert summary["dropped_syscall_events"] == 777
+    assert count_of(last["syscalls"], "syscall_1000") == 777
+    assert count_of(last["syscalls"], "syscall_1001") == 0
+    assert last["syscalls"]["by_category"]["other"] == 777
+    assert last["dropped_events"] == 333
+    assert summary["dropped_syscall_events"] == 333
     # at full size nothing is dropped, and the dropped calls are the only difference
     assert "dropped_events" not in normal and "dropped_syscall_events" not in normal_summary
     assert count_of(normal["syscalls"], "syscall_1000") == 777
+    assert count_of(normal["syscalls"], "syscall_1001") == 333
     assert count_of(normal["syscalls"], "getppid") == 5000
-    assert normal["syscalls"]["by_category"]["other"] == 777
-    assert last["syscalls"]["by_category"]["other"] == 0
+    assert normal["syscalls"]["by_category"]["other"] == 777 + 333
+    assert normal["syscalls"]["total"] == last["syscalls"]["total"] + 333
