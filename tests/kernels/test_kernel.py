@@ -385,7 +385,7 @@ def test_sock_bytes(require_ebpf, helper, record_property):
     the summary; where the kernel lacks the tracepoints (before 6.5), the fields are
     null with that reason and the other eBPF figures are unaffected."""
     mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, enable_ebpf=True,
-                                        quiet=True)
+                                        offcpu=OFFCPU, quiet=True)
     cap = mon.get_metadata()["capabilities"]["sock"]
     report = helper.ask("tcp", 1 << 20)
     assert report["child_ok"]
