@@ -5,8 +5,8 @@ The "floor" column is the workload with an empty BPF program attached to sys_ent
 (bench/floor.bpf.c, attached as denet's counter is): the least any counter built on a BPF
 program there can cost. denet's figures are also given against it ("vs floor"), and for
 the storm, in nanoseconds per call: the median run's, and the median over runs of each
-run's fastest tenth of the calls (the storm times ten rounds of its calls), which the
-rest of a busy machine disturbs least.
+run's fastest tenth of the calls in CPU time (the storm times ten rounds of its calls
+with CLOCK_THREAD_CPUTIME_ID), which the rest of a busy machine disturbs least.
 
 Workloads (each a single process, so syscount -p sees all of it):
   storm       a C loop of syscall(SYS_getppid): the cheapest syscall, back to back, the
@@ -40,7 +40,8 @@ import denet
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # storm N [OUT]: N getppid calls, in ten equal rounds; with OUT, writes there the ns per
-# call of the fastest round (the one least disturbed by the rest of the machine).
+# call of the fastest round in the thread's CPU time (time the CPU spent on other work
+# is not in it, and the fastest round is the one least disturbed by the rest).
 STORM_C = r"""
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +51,7 @@ STORM_C = r"""
 static double now(void)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
     return t.tv_sec + t.tv_nsec / 1e9;
 }
 int main(int argc, char **argv)
@@ -436,7 +437,7 @@ def main():
             os.unlink(tarball)
 
         print_table(("workload", "tool", "median s", "vs unmonitored", "vs floor",
-                     "ns/call", "ns/call, fastest tenth"), rows)
+                     "ns/call", "ns/call, fastest tenth (CPU)"), rows)
         print(f"\n{args.runs} rounds (strace and perf trace: 3 on the storm), "
               f"{os.cpu_count()} CPUs, workloads on "
               f"{'CPU ' + str(args.cpu) if args.cpu >= 0 else 'any CPU'}, "

@@ -1,7 +1,7 @@
 /* The tracked processes that are alive, as a bitmap indexed by tgid: the filter of
  * programs that run on every system call of the machine. Testing a bit is an array
- * lookup, which the verifier inlines; the `tracked` hash costs a hashed lookup (measured
- * 60-90 ns a call on the null-syscall storm, the price of the whole counter).
+ * lookup, which the verifier inlines into a few instructions; the `tracked` hash costs a
+ * helper call, a hash of the key and a bucket walk.
  *
  * tracked.bpf.c's copy is the real one, shared like `tracked` (bpf_map__reuse_fd).
  * Writers: the fork hook sets a child's bit when it adds the child to `tracked`; the
