@@ -89,6 +89,7 @@ bench: build
 	if [ -n "$$missing" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing || true; fi
 	$(PY) bench/sampling.py
 	@$(MAKE) -s bench-writer
+	@if [ -f bench/active.py ]; then $(PY) bench/active.py; fi
 	@if [ -f bench/syscalls.py ]; then $(PY) bench/syscalls.py; fi
 	@if [ -f bench/offcpu.py ]; then $(PY) bench/offcpu.py; fi
 	@if [ -f bench/sock.py ]; then $(PY) bench/sock.py; fi

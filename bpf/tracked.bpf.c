@@ -9,6 +9,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "core_fixes.bpf.h"
+#include "live_map.bpf.h"
 #include "tracked_map.bpf.h"
 
 #define E2BIG 7 /* errno values are not in vmlinux.h */
@@ -36,9 +37,10 @@ int BPF_PROG(dn_fork, struct task_struct *parent, struct task_struct *child)
     struct dn_tracked *old = bpf_map_lookup_elem(&tracked, &ctgid);
     __u64 flags = old && old->exit_ns ? BPF_EXIST : BPF_NOEXIST;
     long rc = bpf_map_update_elem(&tracked, &ctgid, &v, flags);
-    if (rc == 0)
+    if (rc == 0) {
+        dn_live_set(ctgid);
         __sync_fetch_and_add(&forks_tracked, 1);
-    else if (rc == -E2BIG)
+    } else if (rc == -E2BIG)
         __sync_fetch_and_add(&fork_dropped, 1);
     return 0;
 }
@@ -63,12 +65,22 @@ int BPF_PROG(dn_exec, struct task_struct *p)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(dn_exit, struct task_struct *p)
 {
-    struct dn_tracked *v = dn_tracked_live(p->tgid);
-    if (!v)
+    __u32 tgid = p->tgid;
+    struct dn_tracked *v = dn_tracked_live(tgid);
+    if (!v) {
+        /* Not in `tracked` (any more), yet its bit may be set: user space deleted the
+         * entry of a live process (a pid reused between its read and its delete). The
+         * bit must not outlive the process, or the next owner of the pid is counted. */
+        __u64 *w = dn_live_word(tgid);
+        if (w && (*w & (1ULL << (tgid % 64))) && BPF_CORE_READ(p, signal, live.counter) == 0)
+            dn_live_clear(tgid);
         return 0;
+    }
     __sync_fetch_and_add(&v->exited_cpu_ns, p->se.sum_exec_runtime);
     if (BPF_CORE_READ(p, signal, live.counter) != 0)
         return 0;
+    /* Group death: no thread of it makes another system call. */
+    dn_live_clear(tgid);
     /* Group death: this process's exact peak RSS, which rusage cannot give cleanly (it
      * also holds the pre-exec image of the forker). */
     __u64 peak = 0;

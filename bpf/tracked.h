@@ -11,6 +11,12 @@
  * fork_dropped rather than silently truncated. */
 #define DN_TRACKED_MAX 8192
 
+/* The `live` bitmap (bpf/live_map.bpf.h): bit (tgid % 64) of word (tgid / 64) is set while
+ * tgid is tracked and alive. Sized at load from kernel.pid_max (user space sets
+ * max_entries); PID_MAX_LIMIT (4194304 on 64-bit kernels) needs 65536 words, 512 KiB. */
+#define DN_LIVE_WORDS_DEFAULT 512u /* pid_max 32768 */
+#define DN_LIVE_WORDS_MAX 65536u
+
 /* dn_tracked.flags: exec_maxrss_pages is known (set at a fork or exec seen in the kernel). */
 #define DN_TRACKED_EXEC_MAXRSS 1u
 

@@ -512,46 +512,271 @@ def test_summary_counts_syscalls_made_after_the_last_sample(require_ebpf, getppi
     assert summary["syscalls_by_category"]["process"] >= 50_000
 
 
-SPILL_C = r"""
+HI_C = r"""
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/syscall.h>
 int main(int argc, char **argv)
 {
-    long n = atol(argv[1]), m = atol(argv[2]);
+    long n = atol(argv[1]), m = atol(argv[2]), k = atol(argv[3]);
     for (long i = 0; i < n; i++)
         syscall(SYS_getppid);
     for (long i = 0; i < m; i++)
         syscall(1000); /* no such call: ENOSYS, but sys_enter sees it */
+    for (long i = 0; i < k; i++)
+        syscall(1001);
     return 0;
 }
 """
 
 
-def test_a_full_counts_map_stays_exact_and_reports_what_it_dropped(require_ebpf, cc,
-                                                                   monkeypatch):
-    # DENET_TEST_SC_KEYS_MAX=1 (read when the counter is loaded): the (process, syscall)
-    # map holds one pair, the command's execve. Numbers below 512 then go to the per-number
-    # spill array, exactly; number 1000 has no slot there, so each call is dropped, and
-    # the sample and summary say how many.
-    exe = cc("spill", SPILL_C)
+def test_a_full_map_of_numbers_past_the_table_reports_what_it_dropped(require_ebpf, cc,
+                                                                       monkeypatch):
+    # Numbers below 512 have fixed counters; the others are counted by number in a map
+    # of DN_SC_HI_MAX numbers. DENET_TEST_SC_KEYS_MAX=1 (read when the counter is loaded)
+    # shrinks it to one number: 1000, called first, is counted; each call of 1001 is
+    # dropped, and the sample and summary say how many.
+    exe = cc("hi_numbers", HI_C)
     full = {}
     for knob in ("1", None):
         if knob:
             monkeypatch.setenv("DENET_TEST_SC_KEYS_MAX", knob)
-        mon, code = run_monitored([exe, "5000", "777"])
+        mon, code = run_monitored([exe, "5000", "777", "333"])
         monkeypatch.delenv("DENET_TEST_SC_KEYS_MAX", raising=False)
         assert code == 0
         last = mon.get_samples()[-1]["aggregated"]["ebpf"]
         full[knob] = (last, mon.get_summary())
     (last, summary), (normal, normal_summary) = full["1"], full[None]
-    check_shape(last["syscalls"])
     assert count_of(last["syscalls"], "getppid") == 5000
-    assert last["dropped_events"] == 777
-    assert summary["dropped_syscall_events"] == 777
+    assert count_of(last["syscalls"], "syscall_1000") == 777
+    assert count_of(last["syscalls"], "syscall_1001") == 0
+    assert last["syscalls"]["by_category"]["other"] == 777
+    assert last["dropped_events"] == 333
+    assert summary["dropped_syscall_events"] == 333
     # at full size nothing is dropped, and the dropped calls are the only difference
     assert "dropped_events" not in normal and "dropped_syscall_events" not in normal_summary
     assert count_of(normal["syscalls"], "syscall_1000") == 777
+    assert count_of(normal["syscalls"], "syscall_1001") == 333
     assert count_of(normal["syscalls"], "getppid") == 5000
-    assert normal["syscalls"]["by_category"]["other"] == 777
-    assert last["syscalls"]["by_category"]["other"] == 0
+    assert normal["syscalls"]["by_category"]["other"] == 777 + 333
+    assert normal["syscalls"]["total"] == last["syscalls"]["total"] + 333
+
+
+# ----------------------------------------- counters kept per number, not per process
+#
+# The kernel counts per syscall number only, behind a bitmap of the tracked processes
+# that are alive (bit set at fork or registration, cleared at exit). What that could
+# lose or add: a process that exits must keep its counts; a process that takes the pid
+# of an exited one must be counted only if it is in the tree, from zero; bits of
+# neighbouring pids set and cleared at once (concurrent forks and exits) must not
+# disturb each other; a tgid past the bitmap goes through the tracked map.
+
+TREE_C = r"""
+#define _GNU_SOURCE
+#include <linux/sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+static void calls(long n)
+{
+    for (long i = 0; i < n; i++)
+        syscall(SYS_getppid);
+}
+
+/* A child with pid `want` (0: any pid) that makes n getppid, waiting first for the end
+ * of the pipe {hold[0], hold[1]} (NULL: no wait). Returns its pid, or -1 with errno
+ * (EEXIST: the pid is taken). */
+static pid_t child(pid_t want, long n, const int *hold)
+{
+    struct clone_args a;
+    memset(&a, 0, sizeof a);
+    a.exit_signal = SIGCHLD;
+    pid_t tid = want;
+    if (want) {
+        a.set_tid = (uintptr_t)&tid;
+        a.set_tid_size = 1;
+    }
+    long pid = syscall(SYS_clone3, &a, sizeof a);
+    if (pid == 0) {
+        char c;
+        if (hold && (close(hold[1]) != 0 || read(hold[0], &c, 1) != 0))
+            _exit(2);
+        calls(n);
+        _exit(0);
+    }
+    return (pid_t)pid;
+}
+
+static int reap(pid_t pid)
+{
+    int st;
+    return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static void line(void)
+{
+    char buf[64];
+    if (!fgets(buf, sizeof buf, stdin))
+        exit(3);
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argv[1];
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (!strcmp(mode, "hold")) {         /* hold N: on a line, a child of N calls; wait */
+        line();
+        pid_t pid = child(0, atol(argv[2]), NULL);
+        if (!reap(pid))
+            return 1;
+        printf("%d\n", (int)pid);
+        line();
+    } else if (!strcmp(mode, "at")) {    /* at PID N: a child with that pid makes N calls */
+        pid_t pid = child(atoi(argv[2]), atol(argv[3]), NULL);
+        if (pid < 0) {
+            perror("clone3 with set_tid");
+            return 1;
+        }
+        printf("%d\n", (int)pid);
+        return !reap(pid);
+    } else if (!strcmp(mode, "reuse")) { /* reuse N M: a child, then one with its pid */
+        pid_t first = child(0, atol(argv[2]), NULL);
+        if (!reap(first))
+            return 1;
+        pid_t second = child(first, atol(argv[3]), NULL);
+        if (second < 0) {
+            perror("clone3 with set_tid");
+            return 1;
+        }
+        printf("%d %d\n", (int)first, (int)second);
+        return !reap(second);
+    } else if (!strcmp(mode, "many")) {  /* many K N: K children at once, N calls each */
+        int k = atoi(argv[2]), go[2];
+        long n = atol(argv[3]);
+        if (pipe(go))
+            return 1;
+        pid_t *kids = calloc((size_t)k, sizeof *kids);
+        for (int i = 0; i < k; i++)
+            if ((kids[i] = child(0, n, go)) < 0)
+                return 1;
+        close(go[1]); /* every child's read returns: they all run and exit at once */
+        int ok = 1;
+        for (int i = 0; i < k; i++)
+            ok &= reap(kids[i]);
+        return !ok;
+    }
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def tree_bin(cc):
+    return cc("tree", TREE_C)
+
+
+def test_a_child_that_exited_keeps_its_counts_and_its_pid_next_owner_outside_is_not_counted(
+        require_ebpf, tree_bin):
+    p = subprocess.Popen([tree_bin, "hold", "12345"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        mon = denet.ProcessMonitor.from_pid(p.pid, base_interval_ms=60000, enable_ebpf=True,
+                                            quiet=True)
+        assert mon.ebpf_error is None, mon.ebpf_error
+        getppid = lambda: count_of(mon.sample_once()["aggregated"]["ebpf"]["syscalls"],
+                                   "getppid")
+        assert getppid() == 0
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        pid = int(p.stdout.readline())  # the child made its calls, exited and was reaped
+        assert getppid() == 12345
+        # long enough for the collector to let the exited child go (DN_EXIT_SETTLE_NS)
+        time.sleep(0.3)
+        assert getppid() == 12345
+        # A process outside the tree takes the child's pid (clone3 with set_tid) and makes
+        # calls: none of them count.
+        out = subprocess.run([tree_bin, "at", str(pid), "50000"], capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert int(out.stdout) == pid
+        assert getppid() == 12345
+        p.stdin.write("exit\n")
+        p.stdin.close()
+        assert p.wait(timeout=30) == 0
+        mon.stop()
+        assert mon.get_summary()["total_syscalls"] >= 12345
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_a_child_that_takes_an_exited_childs_pid_is_counted_from_zero(require_ebpf, tree_bin,
+                                                                      tmp_path):
+    # The second child is given the first one's pid while the first one's entry may still
+    # be in the tracked map (exited, not yet let go): it is a new process of the tree.
+    out = tmp_path / "pids"
+    with open(out, "w") as f:
+        mon, code = run_monitored([tree_bin, "reuse", "1000", "2345"], stdout=f)
+    assert code == 0
+    first, second = out.read_text().split()
+    assert first == second
+    assert count_of(last_syscalls(mon), "getppid") == 1000 + 2345
+
+
+@pytest.mark.parametrize("live_words", [None, "1"], ids=["bitmap", "past-the-bitmap"])
+def test_300_children_running_and_exiting_at_once_are_counted_exactly(require_ebpf, tree_bin,
+                                                                      live_words, monkeypatch):
+    # 300 children with neighbouring pids (so sharing words of the bitmap), forked, then
+    # released at once: their bits are set and cleared concurrently on every CPU. With
+    # DENET_TEST_LIVE_WORDS=1 the bitmap covers pids below 64 only, and every other
+    # process is filtered through the tracked map instead.
+    if live_words:
+        monkeypatch.setenv("DENET_TEST_LIVE_WORDS", live_words)
+    mon, code = run_monitored([tree_bin, "many", "300", "1000"], base_interval_ms=5,
+                              max_interval_ms=5)
+    monkeypatch.delenv("DENET_TEST_LIVE_WORDS", raising=False)
+    assert code == 0
+    sc = last_syscalls(mon)
+    check_shape(sc)
+    assert count_of(sc, "getppid") == 300 * 1000
+    assert mon.get_summary()["processes_seen"] == 301
+    assert "dropped_events" not in mon.get_samples()[-1]["aggregated"]["ebpf"]
+
+
+def test_forks_past_a_full_tracked_map_are_reported_not_counted(require_ebpf, tree_bin,
+                                                                monkeypatch):
+    # DENET_TEST_TRACKED_MAX=2: the command and its first child fit, the next two forks
+    # are reported as untracked; only the tracked child's calls count.
+    monkeypatch.setenv("DENET_TEST_TRACKED_MAX", "2")
+    mon, code = run_monitored([tree_bin, "many", "3", "1000"])
+    monkeypatch.delenv("DENET_TEST_TRACKED_MAX")
+    assert code == 0
+    assert count_of(last_syscalls(mon), "getppid") == 1000
+    assert mon.get_summary()["untracked_forks"] == 2
+
+
+def test_attached_without_children_counts_only_the_root(require_ebpf, getppid_bin):
+    # from_pid(include_children=False): the counter keeps nothing per process, so it must
+    # know the root before anything runs; the child's 3000 calls never count.
+    script = f"read x; {getppid_bin} 3000; exec {getppid_bin} 777"
+    p = subprocess.Popen(["/bin/sh", "-c", script], stdin=subprocess.PIPE)
+    try:
+        mon = denet.ProcessMonitor.from_pid(p.pid, base_interval_ms=20, enable_ebpf=True,
+                                            include_children=False, quiet=True)
+        assert mon.ebpf_error is None, mon.ebpf_error
+        mon.start()
+        p.stdin.write(b"go\n")
+        p.stdin.close()
+        assert p.wait(timeout=30) == 0
+        mon.stop()
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert 777 <= count_of(mon.get_samples()[-1]["ebpf"]["syscalls"], "getppid") <= 779

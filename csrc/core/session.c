@@ -123,8 +123,6 @@ static struct dn_ebpf_sample *ebpf_part_locked(struct dn_session *s, const struc
     struct dn_ebpf_sample *e = calloc(1, sizeof *e);
     if (!e)
         return NULL;
-    if (!s->o.include_children)
-        dn_syscalls_only_tgid(s->syscalls, s->pid);
     int rc = dn_syscalls_snapshot(s->syscalls, e);
     if (rc) {
         char err[512];
@@ -365,7 +363,8 @@ int dn_session_open_ebpf(struct dn_session *s, char *err, size_t errlen)
     int rc = dn_tracker_open(&s->tracker, err, errlen);
     if (rc == 0) {
         /* Syscall counting: filtered on the tracker's map; counts begin now. */
-        rc = dn_syscalls_open(&s->syscalls, dn_tracker_map_fd(s->tracker), err, errlen);
+        rc = dn_syscalls_open(&s->syscalls, dn_tracker_map_fd(s->tracker),
+                              dn_tracker_live_map_fd(s->tracker), err, errlen);
         s->syscalls_t0_ns = dn_monotonic_ns();
         if (rc == 0)
             dn_extras_open_ebpf(s); /* socket bytes: optional (Linux 6.5+) */
@@ -412,6 +411,14 @@ static void tracker_failed(struct dn_session *s, int rc, pid_t pid)
     s->tracker = NULL;
 }
 
+/* include_children=False: the syscall counter keeps no per-process counts, so it must
+ * know the root before any process of the tree is registered. */
+static void only_root_syscalls(struct dn_session *s, pid_t pid)
+{
+    if (s->syscalls && !s->o.include_children)
+        dn_syscalls_only_tgid(s->syscalls, pid);
+}
+
 int dn_session_spawn(struct dn_session *s, const struct dn_spawn_opts *so_in, int *child_errno,
                      enum dn_spawn_stage *stage)
 {
@@ -422,6 +429,7 @@ int dn_session_spawn(struct dn_session *s, const struct dn_spawn_opts *so_in, in
     int rc = dn_spawn(&so, &sp, child_errno, stage);
     if (rc != 0)
         return rc;
+    only_root_syscalls(s, sp.pid);
     if (s->tracker) {
         /* Registered before exec, so its very first system call is seen. */
         int trc = dn_tracker_add(s->tracker, sp.pid);
@@ -444,6 +452,7 @@ int dn_session_attach(struct dn_session *s, pid_t pid)
     if (s->pidfd < 0)
         return -errno;
     dn_extras_process(s, pid, false);
+    only_root_syscalls(s, pid);
     if (s->tracker) {
         /* Later forks are followed in the kernel; what exists now is registered. */
         int rc = dn_collector_register_tree(s->tracker, pid);

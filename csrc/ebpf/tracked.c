@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/mman.h>
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -18,6 +20,9 @@
 struct dn_tracker {
     struct tracked_bpf *skel;
     int map_fd;
+    int live_fd;                    /* the `live` bitmap (bpf/live_map.bpf.h) */
+    uint64_t *live;                 /* ... mmapped: user space sets and clears bits here */
+    size_t live_words, live_len;
     struct dn_procstat *iter;       /* NULL when the kernel lacks task iterators */
     int iter_errno;                 /* why iter is NULL: 0 = switched off (DENET_NO_TASK_ITER) */
     struct dn_map_buf scratch;      /* of dn_tracker_snapshot (callers serialise) */
@@ -54,6 +59,39 @@ int dn_tracker_read_tasks(struct dn_tracker *t, struct dn_task_rec **buf, size_t
     return dn_procstat_read(t->iter, buf, n, cap);
 }
 
+/* Words of the `live` bitmap for this kernel's pid_max (DENET_TEST_LIVE_WORDS sets it, so
+ * that tests can see tgids past it take the `tracked` map's path). */
+static size_t live_words(void)
+{
+    const char *test = getenv("DENET_TEST_LIVE_WORDS");
+    if (test && atoi(test) > 0)
+        return (size_t)atoi(test);
+    long pid_max = 0;
+    FILE *f = fopen("/proc/sys/kernel/pid_max", "re");
+    if (f) {
+        if (fscanf(f, "%ld", &pid_max) != 1)
+            pid_max = 0;
+        fclose(f);
+    }
+    size_t words = pid_max > 0 ? ((size_t)pid_max + 63) / 64 : DN_LIVE_WORDS_MAX;
+    if (words < DN_LIVE_WORDS_DEFAULT)
+        words = DN_LIVE_WORDS_DEFAULT;
+    return words > DN_LIVE_WORDS_MAX ? DN_LIVE_WORDS_MAX : words;
+}
+
+/* Sets or clears tgid's bit; nothing for a tgid past the bitmap. The kernel writes
+ * other bits of the same word at any time: atomic read-modify-writes only. */
+static void live_set(struct dn_tracker *t, uint32_t tgid, bool on)
+{
+    if (!t->live || tgid / 64 >= t->live_words)
+        return;
+    uint64_t bit = 1ULL << (tgid % 64);
+    if (on)
+        __atomic_fetch_or(&t->live[tgid / 64], bit, __ATOMIC_SEQ_CST);
+    else
+        __atomic_fetch_and(&t->live[tgid / 64], ~bit, __ATOMIC_SEQ_CST);
+}
+
 int dn_tracker_open(struct dn_tracker **out, char *err, size_t errlen)
 {
     int rc;
@@ -74,6 +112,8 @@ int dn_tracker_open(struct dn_tracker **out, char *err, size_t errlen)
     const char *test_max = getenv("DENET_TEST_TRACKED_MAX");
     if (test_max && atoi(test_max) > 0)
         bpf_map__set_max_entries(t->skel->maps.tracked, (__u32)atoi(test_max));
+    t->live_words = live_words();
+    bpf_map__set_max_entries(t->skel->maps.live, (__u32)t->live_words);
     rc = tracked_bpf__load(t->skel);
     if (rc) {
         dn_ebpf_explain(err, errlen, "loading the eBPF process tracker", rc);
@@ -85,6 +125,16 @@ int dn_tracker_open(struct dn_tracker **out, char *err, size_t errlen)
         goto cleanup;
     }
     t->map_fd = bpf_map__fd(t->skel->maps.tracked);
+    t->live_fd = bpf_map__fd(t->skel->maps.live);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    t->live_len = (t->live_words * sizeof(uint64_t) + page - 1) / page * page;
+    void *live = mmap(NULL, t->live_len, PROT_READ | PROT_WRITE, MAP_SHARED, t->live_fd, 0);
+    if (live == MAP_FAILED) {
+        rc = -errno;
+        dn_ebpf_explain(err, errlen, "mapping the eBPF process tracker's bitmap", rc);
+        goto cleanup;
+    }
+    t->live = live;
     /* The task iterator is an optimisation: when it cannot load, /proc is read instead. */
     if (!getenv("DENET_NO_TASK_ITER")) {
         errno = 0;
@@ -105,6 +155,8 @@ void dn_tracker_close(struct dn_tracker *t)
     if (!t)
         return;
     dn_procstat_close(t->iter);
+    if (t->live)
+        munmap(t->live, t->live_len);
     tracked_bpf__destroy(t->skel);
     free(t->scratch.keys);
     free(t->scratch.vals);
@@ -114,6 +166,11 @@ void dn_tracker_close(struct dn_tracker *t)
 int dn_tracker_map_fd(const struct dn_tracker *t)
 {
     return t->map_fd;
+}
+
+int dn_tracker_live_map_fd(const struct dn_tracker *t)
+{
+    return t->live_fd;
 }
 
 int dn_tracker_add(struct dn_tracker *t, pid_t tgid)
@@ -126,6 +183,7 @@ int dn_tracker_add(struct dn_tracker *t, pid_t tgid)
             return -errno;
         return 0;
     }
+    live_set(t, key, true);
     t->added++;
     return 0;
 }
@@ -141,6 +199,7 @@ int dn_tracker_mark_exited(struct dn_tracker *t, pid_t tgid, uint64_t mono_ns)
     v.exit_ns = mono_ns;
     if (bpf_map_update_elem(t->map_fd, &key, &v, BPF_EXIST) != 0)
         return errno == ENOENT ? 0 : -errno;
+    live_set(t, key, false);
     return 0;
 }
 

@@ -24,6 +24,8 @@ int dn_tracker_open(struct dn_tracker **out, char *err, size_t errlen);
 void dn_tracker_close(struct dn_tracker *t);
 
 int dn_tracker_map_fd(const struct dn_tracker *t);
+/* The bitmap of live tracked tgids (bpf/live_map.bpf.h), for bpf_map__reuse_fd. */
+int dn_tracker_live_map_fd(const struct dn_tracker *t);
 int dn_tracker_add(struct dn_tracker *t, pid_t tgid);      /* 0 or -errno */
 int dn_tracker_forget(struct dn_tracker *t, pid_t tgid);   /* 0 or -errno */
 /* A registered process that had already exited (its exit hook ran before it was in the

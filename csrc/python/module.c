@@ -38,7 +38,8 @@ PyObject *dn_py_ebpf_available(PyObject *module, PyObject *unused)
     Py_BEGIN_ALLOW_THREADS
     rc = dn_tracker_open(&t, err, sizeof err);
     if (rc == 0)
-        rc = dn_syscalls_open(&sc, dn_tracker_map_fd(t), err, sizeof err);
+        rc = dn_syscalls_open(&sc, dn_tracker_map_fd(t), dn_tracker_live_map_fd(t), err,
+                              sizeof err);
     dn_syscalls_close(sc);
     dn_tracker_close(t);
     Py_END_ALLOW_THREADS
