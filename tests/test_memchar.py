@@ -101,8 +101,9 @@ def test_counting_path_with_software_events(tmp_path, monkeypatch):
     assert abs(cpu - report["cpu"]) <= 0.03 + 0.05 * report["cpu"], (cpu, report)
     assert abs(cpu - mon.get_summary()["total_cpu_time_secs"]) <= 0.03 + 0.05 * cpu
     # instructions = context switches of the tree; cache_refs = its minor faults (the
-    # command waited on denet's hold pipe before its exec, where counting starts)
-    assert report["switches"] - 15 <= total["instructions"] <= report["switches"] + 10, (total, report)
+    # command waited on denet's hold pipe before its exec, where counting starts; on a
+    # loaded machine it is also preempted there, which getrusage counts and perf not)
+    assert report["switches"] - 40 <= total["instructions"] <= report["switches"] + 10, (total, report)
     assert abs(total["cache_refs"] - report["minflt"]) <= 300 + 0.05 * report["minflt"], (total, report)
     assert total["cache_refs"] >= 4096  # the child's 16 MiB, one fault a page
     # deltas: no sample repeats what an earlier one counted
