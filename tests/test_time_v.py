@@ -168,7 +168,8 @@ def test_contention_makes_involuntary_switches(tmp_path, path):
     got = s["ctx_switches_involuntary"]
     assert rep["nivcsw"] >= 5, rep  # preempted by its twin on the same CPU
     # still pinned to CPU 0 on a busy machine: a few more preemptions before the sample
-    assert rep["nivcsw"] <= got <= rep["nivcsw"] + 20, (got, rep)
+    # (more, the more it was preempted: 2449 then 2472 under heavy load)
+    assert rep["nivcsw"] <= got <= rep["nivcsw"] + 20 + rep["nivcsw"] // 50, (got, rep)
 
 
 def test_switches_of_every_live_thread(tmp_path, path):
