@@ -2,7 +2,8 @@
 BPF object loads and its programs attach, and each collector gives the number the kernel
 itself reports, on whatever kernel runs this file. run.py runs it on the host and inside
 a booted Debian 12 kernel, where the layouts differ (mm->rss_stat before 6.2; the exit
-tracepoint after exit_mm() before 6.16).
+tracepoint after exit_mm() before 6.16). Every monitor here runs the off-CPU program too
+(sched_switch), as users get it.
 
 Workloads run in one small helper process (python -S) driven over a pipe. Its children
 report their own ground truth (VmHWM, CPU time) just before they exit. Monitors sample
@@ -22,12 +23,7 @@ from conftest import rss_exact
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BPF_OBJECTS = ("tracked", "procstat", "syscalls", "offcpu")
-PROGRAMS = {"dn_fork", "dn_exec", "dn_exit", "dn_procstat", "dn_sys_enter"}
-# The off-CPU program loads everywhere (test_objects_load) but is attached only from 6.2:
-# on 6.1 it locked up both CPUs (soft lockup) in this matrix, so denet keeps it off there.
-OFFCPU = tuple(int(x) for x in os.uname().release.split(".")[:2]) >= (6, 2)
-if OFFCPU:
-    PROGRAMS = PROGRAMS | {"dn_sched_switch"}
+PROGRAMS = {"dn_fork", "dn_exec", "dn_exit", "dn_procstat", "dn_sys_enter", "dn_sched_switch"}
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 SLOW = 60000  # ms between samples: nothing under test lives long enough to be sampled
 
@@ -209,7 +205,7 @@ def test_objects_load(privileged, name):
 
 
 def test_programs_attach(require_ebpf, helper):
-    mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, enable_ebpf=True, offcpu=OFFCPU,
+    mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, enable_ebpf=True,
                                         quiet=True)
     assert mon.ebpf_error is None, mon.ebpf_error
     # What the extension itself loaded and attached, as links held by this process.
@@ -228,7 +224,7 @@ def forked_child():
     h = Helper()
     try:
         mon = denet.ProcessMonitor.from_pid(h.pid, base_interval_ms=SLOW, max_interval_ms=SLOW,
-                                            enable_ebpf=True, offcpu=OFFCPU, quiet=True)
+                                            enable_ebpf=True, quiet=True)
         started = time.monotonic()
         mon.start()
         report = h.ask("forked", 64, 0.5)
@@ -256,7 +252,7 @@ def test_tracker_exit_peak_rss(require_ebpf, forked_child):
 
 def test_tracker_exec_peak_rss(require_ebpf, helper):
     mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, max_interval_ms=SLOW,
-                                        enable_ebpf=True, offcpu=OFFCPU, quiet=True)
+                                        enable_ebpf=True, quiet=True)
     started = time.monotonic()
     mon.start()
     report = helper.ask("exec", 64)
@@ -272,7 +268,7 @@ def test_tracker_exec_peak_rss_is_not_the_forker(require_ebpf):
     ballast = bytearray(200 << 20)
     for i in range(0, len(ballast), 4096):
         ballast[i] = 1
-    mon = denet.ProcessMonitor(["true"], base_interval_ms=SLOW, enable_ebpf=True, offcpu=OFFCPU, quiet=True)
+    mon = denet.ProcessMonitor(["true"], base_interval_ms=SLOW, enable_ebpf=True, quiet=True)
     assert mon.run() == 0
     assert mon.get_summary()["peak_process_rss_kb"] < 20 * 1024
     del ballast
@@ -301,7 +297,7 @@ def rss_tolerance_pages():
 
 def test_task_iter_rss_is_statm(require_ebpf, helper):
     helper.ask("hold", 32)
-    mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, enable_ebpf=True, offcpu=OFFCPU,
+    mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, enable_ebpf=True,
                                         quiet=True)
     assert "dn_procstat" in linked_programs(), "the task iterator is not attached"
     for _ in range(5):  # the helper is idle; retry only if statm moved during the sample
@@ -321,7 +317,7 @@ def test_task_iter_rss_is_statm(require_ebpf, helper):
 
 
 def test_syscall_counter_exact(require_ebpf, helper):
-    mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, enable_ebpf=True, offcpu=OFFCPU,
+    mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, enable_ebpf=True,
                                         quiet=True)
     helper.ask("getppid", 25000)
     sc = ebpf_of(mon.sample_once())["syscalls"]
