@@ -53,6 +53,7 @@ CHECKS = [
     ("test_tracker_exec_peak_rss_is_not_the_forker", "not the forker's RSS"),
     ("test_task_iter_rss_is_statm", "iter RSS=statm"),
     ("test_syscall_counter_exact", "getppid count"),
+    ("test_offcpu_sleep_time", "off-CPU sleep"),
 ]
 # What a guest kernel prints when a CPU is stuck or the kernel hit a bug; any of it fails
 # that kernel.

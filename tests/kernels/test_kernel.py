@@ -103,6 +103,14 @@ for line in sys.stdin:
         out = orphan(forked_job(int(args[0]), float(args[1])))
     elif cmd == "exec":
         out = orphan(exec_job(int(args[0])))
+    elif cmd == "sleep":
+        # times each sleep itself: the ground truth of the off-CPU check
+        slept = 0
+        for _ in range(int(args[0])):
+            t = time.monotonic_ns()
+            time.sleep(int(args[1]) / 1000)
+            slept += time.monotonic_ns() - t
+        out = {"slept_ns": slept}
     elif cmd == "hold":
         ballast = touch(int(args[0]))
         out = {}
@@ -323,3 +331,32 @@ def test_syscall_counter_exact(require_ebpf, helper):
     sc = ebpf_of(mon.sample_once())["syscalls"]
     counts = {t["name"]: t["count"] for t in sc["top_syscalls"]}
     assert counts.get("getppid") == 25000, sc["top_syscalls"]
+
+
+# ----------------------------------------------------------------------------- off-CPU
+
+
+@pytest.mark.parametrize("stacks", [True, False], ids=["stacks", "no-stacks"])
+def test_offcpu_sleep_time(require_ebpf, helper, stacks):
+    # The helper sleeps 10 x 50 ms, timing each sleep itself. Each off-CPU interval runs
+    # from the switch out to the switch in, inside the helper's own window around the
+    # sleep: the sleep class gets all of that window but the few microseconds the thread
+    # runs in it.
+    mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, enable_ebpf=True,
+                                        offcpu_stacks=stacks, quiet=True)
+    assert "dn_sched_switch" in linked_programs(), "the off-CPU program is not attached"
+    slept = helper.ask("sleep", 10, 50)["slept_ns"]
+    oc = ebpf_of(mon.sample_once())["offcpu"]
+    mon.stop()
+    t = oc["thread_stats"][f"{helper.pid}:{helper.pid}"]
+    assert t["count"] >= 10, t
+    sleep_ns = oc["total_time_ns"] * oc["analysis"]["sleep_percentage"] / 100
+    # sleep_percentage has 2 decimals: 0.005 % of the total either way
+    assert 0.9 * slept <= sleep_ns <= slept + 5e-5 * oc["total_time_ns"], (sleep_ns, slept, oc)
+    if stacks:
+        top = oc["stack_traces"][0]
+        assert (top["wait"], top["syscall"]) == ("sleep", "clock_nanosleep"), top
+        assert any("nanosleep" in f["symbol"] for f in top["kernel_stack"]), top["kernel_stack"]
+        assert top["user_stack"], top
+    else:
+        assert "stack_traces" not in oc
