@@ -11,7 +11,6 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -326,19 +325,6 @@ int dn_session_open_output(struct dn_session *s, const char *path, int fd, enum 
     return path ? dn_writer_open(&s->writer, path, fmt) : dn_writer_open_fd(&s->writer, fd, fmt);
 }
 
-/* Kernels the off-CPU program is proven on (tests/kernels): 6.2 and later. On 6.1 it
- * caused soft lockups of every CPU; until that is understood it stays off there. */
-static bool offcpu_kernel_ok(void)
-{
-    if (getenv("DENET_OFFCPU_FORCE"))
-        return true;
-    struct utsname u;
-    int major = 0, minor = 0;
-    if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
-        return false;
-    return major > 6 || (major == 6 && minor >= 2);
-}
-
 /* Free descriptors an optional collector needs before it loads. */
 #define DN_OPTIONAL_FDS_MIN 128
 
@@ -369,13 +355,7 @@ int dn_session_open_ebpf(struct dn_session *s, char *err, size_t errlen)
         if (rc == 0)
             dn_extras_open_ebpf(s); /* socket bytes: optional (Linux 6.5+) */
     }
-    if (rc == 0 && s->o.offcpu && !offcpu_kernel_ok()) {
-        free(s->offcpu_error);
-        s->offcpu_error = strdup(
-            "off-CPU profiling is off on Linux before 6.2: on Debian 12's 6.1 its sched_switch "
-            "program locked up both CPUs in the qemu kernel matrix (make test-kernels); it is "
-            "verified on 6.12 and 6.18. Set DENET_OFFCPU_FORCE=1 to try it anyway");
-    } else if (rc == 0 && s->o.offcpu) {
+    if (rc == 0 && s->o.offcpu) {
         char oerr[512];
         if (dn_session_fds_short("off-CPU profiling", oerr, sizeof oerr)) {
             free(s->offcpu_error);

@@ -2,7 +2,8 @@
 BPF object loads and its programs attach, and each collector gives the number the kernel
 itself reports, on whatever kernel runs this file. run.py runs it on the host and inside
 a booted Debian 12 kernel, where the layouts differ (mm->rss_stat before 6.2; the exit
-tracepoint after exit_mm() before 6.16).
+tracepoint after exit_mm() before 6.16). Every monitor here runs the off-CPU program too
+(sched_switch), as users get it.
 
 Workloads run in one small helper process (python -S) driven over a pipe. Its children
 report their own ground truth (VmHWM, CPU time) just before they exit. Monitors sample
@@ -22,12 +23,7 @@ from conftest import rss_exact
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BPF_OBJECTS = ("tracked", "procstat", "syscalls", "offcpu", "sock")
-PROGRAMS = {"dn_fork", "dn_exec", "dn_exit", "dn_procstat", "dn_sys_enter"}
-# The off-CPU program loads everywhere (test_objects_load) but is attached only from 6.2:
-# on 6.1 it locked up both CPUs (soft lockup) in this matrix, so denet keeps it off there.
-OFFCPU = tuple(int(x) for x in os.uname().release.split(".")[:2]) >= (6, 2)
-if OFFCPU:
-    PROGRAMS = PROGRAMS | {"dn_sched_switch"}
+PROGRAMS = {"dn_fork", "dn_exec", "dn_exit", "dn_procstat", "dn_sys_enter", "dn_sched_switch"}
 # sock.bpf.o needs the sock_send_length/sock_recv_length tracepoints (Linux 6.5+); it is
 # loaded on its own, so the rest loads and works where they are missing.
 SOCK_PROGRAMS = {"dn_sock_send", "dn_sock_recv", "dn_sock_xmit", "dn_sock_copy"}
@@ -111,6 +107,14 @@ for line in sys.stdin:
         out = orphan(forked_job(int(args[0]), float(args[1])))
     elif cmd == "exec":
         out = orphan(exec_job(int(args[0])))
+    elif cmd == "sleep":
+        # times each sleep itself: the ground truth of the off-CPU check
+        slept = 0
+        for _ in range(int(args[0])):
+            t = time.monotonic_ns()
+            time.sleep(int(args[1]) / 1000)
+            slept += time.monotonic_ns() - t
+        out = {"slept_ns": slept}
     elif cmd == "hold":
         ballast = touch(int(args[0]))
         out = {}
@@ -272,7 +276,7 @@ def test_objects_load(privileged, name, record_property):
 
 
 def test_programs_attach(require_ebpf, helper):
-    mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, enable_ebpf=True, offcpu=OFFCPU,
+    mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, enable_ebpf=True,
                                         quiet=True)
     assert mon.ebpf_error is None, mon.ebpf_error
     # What the extension itself loaded and attached, as links held by this process.
@@ -291,7 +295,7 @@ def forked_child():
     h = Helper()
     try:
         mon = denet.ProcessMonitor.from_pid(h.pid, base_interval_ms=SLOW, max_interval_ms=SLOW,
-                                            enable_ebpf=True, offcpu=OFFCPU, quiet=True)
+                                            enable_ebpf=True, quiet=True)
         started = time.monotonic()
         mon.start()
         report = h.ask("forked", 64, 0.5)
@@ -319,7 +323,7 @@ def test_tracker_exit_peak_rss(require_ebpf, forked_child):
 
 def test_tracker_exec_peak_rss(require_ebpf, helper):
     mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, max_interval_ms=SLOW,
-                                        enable_ebpf=True, offcpu=OFFCPU, quiet=True)
+                                        enable_ebpf=True, quiet=True)
     started = time.monotonic()
     mon.start()
     report = helper.ask("exec", 64)
@@ -335,7 +339,7 @@ def test_tracker_exec_peak_rss_is_not_the_forker(require_ebpf):
     ballast = bytearray(200 << 20)
     for i in range(0, len(ballast), 4096):
         ballast[i] = 1
-    mon = denet.ProcessMonitor(["true"], base_interval_ms=SLOW, enable_ebpf=True, offcpu=OFFCPU, quiet=True)
+    mon = denet.ProcessMonitor(["true"], base_interval_ms=SLOW, enable_ebpf=True, quiet=True)
     assert mon.run() == 0
     assert mon.get_summary()["peak_process_rss_kb"] < 20 * 1024
     del ballast
@@ -364,7 +368,7 @@ def rss_tolerance_pages():
 
 def test_task_iter_rss_is_statm(require_ebpf, helper):
     helper.ask("hold", 32)
-    mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, enable_ebpf=True, offcpu=OFFCPU,
+    mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, enable_ebpf=True,
                                         quiet=True)
     assert "dn_procstat" in linked_programs(), "the task iterator is not attached"
     for _ in range(5):  # the helper is idle; retry only if statm moved during the sample
@@ -384,7 +388,7 @@ def test_task_iter_rss_is_statm(require_ebpf, helper):
 
 
 def test_syscall_counter_exact(require_ebpf, helper):
-    mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, enable_ebpf=True, offcpu=OFFCPU,
+    mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, enable_ebpf=True,
                                         quiet=True)
     helper.ask("getppid", 25000)
     sc = ebpf_of(mon.sample_once())["syscalls"]
@@ -400,7 +404,7 @@ def test_sock_bytes(require_ebpf, helper, record_property):
     the summary; where the kernel lacks the tracepoints (before 6.5), the fields are
     null with that reason and the other eBPF figures are unaffected."""
     mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, enable_ebpf=True,
-                                        offcpu=OFFCPU, quiet=True)
+                                        quiet=True)
     cap = mon.get_metadata()["capabilities"]["sock"]
     report = helper.ask("tcp", 1 << 20)
     assert report["child_ok"]
@@ -470,7 +474,7 @@ def test_iter_cpu_busy_and_idle(require_ebpf, helper):
     spinner = helper.ask("spin")["pid"]
     try:
         mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, enable_ebpf=True,
-                                            offcpu=OFFCPU, since_process_start=True, quiet=True)
+                                            since_process_start=True, quiet=True)
         assert mon.ebpf_error is None, mon.ebpf_error
         assert "dn_procstat" in linked_programs(), "the task iterator is not attached"
         start = process_cpu_ns(spinner)
@@ -503,3 +507,32 @@ def test_iter_cpu_busy_and_idle(require_ebpf, helper):
         mon.stop()
     finally:
         os.kill(spinner, 9)
+
+
+# ----------------------------------------------------------------------------- off-CPU
+
+
+@pytest.mark.parametrize("stacks", [True, False], ids=["stacks", "no-stacks"])
+def test_offcpu_sleep_time(require_ebpf, helper, stacks):
+    # The helper sleeps 10 x 50 ms, timing each sleep itself. Each off-CPU interval runs
+    # from the switch out to the switch in, inside the helper's own window around the
+    # sleep: the sleep class gets all of that window but the few microseconds the thread
+    # runs in it.
+    mon = denet.ProcessMonitor.from_pid(helper.pid, base_interval_ms=SLOW, enable_ebpf=True,
+                                        offcpu_stacks=stacks, quiet=True)
+    assert "dn_sched_switch" in linked_programs(), "the off-CPU program is not attached"
+    slept = helper.ask("sleep", 10, 50)["slept_ns"]
+    oc = ebpf_of(mon.sample_once())["offcpu"]
+    mon.stop()
+    t = oc["thread_stats"][f"{helper.pid}:{helper.pid}"]
+    assert t["count"] >= 10, t
+    sleep_ns = oc["total_time_ns"] * oc["analysis"]["sleep_percentage"] / 100
+    # sleep_percentage has 2 decimals: 0.005 % of the total either way
+    assert 0.9 * slept <= sleep_ns <= slept + 5e-5 * oc["total_time_ns"], (sleep_ns, slept, oc)
+    if stacks:
+        top = oc["stack_traces"][0]
+        assert (top["wait"], top["syscall"]) == ("sleep", "clock_nanosleep"), top
+        assert any("nanosleep" in f["symbol"] for f in top["kernel_stack"]), top["kernel_stack"]
+        assert top["user_stack"], top
+    else:
+        assert "stack_traces" not in oc
