@@ -469,9 +469,11 @@ def test_execute_with_monitoring_passes_the_offcpu_keywords(require_ebpf, cc):
                                               offcpu_stacks=False, quiet=True)
     assert code == 0
     oc = mon.get_samples()[-1]["aggregated"]["ebpf"]["offcpu"]
+    assert "stack_traces" not in oc, oc
     # It attaches to a running (stopped) process: a sleep begun before that is not
-    # counted, the later ones are.
-    assert oc["total_time_ns"] >= 140e6 and "stack_traces" not in oc, oc
+    # counted, the later ones are (the summary holds the final read; on a loaded machine
+    # the command can get a few sleeps in before SIGSTOP reaches it).
+    assert mon.get_summary()["total_offcpu_time_secs"] >= 0.1, oc
     assert mon.get_summary()["offcpu_analysis"]["bottleneck_type"] == "sleep"
 
 
