@@ -20,7 +20,7 @@ WORKLOAD = """
     ev = threading.Event()
     ts = [threading.Thread(target=ev.wait) for _ in range(3)]
     for t in ts: t.start()
-    os.write(1, b"ready\n")  # one write: the two children share the pipe
+    os.write(1, b"ready\\n")  # one write: the two children share the pipe
     sys.stdin.read()
     ev.set()
 """
