@@ -392,15 +392,19 @@ def _load_extension():
     return cls if cls is not None else _denet.ProcessMonitor
 
 
-def _write_stats(path: str, summary: dict) -> bool:
-    text = _json_text(summary, indent=2) + "\n"
+def _write_text(path: str, text: str, option: str) -> bool:
+    """Writes text to path; False after saying on stderr why it could not."""
     try:
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
         return True
     except OSError as e:
-        _err(f"cannot write --stats file {path}: {e.strerror or e}")
+        _err(f"cannot write {option} file {path}: {e.strerror or e}")
         return False
+
+
+def _write_stats(path: str, summary: dict) -> bool:
+    return _write_text(path, _json_text(summary, indent=2) + "\n", "--stats")
 
 
 def _monitor_kwargs(args, output_file: str | None) -> dict:
@@ -430,13 +434,7 @@ def _write_folded(monitor, path: str) -> bool:
     except RuntimeError as e:
         _err(f"--offcpu-folded: nothing written: {e}")
         return False
-    try:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-        return True
-    except OSError as e:
-        _err(f"cannot write --offcpu-folded file {path}: {e.strerror or e}")
-        return False
+    return _write_text(path, text, "--offcpu-folded")
 
 
 def _final_offcpu(monitor) -> dict | None:
