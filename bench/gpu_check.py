@@ -23,6 +23,7 @@ no NVIDIA GPU or driver (the reason is printed), 3 when no CUDA workload could b
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import shlex
 import shutil
@@ -215,6 +216,106 @@ def smi_devices():
 
 
 # --------------------------------------------------------------------------
+# NVML itself, through ctypes: what each call denet makes costs, and what the driver's
+# per-process utilization samples look like
+
+
+class _Util(ctypes.Structure):
+    _fields_ = [("gpu", ctypes.c_uint), ("memory", ctypes.c_uint)]
+
+
+class _Mem(ctypes.Structure):
+    _fields_ = [("total", ctypes.c_ulonglong), ("free", ctypes.c_ulonglong), ("used", ctypes.c_ulonglong)]
+
+
+class _Proc(ctypes.Structure):  # nvmlProcessInfo_v2_t
+    _fields_ = [("pid", ctypes.c_uint), ("used", ctypes.c_ulonglong), ("gi", ctypes.c_uint), ("ci", ctypes.c_uint)]
+
+
+class _Sample(ctypes.Structure):  # nvmlProcessUtilizationSample_t
+    _fields_ = [("pid", ctypes.c_uint), ("ts", ctypes.c_ulonglong), ("sm", ctypes.c_uint), ("mem", ctypes.c_uint),
+                ("enc", ctypes.c_uint), ("dec", ctypes.c_uint)]
+
+
+def _nvml():
+    try:
+        lib = ctypes.CDLL(os.environ.get("DENET_NVML_LIBRARY") or "libnvidia-ml.so.1")
+    except OSError:
+        return None, None
+    if lib.nvmlInit_v2() != 0:
+        return None, None
+    h = ctypes.c_void_p()
+    if lib.nvmlDeviceGetHandleByIndex_v2(0, ctypes.byref(h)) != 0:
+        lib.nvmlShutdown()
+        return None, None
+    return lib, h
+
+
+def nvml_call_costs(rounds=30):
+    """[[call, median µs, max µs, result]] for each NVML call of denet's read, device 0."""
+    lib, h = _nvml()
+    if not lib:
+        return []
+    util, mem, val = _Util(), _Mem(), ctypes.c_uint()
+    procs, samples = (_Proc * 256)(), (_Sample * 1024)()
+    count = ctypes.c_uint()
+
+    def plist(fn):
+        count.value = 256
+        return fn(h, ctypes.byref(count), procs)
+
+    def putil(since):
+        count.value = 1024
+        return lib.nvmlDeviceGetProcessUtilization(h, samples, ctypes.byref(count), ctypes.c_ulonglong(since))
+
+    wall_us = lambda: time.time_ns() // 1000  # noqa: E731
+    calls = [
+        ("nvmlDeviceGetUtilizationRates", lambda: lib.nvmlDeviceGetUtilizationRates(h, ctypes.byref(util))),
+        ("nvmlDeviceGetMemoryInfo", lambda: lib.nvmlDeviceGetMemoryInfo(h, ctypes.byref(mem))),
+        ("nvmlDeviceGetTemperature", lambda: lib.nvmlDeviceGetTemperature(h, 0, ctypes.byref(val))),
+        ("nvmlDeviceGetPowerUsage", lambda: lib.nvmlDeviceGetPowerUsage(h, ctypes.byref(val))),
+        ("nvmlDeviceGetComputeRunningProcesses_v2", lambda: plist(lib.nvmlDeviceGetComputeRunningProcesses_v2)),
+        ("nvmlDeviceGetGraphicsRunningProcesses_v2", lambda: plist(lib.nvmlDeviceGetGraphicsRunningProcesses_v2)),
+        ("nvmlDeviceGetProcessUtilization (last 1 s)", lambda: putil(wall_us() - 1_000_000)),
+        ("nvmlDeviceGetProcessUtilization (all kept)", lambda: putil(0)),
+    ]
+    rows = []
+    for name, fn in calls:
+        times, rc = [], None
+        for _ in range(rounds):
+            t0 = time.perf_counter_ns()
+            rc = fn()
+            times.append((time.perf_counter_ns() - t0) / 1000)
+        extra = f"rc {rc}" + (f", {count.value} entries" if "Process" in name and rc == 0 else "")
+        rows.append([name, f"{statistics.median(times):.0f}", f"{max(times):.0f}", extra])
+    lib.nvmlShutdown()
+    return rows
+
+
+def nvml_samples(pids, reads=8, every=0.2):
+    """What nvmlDeviceGetProcessUtilization(lastSeen = 1 s ago) returns for these pids,
+    read `reads` times `every` seconds apart: [[read, pid, age ms, sm %, mem %]]."""
+    lib, h = _nvml()
+    if not lib:
+        return []
+    samples, count, rows = (_Sample * 1024)(), ctypes.c_uint(), []
+    for k in range(reads):
+        now = time.time_ns() // 1000
+        count.value = 1024
+        rc = lib.nvmlDeviceGetProcessUtilization(h, samples, ctypes.byref(count), ctypes.c_ulonglong(now - 1_000_000))
+        now = time.time_ns() // 1000  # after the call: a sample may be stamped during it
+        got = [samples[i] for i in range(count.value)] if rc == 0 else []
+        mine = [x for x in got if x.pid in pids]
+        if not mine:
+            rows.append([k, "-", "-", "-", f"rc {rc}, {len(got)} entries"])
+        for x in sorted(mine, key=lambda x: (x.pid, x.ts)):
+            rows.append([k, x.pid, f"{(now - x.ts) / 1000:.0f}", x.sm, x.mem])
+        time.sleep(every)
+    lib.nvmlShutdown()
+    return rows
+
+
+# --------------------------------------------------------------------------
 # the workload
 
 
@@ -294,6 +395,17 @@ def sample_once_cost(root_pid, rounds=25):
     return statistics.median(t_on), statistics.median(t_off), None
 
 
+def off_gpu_cost():
+    """sample_once_cost of a process that uses no GPU (a `sleep`): what GPU monitoring
+    costs a tree that never touches the GPU on a machine that has one."""
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        return sample_once_cost(sleeper.pid)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=20.0, help="how long the workers run (default 20)")
@@ -346,7 +458,7 @@ def main():
             return 2
         mon.start()
         rows, missed, sm_rows = [], set(), []
-        cost = None
+        cost, calls, raw, off_cost = None, [], [], None
         t0 = time.monotonic()
         deadline = t0 + args.seconds + 60  # CUDA start-up included
         while mon.is_running() and time.monotonic() < deadline and left() > 25:
@@ -368,6 +480,9 @@ def main():
             on_gpu = any(m.get("gpu_memory_bytes") for m in pids.values())
             if cost is None and on_gpu and left() > 40:
                 cost = sample_once_cost(mon.get_pid())
+                calls = nvml_call_costs()
+                off_cost = off_gpu_cost()
+                raw = nvml_samples(set(pids))
             elif len(sm_rows) < 4 and on_gpu and left() > 40:
                 pmon = smi_pmon()
                 after = tree_pids(mon.latest_sample())
@@ -441,9 +556,21 @@ def main():
             crow.append(["difference: the GPU part of one sample", None, f"{on - off:.0f}", None])
         elif cost:
             crow.append([f"sample_once() comparison not taken: {cost[2]}", None, None, None])
+        if off_cost and off_cost[0] is not None:
+            crow.append(["sample_once() of a process on no GPU (sleep), gpu=True", 25, f"{off_cost[0]:.0f}", None])
+            crow.append(["sample_once() of a process on no GPU (sleep), gpu=False", 25, f"{off_cost[1]:.0f}", None])
         crow.append(["start-up: gpu_available() (dlopen, nvmlInit, devices, nvmlShutdown), once", 1,
                      f"{startup_us:.0f}", None])
         say(table(["what", "reads", "mean/median µs", "max µs"], crow))
+        if calls:
+            say()
+            say("Each NVML call of one read (device 0, 30 calls each, through ctypes, workers running)")
+            say(table(["call", "median µs", "max µs", "result"], calls))
+        if raw:
+            say()
+            say("The driver's per-process utilization samples: nvmlDeviceGetProcessUtilization(lastSeen = "
+                "1 s ago), read every 200 ms (age: how old each sample was at the read)")
+            say(table(["read", "pid", "age ms", "sm %", "mem %"], raw))
 
         say()
         if missed:

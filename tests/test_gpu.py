@@ -63,7 +63,7 @@ def tree_config(root, child):
 
 
 def expected_process_data(root, child):
-    """What denet must report for tree_config: the mean of the samples since the last read
+    """What denet must report for tree_config: the mean of the samples of the last second
     (30 and 50 -> 40), 0 % where a process has memory but ran nothing."""
     entries = [
         {"pid": root, "device_index": 0, "gpu_utilization": 40, "memory_usage": 512 * MIB,
@@ -111,6 +111,10 @@ class FakeNvml:
 
     def init_count(self):
         return ctypes.CDLL(str(self.lib)).fake_nvml_init_count()
+
+    def calls(self, fn):
+        """How often denet (this process) called FN of the fake."""
+        return ctypes.CDLL(str(self.lib)).fake_nvml_calls(fn.encode())
 
 
 @pytest.fixture
@@ -197,8 +201,11 @@ def test_tree_samples_summary_and_files(nvml, tmp_path):
     busy = [DEVICES[0].replace(f" {2 * GIB} 40 ", f" {5 * GIB} 90 "), DEVICES[1]]
     busy += [line for line in tree_config(root, child)[2:] if not line.startswith("util 0")]
     nvml.write(busy + [f"util 0 {root} 95 50"])
+    # the busy phase lasts until a sample's window (the last second) holds only its
+    # samples: the process's mean is then 95
     wait_for(lambda: any(d["system_utilization_gpu"] == 90
-                         for s in mon.get_samples() for d in gpu_of(s)["system_metrics"]),
+                         for s in mon.get_samples() for d in gpu_of(s)["system_metrics"])
+             and any(s["parent"]["gpu_sm_utilization"] == 95 for s in mon.get_samples()),
              what="the busier device")
     nvml.write(tree_config(root, child))
     n = len(mon.get_samples())
@@ -301,23 +308,91 @@ def test_flat_samples_cover_the_process_alone(nvml, tmp_path):
     assert mon.get_summary()["gpu"]["process_memory_usage_gb"] == 0.75
 
 
-def test_the_first_read_takes_only_the_newest_sample(nvml, tmp_path):
-    """NVML keeps a history that reaches back before monitoring began: the first read of
-    a device takes each process's newest sample, later reads the mean since the last."""
+def test_utilization_keeps_the_samples_nvml_no_longer_returns(nvml, tmp_path):
+    """NVML returns each process's newest sample only: the samples read before it, still
+    in the window, count in the mean (60 then 20: 40)."""
     mon = denet.ProcessMonitor(tree_cmd(tmp_path), include_children=False)
     root, child = read_pids(tmp_path)
-    nvml.write(tree_config(root, child))  # before the first read
-    first, second = mon.sample_once(), mon.sample_once()
+    lines = DEVICES + [f"compute 0 {root} {512 * MIB}"]
+    for _ in range(5):  # both reads within 0.8 s of the first sample's stamp
+        nvml.write(lines + [f"util 0 {root} 60 30 50"])
+        written = os.stat(nvml.config).st_mtime
+        first = mon.sample_once()
+        time.sleep(0.3)  # NVML's utilization is read at most every 250 ms
+        nvml.write(lines + [f"util 0 {root} 20 10 0"])
+        second = mon.sample_once()
+        if time.time() - written < 0.8:
+            break
+    else:
+        pytest.fail("two sample_once() calls 0.3 s apart took over 0.8 s five times in a row")
     (tmp_path / "done").touch()
     mon.wait(timeout=20)
     mon.stop()
-    util = [p["gpu_utilization"] for p in first["gpu"]["process_data"] if p["device_index"] == 0]
-    assert util == [50] and first["gpu_sm_utilization"] == 50
-    util = [p["gpu_utilization"] for p in second["gpu"]["process_data"] if p["device_index"] == 0]
-    assert util == [40] and second["gpu_sm_utilization"] == 40
-    assert first["gpu"]["process_data"][0]["memory_utilization_pct"] == 20
-    assert second["gpu"]["process_data"][0]["memory_utilization_pct"] == 15
+    assert first["gpu_sm_utilization"] == 60
+    (entry,) = [p for p in second["gpu"]["process_data"] if p["device_index"] == 0]
+    assert (entry["gpu_utilization"], entry["memory_utilization_pct"]) == (40, 20)
 
+
+def test_utilization_is_not_read_while_the_tree_holds_no_context(nvml, tmp_path):
+    """nvmlDeviceGetProcessUtilization is the one slow call of a read (1.6 ms on an H100):
+    it is skipped while no process of the tree is in a device's process lists, and read
+    at most every 250 ms while one is."""
+    call = "nvmlDeviceGetProcessUtilization"
+    mon = denet.ProcessMonitor(tree_cmd(tmp_path), include_children=False)
+    root, child = read_pids(tmp_path)
+    # others use the GPU, the tree does not
+    nvml.write(DEVICES + [f"compute 0 {FOREIGN[0]} 4096", f"util 0 {FOREIGN[0]} 99 99"])
+    before = nvml.calls(call)
+    idle = [mon.sample_once() for _ in range(5)]
+    assert nvml.calls(call) == before
+    assert all(s["gpu_sm_utilization"] == 0 and s["gpu"]["process_data"] == [] for s in idle)
+    # the tree's process takes a context on device 0
+    nvml.write(DEVICES + [f"compute 0 {root} {512 * MIB}", f"util 0 {root} 30 10"])
+    t0 = time.monotonic()
+    busy = [mon.sample_once() for _ in range(5)]
+    elapsed = time.monotonic() - t0
+    (tmp_path / "done").touch()
+    mon.wait(timeout=20)
+    mon.stop()
+    assert 1 <= nvml.calls(call) - before <= 1 + int(elapsed / 0.25)
+    assert all(s["gpu_sm_utilization"] == 30 for s in busy)
+
+
+@pytest.mark.parametrize("clock_offset", [0, 10 * 86400], ids=["wall-clock", "other-clock"])
+def test_utilization_is_the_mean_of_the_last_second(nvml, tmp_path, clock_offset):
+    """NVML returns one sample per process, stamped when the driver took it, and a busy
+    process's sample does not come at every read: on a real H100 two busy workers read
+    every 200 ms showed 44 % and 0 % by turns. Each read reports, per process, the mean
+    of its samples of the last second (or since the previous read, if longer): every
+    read of a second shows the same figure, an older sample counts for nothing. The
+    window is found on the driver's clock whichever clock that is (clock_offset)."""
+    mon = denet.ProcessMonitor(tree_cmd(tmp_path), include_children=False)
+    root, child = read_pids(tmp_path)
+    for _ in range(5):  # the three reads must come within 0.6 s of the samples' stamps
+        nvml.write(DEVICES + [f"compute 0 {root} {512 * MIB}", f"clock_offset {clock_offset}",
+                              f"util 0 {root} 60 30 300", f"util 0 {root} 20 10 400",
+                              f"util 0 {root} 99 99 5000"])
+        written = os.stat(nvml.config).st_mtime
+        reads = [mon.sample_once() for _ in range(3)]
+        if time.time() - written < 0.6:
+            break
+    else:
+        pytest.fail("three sample_once() calls took over 0.6 s five times in a row")
+    time.sleep(max(0.0, written + 1.5 - time.time()))
+    late = mon.sample_once()
+    (tmp_path / "done").touch()
+    mon.wait(timeout=20)
+    mon.stop()
+    for s in reads:  # (60 + 20) / 2 and (30 + 10) / 2; the 5 s old sample is out
+        (entry,) = [p for p in s["gpu"]["process_data"] if p["device_index"] == 0]
+        assert (entry["gpu_utilization"], entry["memory_utilization_pct"]) == (40, 20)
+        assert s["gpu_sm_utilization"] == 40
+    # a second and more after the newest sample: no sample in the window, 0 %, and the
+    # process is still listed with its memory
+    (entry,) = [p for p in late["gpu"]["process_data"] if p["device_index"] == 0]
+    assert entry == {"pid": root, "device_index": 0, "gpu_utilization": 0,
+                     "memory_usage": 512 * MIB, "memory_utilization_pct": 0}
+    assert late["gpu_sm_utilization"] == 0
 
 def test_from_pid_and_execute_with_monitoring_take_the_keyword(nvml, tmp_path):
     mon = denet.ProcessMonitor.from_pid(os.getpid(), include_children=False)
@@ -663,3 +738,8 @@ def test_gpu_check_runs_against_the_fake(nvml):
     assert "difference: the GPU part of one sample" in out
     assert re.search(r"start-up: gpu_available\(\) .*\s1\s+\d+", out), out
     assert "RESULT: denet saw every worker nvidia-smi saw" in out
+    # NVML's own calls, timed through ctypes, and the driver's utilization samples
+    for call in ("nvmlDeviceGetMemoryInfo", "nvmlDeviceGetComputeRunningProcesses_v2",
+                 "nvmlDeviceGetProcessUtilization (last 1 s)"):
+        assert re.search(rf"^{re.escape(call)}\s+\d+\s+\d+\s+rc 0", out, re.M), out
+    assert re.search(r"^\s*0\s+\d+\s+\d+\s+33\s+\d+$", out, re.M), out  # the worker's 33 %

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/schema.h"
 
@@ -95,12 +96,28 @@ struct nvml_api {
 
 /* ---- state ------------------------------------------------------------------------- */
 
+struct util_seen {
+    pid_t pid;
+    unsigned int sm, mem;
+    unsigned long long ts;
+};
+
 struct gpu_device {
     nvml_device handle;
     uint32_t index;
     char name[DN_GPU_NAME_LEN];
-    unsigned long long last_seen; /* newest process-utilization timestamp read */
-    bool primed;                  /* last_seen is from an earlier read */
+    /* NVML's clock, for the utilization window: the wall clock in µs (what drivers use),
+     * else the newest sample timestamp it returned and our monotonic time when it did. */
+    bool wall_clock;
+    unsigned long long anchor_ts;
+    uint64_t anchor_ns;
+    uint64_t prev_read_ns; /* monotonic time of the previous read, 0 before */
+    uint64_t util_call_ns; /* ... and of the last nvmlDeviceGetProcessUtilization call */
+    nvml_ret util_rc;      /* what that call returned */
+    /* The tree's samples seen in the window: NVML returns only each process's newest,
+     * so the ones before it are kept here to take the mean over the window. */
+    struct util_seen *seen;
+    size_t nseen, seen_cap;
     bool memory_ok, util_ok;      /* this read's per-process figures */
 };
 
@@ -108,7 +125,6 @@ struct gpu_device {
 struct proc_acc {
     bool listed; /* in a process list: memory is NVML's figure */
     uint64_t sm_sum, mem_sum, n;
-    unsigned long long newest;
 };
 
 struct dn_gpu {
@@ -273,6 +289,8 @@ static void gpu_free(struct dn_gpu *g)
 {
     if (!g)
         return;
+    for (uint32_t i = 0; g->dev && i < g->ndev; i++)
+        free(g->dev[i].seen);
     free(g->dev);
     free(g->pbuf);
     free(g->ubuf);
@@ -482,61 +500,133 @@ static nvml_ret fold_list(struct dn_gpu *g, const struct process_api *api, struc
     return NVML_SUCCESS;
 }
 
-/* Folds the per-process utilization samples of device d newer than the last read. The
- * first read of a device takes only each process's newest sample (NVML keeps a history
- * that reaches back before monitoring began). */
-static nvml_ret fold_utilization(struct dn_gpu *g, struct gpu_device *d, bool *oom)
+/* The utilization window: at least a second (NVML's per-process samples come about
+ * every 200 ms for a busy process, but not at every read: a process as busy as another
+ * can go a second without one), and at least the time since the previous read, so
+ * that no sample is skipped at long intervals. */
+#define UTIL_WINDOW_MIN_US 1000000ULL
+/* nvmlDeviceGetProcessUtilization costs 1.6 ms on an H100 (every other call of a read
+ * together about 70 µs): it is called at most this often, and only while a process of
+ * the tree holds a context on the device (one that holds none runs nothing there). */
+#define UTIL_CALL_EVERY_NS 250000000ULL
+#define UTIL_SEEN_MAX 65536
+
+static uint64_t clock_ns(clockid_t id)
 {
-    unsigned int n = 0;
-    nvml_ret r = NVML_ERROR_INSUFFICIENT_SIZE;
-    for (int attempt = 0; attempt < 6 && r == NVML_ERROR_INSUFFICIENT_SIZE; attempt++) {
-        if (attempt > 0 || !g->ucap) {
-            size_t want = n > g->ucap ? (size_t)n + 16 : (g->ucap ? g->ucap * 2 : 64);
-            if (want > 1u << 20)
-                break;
-            struct nvml_process_util *b = realloc(g->ubuf, want * sizeof *b);
-            if (!b)
-                return NVML_ERROR_MEMORY;
-            g->ubuf = b;
-            g->ucap = want;
-        }
-        n = (unsigned int)g->ucap;
-        r = g->f.process_util(d->handle, g->ubuf, &n, d->primed ? d->last_seen : 0);
-    }
-    if (r == NVML_ERROR_NOT_FOUND) { /* no sample since the last read: nothing ran */
-        d->primed = true; /* and whatever comes next is newer than this read */
-        return NVML_SUCCESS;
-    }
-    if (r != NVML_SUCCESS)
-        return r;
-    if (n > g->ucap)
-        n = (unsigned int)g->ucap;
-    unsigned long long newest = d->last_seen;
+    struct timespec t;
+    clock_gettime(id, &t);
+    return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+/* Adds the tree's samples of one NVML call that are new (a sample is returned by every
+ * call until a newer one replaces it). */
+static nvml_ret remember_samples(struct dn_gpu *g, struct gpu_device *d, unsigned int n,
+                                 unsigned long long since)
+{
     for (unsigned int k = 0; k < n; k++) {
         const struct nvml_process_util *u = &g->ubuf[k];
-        if (u->timestamp > newest)
-            newest = u->timestamp;
-        if (d->primed && u->timestamp <= d->last_seen)
+        if (u->timestamp <= since || !in_tree(g, u->pid))
             continue;
-        if (!in_tree(g, u->pid))
+        bool known = false;
+        for (size_t j = 0; j < d->nseen && !known; j++)
+            known = d->seen[j].pid == (pid_t)u->pid && d->seen[j].ts == u->timestamp;
+        if (known)
             continue;
-        size_t i = find_proc(g, (pid_t)u->pid, d->index, oom);
+        if (d->nseen == d->seen_cap) {
+            if (d->seen_cap >= UTIL_SEEN_MAX)
+                return NVML_SUCCESS; /* thousands of GPU processes in one tree: enough */
+            size_t ncap = d->seen_cap ? d->seen_cap * 2 : 32;
+            struct util_seen *p = realloc(d->seen, ncap * sizeof *p);
+            if (!p)
+                return NVML_ERROR_MEMORY;
+            d->seen = p;
+            d->seen_cap = ncap;
+        }
+        d->seen[d->nseen++] = (struct util_seen){(pid_t)u->pid, u->sm_util, u->mem_util, u->timestamp};
+    }
+    return NVML_SUCCESS;
+}
+
+/* Folds, per process of the tree, the mean of its utilization samples of the window
+ * that ends now. NVML stamps samples in µs of the wall clock; should a driver use
+ * another clock, "now" on it is the newest timestamp it returned, advanced by the time
+ * elapsed since. A process with no sample in the window had none worth reporting
+ * ("one sample per process that had some non-zero utilization"): 0. on_gpu: a process
+ * of the tree holds a context on d, or the lists could not say. */
+static nvml_ret fold_utilization(struct dn_gpu *g, struct gpu_device *d, bool on_gpu, bool *oom)
+{
+    uint64_t now = clock_ns(CLOCK_MONOTONIC);
+    unsigned long long wall = clock_ns(CLOCK_REALTIME) / 1000;
+    unsigned long long window = UTIL_WINDOW_MIN_US;
+    if (d->prev_read_ns && (now - d->prev_read_ns) / 1000 > window)
+        window = (now - d->prev_read_ns) / 1000;
+    d->prev_read_ns = now;
+    unsigned long long est_now = d->wall_clock ? wall
+                                 : d->anchor_ts ? d->anchor_ts + (now - d->anchor_ns) / 1000 : 0;
+    unsigned long long since = est_now > window ? est_now - window : 0;
+
+    if (on_gpu && (!d->util_call_ns || now - d->util_call_ns >= UTIL_CALL_EVERY_NS)) {
+        d->util_call_ns = now;
+        unsigned int n = 0;
+        nvml_ret r = NVML_ERROR_INSUFFICIENT_SIZE;
+        for (int attempt = 0; attempt < 6 && r == NVML_ERROR_INSUFFICIENT_SIZE; attempt++) {
+            if (attempt > 0 || !g->ucap) {
+                size_t want = n > g->ucap ? (size_t)n + 16 : (g->ucap ? g->ucap * 2 : 64);
+                if (want > 1u << 20)
+                    break;
+                struct nvml_process_util *b = realloc(g->ubuf, want * sizeof *b);
+                if (!b)
+                    return NVML_ERROR_MEMORY;
+                g->ubuf = b;
+                g->ucap = want;
+            }
+            n = (unsigned int)g->ucap;
+            r = g->f.process_util(d->handle, g->ubuf, &n, since);
+        }
+        if (r == NVML_ERROR_NOT_FOUND) { /* no sample in the window: nothing ran */
+            r = NVML_SUCCESS;
+            n = 0;
+        }
+        d->util_rc = r;
+        if (r != NVML_SUCCESS)
+            return r;
+        if (n > g->ucap)
+            n = (unsigned int)g->ucap;
+        unsigned long long newest = 0;
+        for (unsigned int k = 0; k < n; k++)
+            if (g->ubuf[k].timestamp > newest)
+                newest = g->ubuf[k].timestamp;
+        if (n && !d->anchor_ts && newest + 86400000000ULL > wall && newest < wall + 60000000ULL)
+            d->wall_clock = true; /* the first samples are within a day of the wall clock */
+        if (d->wall_clock) {
+            est_now = wall;
+        } else if (n && newest >= est_now) { /* the first samples, or NVML's clock ran ahead */
+            d->anchor_ts = est_now = newest;
+            d->anchor_ns = now;
+        }
+        since = est_now > window ? est_now - window : 0; /* the first call asked for all */
+        nvml_ret rr = remember_samples(g, d, n, since);
+        if (rr != NVML_SUCCESS)
+            return rr;
+    } else if (d->util_rc != NVML_SUCCESS) {
+        return d->util_rc; /* not called this time: what the last call said */
+    }
+
+    size_t keep = 0;
+    for (size_t j = 0; j < d->nseen; j++) {
+        const struct util_seen *u = &d->seen[j];
+        if (u->ts <= since || !in_tree(g, (unsigned int)u->pid))
+            continue; /* out of the window, or the process left the tree */
+        d->seen[keep++] = *u;
+        size_t i = find_proc(g, u->pid, d->index, oom);
         if (i == SIZE_MAX)
             return NVML_ERROR_MEMORY;
         struct proc_acc *a = &g->acc[i];
-        if (!d->primed && u->timestamp != a->newest) {
-            if (a->n && u->timestamp < a->newest)
-                continue;
-            a->sm_sum = a->mem_sum = a->n = 0; /* a newer sample replaces the older */
-        }
-        a->sm_sum += u->sm_util;
-        a->mem_sum += u->mem_util;
+        a->sm_sum += u->sm;
+        a->mem_sum += u->mem;
         a->n++;
-        if (u->timestamp > a->newest)
-            a->newest = u->timestamp;
     }
-    d->last_seen = newest;
-    d->primed = true;
+    d->nseen = keep;
     return NVML_SUCCESS;
 }
 
@@ -643,8 +733,12 @@ int dn_gpu_read(struct dn_gpu *g, const pid_t *pids, size_t npids, struct dn_gpu
                        (rc == NVML_SUCCESS || rc == NVML_ERROR_NOT_SUPPORTED) &&
                        (rg == NVML_SUCCESS || rg == NVML_ERROR_NOT_SUPPORTED);
 
-        /* SM and memory utilization of the tree's processes since the last read. */
-        nvml_ret ru = g->f.process_util ? fold_utilization(g, d, &oom) : NVML_ERROR_NOT_SUPPORTED;
+        /* SM and memory utilization of the tree's processes over the last second. */
+        bool on_gpu = !d->memory_ok;
+        for (size_t k = 0; k < g->nprocs && !on_gpu; k++)
+            on_gpu = g->procs[k].device_index == d->index && g->acc[k].listed;
+        nvml_ret ru = g->f.process_util ? fold_utilization(g, d, on_gpu, &oom)
+                                        : NVML_ERROR_NOT_SUPPORTED;
         if (oom)
             goto oom;
         if (ru != NVML_SUCCESS && ru != NVML_ERROR_NOT_SUPPORTED)

@@ -28,7 +28,7 @@ const struct dn_field dn_metrics_fields[] = {
     F(gpu_memory_bytes, "bytes", DN_FIELD_OPT_U64,
       "NVIDIA GPU memory the process holds, summed over devices (NVML) (None without GPU monitoring: no driver, gpu=False, or the read failed)"),
     F(gpu_sm_utilization, "%", DN_FIELD_OPT_U64,
-      "SM (kernel) time of the process over NVML's samples since the previous read, summed over devices; 100 = one GPU busy (None without GPU monitoring)"),
+      "SM (kernel) time of the process, the mean of NVML's samples of the last second, summed over devices; 100 = one GPU busy (None without GPU monitoring)"),
     F(sock_rx_bytes, "bytes", DN_FIELD_OPT_U64,
       "bytes the process received through its own INET sockets (TCP, UDP; loopback included), since monitoring began (eBPF sock_recv_length, Linux 6.5+; None without it: metadata capabilities.sock says why)"),
     F(sock_tx_bytes, "bytes", DN_FIELD_OPT_U64,

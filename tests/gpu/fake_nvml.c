@@ -11,8 +11,11 @@
  *   device TOTAL USED UTIL_GPU UTIL_MEM TEMP POWER_MW NAME...   one device (bytes, %, C, mW)
  *   compute DEV PID MEM            a compute process (MEM: bytes, or "na")
  *   graphics DEV PID MEM           a graphics process
- *   util DEV PID SM MEM            a process-utilization sample (one per line; each call
- *                                  stamps them now, oldest line first, 1 µs apart)
+ *   util DEV PID SM MEM [AGE_MS]   a process-utilization sample (one per line); without
+ *                                  AGE_MS each call stamps it now (oldest line first, 1 µs
+ *                                  apart), with it the file's mtime less AGE_MS
+ *   clock_offset SECS              timestamps SECS behind the wall clock (a driver whose
+ *                                  samples are stamped with another clock)
  *   no_process_util                nvmlDeviceGetProcessUtilization is not supported
  *   fail FUNCTION CODE             FUNCTION returns CODE
  *
@@ -23,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 
 #define EXPORT __attribute__((visibility("default")))
@@ -71,12 +75,14 @@ struct fake_device {
 
 struct fake_proc {
     unsigned int dev, pid, sm, mem;
+    int age_ms; /* -1: stamped at each call */
     unsigned long long bytes;
     char kind; /* 'C', 'G' or 'U' (utilization sample) */
 };
 
 struct config {
     int init_code, count_fail, no_process_util;
+    unsigned long long mtime_us, clock_offset_us;
     unsigned int ndev;
     struct fake_device dev[MAX_DEVICES];
     unsigned int nprocs;
@@ -100,6 +106,10 @@ static void load(void)
     FILE *f = config_path[0] ? fopen(config_path, "r") : NULL;
     if (!f)
         return;
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0)
+        cfg.mtime_us = (unsigned long long)st.st_mtim.tv_sec * 1000000ULL +
+                       (unsigned long long)st.st_mtim.tv_nsec / 1000ULL;
     char line[512];
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = '\0';
@@ -110,6 +120,8 @@ static void load(void)
             cfg.init_code = atoi(rest);
         } else if (!strcmp(word, "count_fail")) {
             cfg.count_fail = atoi(rest);
+        } else if (!strcmp(word, "clock_offset")) {
+            cfg.clock_offset_us = strtoull(rest, NULL, 10) * 1000000ULL;
         } else if (!strcmp(word, "no_process_util")) {
             cfg.no_process_util = 1;
         } else if (!strcmp(word, "device") && cfg.ndev < MAX_DEVICES) {
@@ -131,7 +143,8 @@ static void load(void)
             }
         } else if (!strcmp(word, "util") && cfg.nprocs < MAX_PROCS) {
             struct fake_proc *p = &cfg.procs[cfg.nprocs];
-            if (sscanf(rest, "%u %u %u %u", &p->dev, &p->pid, &p->sm, &p->mem) == 4) {
+            p->age_ms = -1;
+            if (sscanf(rest, "%u %u %u %u %d", &p->dev, &p->pid, &p->sm, &p->mem, &p->age_ms) >= 4) {
                 p->kind = 'U';
                 cfg.nprocs++;
             }
@@ -143,10 +156,30 @@ static void load(void)
     fclose(f);
 }
 
-/* Every call: the file again, then the configured failure of this function, if any. */
+/* How often each function was called (fake_nvml_calls). */
+#define MAX_COUNTED 32
+static struct {
+    const char *fn;
+    int n;
+} counted[MAX_COUNTED];
+
+static void count_call(const char *fn)
+{
+    for (int i = 0; i < MAX_COUNTED; i++) {
+        if (!counted[i].fn)
+            counted[i].fn = fn;
+        if (!strcmp(counted[i].fn, fn)) {
+            counted[i].n++;
+            return;
+        }
+    }
+}
+
+/* Every call: counted, the file again, then the configured failure of this function. */
 static int enter(const char *fn)
 {
     pthread_mutex_lock(&lock);
+    count_call(fn);
     if (!initialized) {
         pthread_mutex_unlock(&lock);
         return NVML_ERROR_UNINITIALIZED;
@@ -366,7 +399,10 @@ EXPORT nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t h,
         const struct fake_proc *p = &cfg.procs[i];
         if (p->kind != 'U' || p->dev != dev)
             continue;
-        unsigned long long ts = now - (total - 1 - k++);
+        unsigned long long ts = p->age_ms >= 0 ? cfg.mtime_us - (unsigned long long)p->age_ms * 1000ULL
+                                               : now - (total - 1 - k);
+        k++;
+        ts -= cfg.clock_offset_us;
         if (ts <= last_seen)
             continue;
         if (samples && n < *count) {
@@ -389,6 +425,18 @@ EXPORT nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t h,
     }
     *count = n;
     return NVML_SUCCESS;
+}
+
+/* Not NVML: how many times FN was called since the library was loaded. */
+EXPORT int fake_nvml_calls(const char *fn)
+{
+    pthread_mutex_lock(&lock);
+    int n = 0;
+    for (int i = 0; i < MAX_COUNTED && counted[i].fn; i++)
+        if (!strcmp(counted[i].fn, fn))
+            n = counted[i].n;
+    pthread_mutex_unlock(&lock);
+    return n;
 }
 
 /* Not NVML: how many nvmlInit calls are not yet matched by nvmlShutdown (the tests
