@@ -15,7 +15,8 @@ Workloads (each a single process, so syscount -p sees all of it):
   compileall  python3 -m compileall -f over a copy of part of the standard library
 
 Every run goes through a small C wrapper that forks the workload, pinned to one CPU (the
-last one; --cpu), and times it from fork (or from the go signal when held) to exit, so tool start-up and tear-down (loading BPF,
+last one; --cpu; this script, and so denet's sampler thread, runs on the others), and
+times it from fork (or from the go signal when held) to exit, so tool start-up and tear-down (loading BPF,
 perf reading symbols) are not charged to the workload; the ratio is the slowdown of the
 workload itself. Runs alternate between tools so machine noise hits all alike; the table
 shows the median over runs and its ratio to the unmonitored median.
@@ -172,6 +173,16 @@ int main(int argc, char **argv)
 """
 
 
+# The CPUs strace, perf trace and syscount may run on (all: set in main()).
+TOOL_CPUS = set()
+
+
+def anywhere():
+    """preexec_fn of the peers' processes: every CPU, whatever this script is pinned to."""
+    if TOOL_CPUS:
+        os.sched_setaffinity(0, TOOL_CPUS)
+
+
 class Skip(Exception):
     """This tool cannot run here; the message says why."""
 
@@ -271,7 +282,8 @@ class Bench:
             raise Skip("strace: not installed (apt-get install strace)")
         out = os.path.join(self.tmp, "strace.out")
         r = subprocess.run([exe, "-c", "-f", "-o", out] + self.wrapped(cmd),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=anywhere)
         if r.returncode != 0:
             raise Skip(f"strace: {r.stderr.strip()[:200]}")
         return read_time(self.result)
@@ -282,7 +294,8 @@ class Bench:
             raise Skip("perf trace: not installed (apt-get install linux-perf)")
         out = os.path.join(self.tmp, "perf.out")
         r = subprocess.run([exe, "trace", "-s", "-o", out, "--"] + self.wrapped(cmd),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=anywhere)
         if r.returncode != 0 or not os.path.getsize(out):
             why = r.stderr.strip()[:200] or (f"exit {r.returncode}; it needs root or "
                                              "kernel.perf_event_paranoid=-1 and tracefs")
@@ -299,7 +312,8 @@ class Bench:
         # line-buffered, so the banner arrives as soon as it is printed
         stdbuf = shutil.which("stdbuf")
         sc = subprocess.Popen(([stdbuf, "-oL"] if stdbuf else []) + [exe, "-p", str(child)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              preexec_fn=anywhere)
         banner = sc.stdout.readline()  # printed once the programs are attached
         if not banner.startswith("Tracing"):
             w.kill()
@@ -374,6 +388,14 @@ def main():
 
     if args.cpu >= 0:
         os.environ["DENET_BENCH_CPU"] = str(args.cpu)
+        # This script, so denet's sampler thread, runs on the other CPUs. The other tools
+        # run where the kernel puts them, as before: strace kept off the tracee's CPU
+        # takes many times longer (every stop is a wake-up on another CPU).
+        everything = os.sched_getaffinity(0)
+        others = everything - {args.cpu}
+        if others:
+            os.sched_setaffinity(0, others)
+            TOOL_CPUS.update(everything)
     tmp = tempfile.mkdtemp(prefix="denet-bench-")
     shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tmp
     try:
