@@ -13,6 +13,7 @@
 #define DENET_BPF_LIVE_MAP_H
 
 #include "tracked.h"
+#include "tracked_map.bpf.h"
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -42,6 +43,16 @@ static __always_inline void dn_live_clear(__u32 tgid)
     __u64 *w = dn_live_word(tgid);
     if (w && (*w & (1ULL << (tgid % 64))))
         __sync_fetch_and_and(w, ~(1ULL << (tgid % 64)));
+}
+
+/* Whether tgid is a tracked process that is alive: its bit, or for a tgid past the
+ * bitmap its `tracked` entry. The filter of programs that run for every process. */
+static __always_inline bool dn_is_live(__u32 tgid)
+{
+    __u64 *w = dn_live_word(tgid);
+    if (w)
+        return *w & (1ULL << (tgid % 64));
+    return dn_tracked_live(tgid) != 0;
 }
 
 #endif

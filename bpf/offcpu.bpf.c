@@ -16,7 +16,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "offcpu.h"
-#include "tracked_map.bpf.h"
+#include "live_map.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -38,6 +38,13 @@ __u32 only_tgid = 0;    /* this process only (include_children=False); 0 = all *
 __u64 dropped = 0;      /* intervals lost: the threads map was full */
 __u64 dropped_keys = 0; /* intervals in the thread totals but not in a stack key: keys full */
 __u64 lost_events = 0;  /* new-stack notices the ring buffer had no room for (retried) */
+/* Bumped by a CPU once it has added an interval to the maps, in its own cache line with
+ * a plain add: user space reads the maps only when the sum moved (or once a second), so
+ * a tree that is not switching costs no map read. */
+struct {
+    __u64 n;
+    __u64 pad[7];
+} changes[DN_OC_CHANGE_SLOTS] = {};
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -256,6 +263,11 @@ static __always_inline void switch_out(void *ctx, bool preempt, struct task_stru
     t->start_ns = *now;
 }
 
+static __always_inline void changed(void)
+{
+    changes[bpf_get_smp_processor_id() & (DN_OC_CHANGE_SLOTS - 1)].n++;
+}
+
 static __always_inline void switch_in(struct task_struct *n, __u32 tgid, __u64 *now)
 {
     struct dn_oc_tkey k = {.tgid = tgid, .tid = n->pid};
@@ -287,16 +299,20 @@ static __always_inline void switch_in(struct task_struct *n, __u32 tgid, __u64 *
     struct dn_oc_val *v = bpf_map_lookup_elem(&keys, &key);
     if (!v) {
         struct dn_oc_val first = {.count = 1, .total_ns = d};
-        if (bpf_map_update_elem(&keys, &key, &first, BPF_NOEXIST) == 0)
+        if (bpf_map_update_elem(&keys, &key, &first, BPF_NOEXIST) == 0) {
+            changed();
             return;
+        }
         v = bpf_map_lookup_elem(&keys, &key);
         if (!v) {
             __sync_fetch_and_add(&dropped_keys, 1);
+            changed();
             return;
         }
     }
     v->count += 1;
     v->total_ns += d;
+    changed();
 }
 
 SEC("tp_btf/sched_switch")
@@ -304,10 +320,10 @@ int BPF_PROG(dn_sched_switch, bool preempt, struct task_struct *prev, struct tas
 {
     __u64 now = 0;
     __u32 ptgid = prev->tgid;
-    if (dn_tracked_live(ptgid))
+    if (dn_is_live(ptgid))
         switch_out(ctx, preempt, prev, ptgid, &now);
     __u32 ntgid = next->tgid;
-    if (dn_tracked_live(ntgid))
+    if (dn_is_live(ntgid))
         switch_in(next, ntgid, &now);
     return 0;
 }

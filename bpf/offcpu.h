@@ -19,6 +19,8 @@
 #define DN_OC_THREADS_MAX 8192
 #define DN_OC_KEYS_MAX 16384
 #define DN_OC_SEEN_MAX 8192
+/* Slots of the `changes` counters, one per CPU (CPUs past it share a slot). */
+#define DN_OC_CHANGE_SLOTS 256
 
 /* Stack maps. bpf_get_stackid files a stack in the bucket its hash picks and refuses
  * (-EEXIST) a different stack whose bucket is taken, so maps are sized well above the

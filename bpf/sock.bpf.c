@@ -33,7 +33,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "sock.h"
-#include "tracked_map.bpf.h"
+#include "live_map.bpf.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -162,7 +162,7 @@ SEC("tp_btf/sock_send_length")
 int BPF_PROG(dn_sock_send, struct sock *sk, int ret, int flags)
 {
     __u32 tgid = bpf_get_current_pid_tgid() >> 32;
-    if (!dn_tracked_live(tgid))
+    if (!dn_is_live(tgid))
         return 0;
     count(tgid, sk, ret, flags, true);
     return 0;
@@ -172,7 +172,7 @@ SEC("tp_btf/sock_recv_length")
 int BPF_PROG(dn_sock_recv, struct sock *sk, int ret, int flags)
 {
     __u32 tgid = bpf_get_current_pid_tgid() >> 32;
-    if (!dn_tracked_live(tgid))
+    if (!dn_is_live(tgid))
         return 0;
     count(tgid, sk, ret, flags, false);
     return 0;
@@ -194,7 +194,7 @@ SEC("tp_btf/net_dev_start_xmit")
 int BPF_PROG(dn_sock_xmit, const struct sk_buff *skb, const struct net_device *dev)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
-    if (!dn_tracked_live(pid_tgid >> 32))
+    if (!dn_is_live(pid_tgid >> 32))
         return 0;
     struct sock *sk = BPF_CORE_READ(skb, sk);
     if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
@@ -214,7 +214,7 @@ SEC("tp_btf/skb_copy_datagram_iovec")
 int BPF_PROG(dn_sock_copy, const struct sk_buff *skb, int len)
 {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
-    if (!dn_tracked_live(pid_tgid >> 32))
+    if (!dn_is_live(pid_tgid >> 32))
         return 0;
     struct sock *owner = BPF_CORE_READ(skb, sk); /* TCP's queued data has its socket */
     if (owner && BPF_CORE_READ(owner, sk_protocol) != IPPROTO_UDP)

@@ -25,7 +25,6 @@
 
 #include "syscalls.h"
 #include "live_map.bpf.h"
-#include "tracked_map.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -79,13 +78,8 @@ int BPF_PROG(dn_sys_enter, struct pt_regs *regs, long id)
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     __u32 tgid = pid_tgid >> 32;
 
-    __u64 *w = dn_live_word(tgid);
-    if (w) {
-        if (!(*w & (1ULL << (tgid % 64))))
-            return 0;
-    } else if (!dn_tracked_live(tgid)) {
+    if (!dn_is_live(tgid))
         return 0;
-    }
     if ((__u32)pid_tgid == *(volatile __u32 *)&excluded_tid)
         return 0;
     __u32 only = *(volatile __u32 *)&only_tgid;

@@ -10,7 +10,6 @@
 
 #include "core_fixes.bpf.h"
 #include "live_map.bpf.h"
-#include "tracked_map.bpf.h"
 
 #define E2BIG 7 /* errno values are not in vmlinux.h */
 

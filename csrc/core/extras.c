@@ -47,7 +47,8 @@ void dn_extras_open_ebpf(struct dn_session *s)
         set_sock_error(s, err);
         return;
     }
-    if (dn_sock_open(&s->ex.sock, dn_tracker_map_fd(s->tracker), err, sizeof err) != 0) {
+    if (dn_sock_open(&s->ex.sock, dn_tracker_map_fd(s->tracker),
+                     dn_tracker_live_map_fd(s->tracker), err, sizeof err) != 0) {
         set_sock_error(s, err); /* monitoring and the other eBPF figures go on */
         return;
     }

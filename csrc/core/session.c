@@ -360,8 +360,9 @@ int dn_session_open_ebpf(struct dn_session *s, char *err, size_t errlen)
         if (dn_session_fds_short("off-CPU profiling", oerr, sizeof oerr)) {
             free(s->offcpu_error);
             s->offcpu_error = strdup(oerr);
-        } else if (dn_offcpu_open(&s->offcpu, dn_tracker_map_fd(s->tracker), s->o.offcpu_stacks, oerr,
-                           sizeof oerr) != 0) {
+        } else if (dn_offcpu_open(&s->offcpu, dn_tracker_map_fd(s->tracker),
+                                  dn_tracker_live_map_fd(s->tracker), s->o.offcpu_stacks, oerr,
+                                  sizeof oerr) != 0) {
             free(s->offcpu_error);
             s->offcpu_error = strdup(oerr);
         }

@@ -74,6 +74,9 @@ struct dn_offcpu {
     uint32_t only_tgid;
     uint32_t next_gen;
     int64_t next_fold_ns;
+    uint64_t changes_seen; /* the sum of the program's `changes` at the last map read */
+    bool read_once; /* the maps were read since the last forced read */
+    size_t change_slots;
     uint64_t dropped;
     struct dn_arena *arena;
     struct dn_usym *usym;
@@ -512,6 +515,25 @@ static int refresh(struct dn_offcpu *o)
     if (!o->skel)
         return 0;
     dn_offcpu_handle_events(o);
+    /* Nothing switched since the last read (the counters each CPU bumps after adding an
+     * interval did not move): the maps are as read then. They are read at least once a
+     * second anyway, when the fold is due (a CPU that orders its writes loosely could
+     * show the bump before the interval). */
+    uint64_t dropped = __atomic_load_n(&o->skel->bss->dropped, __ATOMIC_RELAXED) +
+                       __atomic_load_n(&o->skel->bss->dropped_keys, __ATOMIC_RELAXED);
+    if (dropped != o->dropped) {
+        o->dropped = dropped;
+        o->version++;
+    }
+    int64_t now = mono_ns();
+    bool fold_due = now >= o->next_fold_ns;
+    uint64_t changes = 0;
+    for (size_t i = 0; i < o->change_slots; i++)
+        changes += __atomic_load_n(&o->skel->bss->changes[i].n, __ATOMIC_ACQUIRE);
+    if (o->read_once && changes == o->changes_seen && !fold_due)
+        return 0;
+    o->changes_seen = changes;
+    o->read_once = true;
     /* Threads first, keys second: both grow only while the thread runs, and a process
      * that is not tracked any more in the later read of `tracked` had its final
      * figures in both. */
@@ -533,16 +555,9 @@ static int refresh(struct dn_offcpu *o)
     for (size_t i = 0; i < o->kbuf.n; i++)
         if ((rc = update_key(o, &kk[i], &kv[i])))
             return rc;
-    uint64_t dropped = __atomic_load_n(&o->skel->bss->dropped, __ATOMIC_RELAXED) +
-                       __atomic_load_n(&o->skel->bss->dropped_keys, __ATOMIC_RELAXED);
-    if (dropped != o->dropped) {
-        o->dropped = dropped;
-        o->version++;
-    }
     /* Folding only keeps the kernel maps small: once a second, or sooner when they
      * fill up. */
-    int64_t now = mono_ns();
-    if (now >= o->next_fold_ns || o->tbuf.n > DN_OC_THREADS_MAX / 2 ||
+    if (fold_due || o->tbuf.n > DN_OC_THREADS_MAX / 2 ||
         o->kbuf.n > DN_OC_KEYS_MAX / 2) {
         o->next_fold_ns = now + 1000000000LL;
         if ((rc = fold(o)))
@@ -553,8 +568,8 @@ static int refresh(struct dn_offcpu *o)
 
 /* ---- set-up ------------------------------------------------------------------------ */
 
-int dn_offcpu_open(struct dn_offcpu **out, int tracked_map_fd, bool stacks, char *err,
-                   size_t errlen)
+int dn_offcpu_open(struct dn_offcpu **out, int tracked_map_fd, int live_map_fd, bool stacks,
+                   char *err, size_t errlen)
 {
     int rc;
     *out = NULL;
@@ -578,6 +593,8 @@ int dn_offcpu_open(struct dn_offcpu **out, int tracked_map_fd, bool stacks, char
     }
     o->skel->rodata->with_stacks = stacks;
     rc = bpf_map__reuse_fd(o->skel->maps.tracked, tracked_map_fd);
+    if (rc == 0)
+        rc = bpf_map__reuse_fd(o->skel->maps.live, live_map_fd);
     if (rc) {
         dn_ebpf_explain(err, errlen, "sharing the tracked-process map with the off-CPU profiler",
                         rc);
@@ -617,6 +634,8 @@ int dn_offcpu_open(struct dn_offcpu **out, int tracked_map_fd, bool stacks, char
     o->seen_fd = bpf_map__fd(o->skel->maps.seen);
     o->tracked_fd = bpf_map__fd(o->skel->maps.tracked);
     o->next_fold_ns = mono_ns() + 1000000000LL;
+    int ncpu = libbpf_num_possible_cpus();
+    o->change_slots = ncpu <= 0 || ncpu > DN_OC_CHANGE_SLOTS ? DN_OC_CHANGE_SLOTS : (size_t)ncpu;
     if (stacks)
         dn_kallsyms_prefetch(); /* no-op when the session started it already */
     *out = o;
@@ -631,6 +650,7 @@ void dn_offcpu_detach(struct dn_offcpu *o, bool finish)
 {
     if (!o || !o->skel)
         return;
+    o->read_once = false; /* the last read: whole */
     if (finish && refresh(o) == 0) {
         /* Name every stack while the stack map exists. */
         for (size_t i = 0; i < o->keys.cap; i++)

@@ -19,11 +19,12 @@
 
 struct dn_offcpu;
 
-/* Loads and attaches the sched_switch program, filtering on the tracker's map. stacks:
- * also record user and kernel stacks. On failure returns -errno and writes a sentence
- * that says what failed and how to fix it into err. */
-int dn_offcpu_open(struct dn_offcpu **out, int tracked_map_fd, bool stacks, char *err,
-                   size_t errlen);
+/* Loads and attaches the sched_switch program, filtering on the tracker's maps (the
+ * `tracked` hash and the `live` bitmap). stacks: also record user and kernel stacks. On
+ * failure returns -errno and writes a sentence that says what failed and how to fix it
+ * into err. */
+int dn_offcpu_open(struct dn_offcpu **out, int tracked_map_fd, int live_map_fd, bool stacks,
+                   char *err, size_t errlen);
 
 /* Stops counting: the BPF programs and maps go, the totals, names and frames read so
  * far stay for snapshots and folded output. finish: read the maps and symbolize every

@@ -74,7 +74,8 @@ int dn_sock_probe(char *why, size_t len)
     return probe_rc;
 }
 
-int dn_sock_open(struct dn_sock **out, int tracked_map_fd, char *err, size_t errlen)
+int dn_sock_open(struct dn_sock **out, int tracked_map_fd, int live_map_fd, char *err,
+                 size_t errlen)
 {
     int rc;
     *out = NULL;
@@ -100,6 +101,8 @@ int dn_sock_open(struct dn_sock **out, int tracked_map_fd, char *err, size_t err
         goto fail;
     }
     rc = bpf_map__reuse_fd(s->skel->maps.tracked, tracked_map_fd);
+    if (rc == 0)
+        rc = bpf_map__reuse_fd(s->skel->maps.live, live_map_fd);
     if (rc) {
         dn_ebpf_explain(err, errlen, "sharing the tracked-process map with the socket counter", rc);
         goto fail;

@@ -22,9 +22,11 @@ struct dn_sock;
  * why. The answer is cached. */
 int dn_sock_probe(char *why, size_t len);
 
-/* Loads and attaches the programs, filtering on the tracker's map. On failure returns
- * -errno and writes a sentence that says what failed and how to fix it into err. */
-int dn_sock_open(struct dn_sock **out, int tracked_map_fd, char *err, size_t errlen);
+/* Loads and attaches the programs, filtering on the tracker's maps (the `tracked` hash
+ * and the `live` bitmap). On failure returns -errno and writes a sentence that says what
+ * failed and how to fix it into err. */
+int dn_sock_open(struct dn_sock **out, int tracked_map_fd, int live_map_fd, char *err,
+                 size_t errlen);
 void dn_sock_close(struct dn_sock *s);
 
 /* Totals count only this process (include_children=False); 0: the whole tree. */
