@@ -4,7 +4,9 @@ bench/sampling.py times trees of sleeping processes. Here each of N processes ma
 distinct system calls every 100 ms, so a syscall counter that keeps counts per
 (process, number) holds N x 31 of them, and every process ran since the last sample.
 denet: ProcessMonitor.from_pid(root, enable_ebpf=True).sample_once(), median of rounds,
-in µs per sample and per process. Root only (eBPF).
+in µs per sample and per process, and the same with offcpu=False (no off-CPU maps to
+read and no off-CPU part to build: every process of this tree switches between samples),
+the two monitors taking turns round by round. Root only (eBPF).
 
     python3 bench/active.py [--sizes 1,50,200] [--rounds 15]
 
@@ -118,29 +120,34 @@ def main():
         subprocess.run(["gcc", "-O2", "-o", exe, exe + ".c"], check=True)
         print(f"denet {denet.__version__} ({os.path.dirname(denet.__file__)}): one eBPF sample "
               f"of an active tree, median of {args.rounds} rounds")
-        print(f"{'processes':>9} {'µs/sample':>10} {'µs/process':>10}")
+        print(f"{'processes':>9} {'µs/sample':>10} {'µs/process':>10} {'offcpu=False':>13} {'µs/process':>10}")
         for n in [int(x) for x in args.sizes.split(",")]:
             root = subprocess.Popen([exe, str(n)], start_new_session=True)
             try:
                 time.sleep(0.5 + n / 200)  # every process has run a round
-                mon = denet.ProcessMonitor.from_pid(root.pid, store_in_memory=False,
-                                                    enable_ebpf=True, quiet=True)
-                assert mon.ebpf_error is None, mon.ebpf_error
+                mons = [denet.ProcessMonitor.from_pid(root.pid, store_in_memory=False,
+                                                      enable_ebpf=True, quiet=True, offcpu=offcpu)
+                        for offcpu in (True, False)]
+                for mon in mons:
+                    assert mon.ebpf_error is None, mon.ebpf_error
                 time.sleep(0.3)  # every process has made its calls since the attach
-                s = mon.sample_once()
-                assert s["aggregated"]["process_count"] == n, s["aggregated"]["process_count"]
-                assert s["aggregated"]["ebpf"]["syscalls"]["total"] >= 31 * n
+                for mon in mons:
+                    s = mon.sample_once()
+                    assert s["aggregated"]["process_count"] == n, s["aggregated"]["process_count"]
+                    assert s["aggregated"]["ebpf"]["syscalls"]["total"] >= 31 * n
                 calls = max(5, 400 // n)
-                times = []
+                times = [[], []]
                 for _ in range(args.rounds):
-                    t = time.perf_counter()
-                    for _ in range(calls):
-                        mon.sample_once()
-                    times.append((time.perf_counter() - t) / calls)
-                    time.sleep(0.05)
-                med = statistics.median(times) * 1e6
-                print(f"{n:>9} {med:>10.0f} {med / n:>10.1f}")
-                mon.stop()
+                    for mon, into in zip(mons, times):
+                        t = time.perf_counter()
+                        for _ in range(calls):
+                            mon.sample_once()
+                        into.append((time.perf_counter() - t) / calls)
+                        time.sleep(0.05)
+                med = [statistics.median(t) * 1e6 for t in times]
+                print(f"{n:>9} {med[0]:>10.0f} {med[0] / n:>10.1f} {med[1]:>13.0f} {med[1] / n:>10.1f}")
+                for mon in mons:
+                    mon.stop()
             finally:
                 os.killpg(root.pid, 9)
                 root.wait()
