@@ -11,7 +11,7 @@
 #include "core_fixes.bpf.h"
 #include "live_map.bpf.h"
 
-#define E2BIG 7 /* errno values are not in vmlinux.h */
+#define EEXIST 17 /* errno values are not in vmlinux.h */
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -39,8 +39,11 @@ int BPF_PROG(dn_fork, struct task_struct *parent, struct task_struct *child)
     if (rc == 0) {
         dn_live_set(ctgid);
         __sync_fetch_and_add(&forks_tracked, 1);
-    } else if (rc == -E2BIG)
+    } else if (rc != -EEXIST) {
+        /* Not followed: the map is full (-E2BIG, or another error some kernels give
+         * for it). -EEXIST means it is tracked already. */
         __sync_fetch_and_add(&fork_dropped, 1);
+    }
     return 0;
 }
 

@@ -211,7 +211,7 @@ def test_orphaned_descendants_are_counted_by_the_exit_tracepoint(require_ebpf, t
     out = tmp_path / "burner"
     out.write_text("")  # the subshell returns before the burner's redirection opens it
     burn = (f"{PY} -S -c 'import os, time\nprint(os.getpid(), flush=True)\n"
-            "t=time.process_time()\nwhile time.process_time()-t<0.5: pass\n"
+            "t=time.process_time()\nwhile time.process_time()-t<1.0: pass\n"
             "print(time.process_time(), flush=True)'")
     script = textwrap.dedent(f"""
         import os, select, subprocess, time
@@ -228,8 +228,11 @@ def test_orphaned_descendants_are_counted_by_the_exit_tracepoint(require_ebpf, t
     seen_by_rusage = children_cpu_secs() - before  # the command and its subshell
     burned = float(out.read_text().split()[1])
     total = mon.get_summary()["total_cpu_time_secs"]
-    assert seen_by_rusage < 0.3
-    assert burned >= 0.5
+    assert burned >= 1.0
+    # Had the burner's time reached this process's children (a reaper that waited for
+    # it), they would show at least as much. The command's own time stays below it even
+    # in the qemu guests of `make test-kernels`, where starting Python costs ~0.5 s.
+    assert seen_by_rusage < burned
     # burned is read before the burner's interpreter shuts down: allow for that
     assert burned <= total <= burned + seen_by_rusage + 0.15, (total, burned, seen_by_rusage)
 

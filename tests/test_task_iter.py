@@ -83,6 +83,13 @@ def test_iterator_numbers_are_those_of_proc(require_ebpf, tmp_path, monkeypatch)
         assert off1["task_iter_collections"] == 0
         # /proc as this test reads it, right after the samples (the workload is idle)
         truth = {c["pid"]: read_proc(c["pid"]) for c in a["children"]}
+        try:
+            with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+                thp = "[always]" in f.read()
+        except OSError:
+            thp = False
+        on_tmpfs = subprocess.run(["stat", "-f", "-c", "%T", str(tmp_path)], capture_output=True,
+                                  text=True).stdout.strip() == "tmpfs"
         assert a["aggregated"]["process_count"] == b["aggregated"]["process_count"] == 3
         assert len(truth) == 2
         for via in (a, b):
@@ -93,11 +100,16 @@ def test_iterator_numbers_are_those_of_proc(require_ebpf, tmp_path, monkeypatch)
                 for k in EXACT:
                     assert x[k] == want[k], (k, x[k], want[k], via is a)
                 assert x["thread_count"] == 4
-                assert x["disk_write_bytes"] >= 4 << 20 and x["syscall_read_bytes"] >= 4 << 20
+                # the 4 MiB written reach a disk unless the files are on tmpfs (the qemu
+                # guests of `make test-kernels`), where nothing is written to a device
+                assert x["disk_write_bytes"] >= (0 if on_tmpfs else 4 << 20)
+                assert x["syscall_read_bytes"] >= 4 << 20
                 assert abs(x["mem_rss_kb"] - want["mem_rss_kb"]) <= 0.02 * want["mem_rss_kb"]
                 assert x["mem_rss_kb"] >= 64 * 1024
                 assert want["page_faults_cached"] - 50 <= x["page_faults_cached"] <= want["page_faults_cached"]
-                assert x["page_faults_cached"] >= 64 * 256  # the 64 MiB it touched
+                # the 64 MiB it touched: a fault per 4 KiB page, or per 2 MiB where the
+                # kernel backs it with transparent huge pages (Debian's 6.1 and 6.12)
+                assert x["page_faults_cached"] >= (64 * 256 if not thp else 32)
     finally:
         p.stdin.close()
         p.wait(timeout=30)

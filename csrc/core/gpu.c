@@ -506,7 +506,7 @@ static nvml_ret fold_list(struct dn_gpu *g, const struct process_api *api, struc
  * that no sample is skipped at long intervals. */
 #define UTIL_WINDOW_MIN_US 1000000ULL
 /* nvmlDeviceGetProcessUtilization costs 1.6 ms on an H100 (every other call of a read
- * together about 70 µs): it is called at most this often, and only while a process of
+ * together about 80 µs): it is called at most this often, and only while a process of
  * the tree holds a context on the device (one that holds none runs nothing there). */
 #define UTIL_CALL_EVERY_NS 250000000ULL
 #define UTIL_SEEN_MAX 65536
