@@ -506,7 +506,7 @@ def test_summary_counts_syscalls_made_after_the_last_sample(require_ebpf, getppi
     # the summary still has them, from a fresh read of the counters. The same run with
     # no calls gives the shell's and the program's own: the difference is exact.
     base, _ = calls_after_the_last_sample(getppid_bin, 0)
-    assert 0 < base < 200
+    assert 0 < base < 1000  # about 30 (200 under `make asan`: its LD_PRELOAD starts too)
     got, summary = calls_after_the_last_sample(getppid_bin, 50_000)
     assert got == base + 50_000, (got, base)
     assert summary["syscalls_by_category"]["process"] >= 50_000
