@@ -754,8 +754,6 @@ struct group {
     uint32_t pad; /* key ends here */
     uint64_t total_ns, count;
     struct acc_key *heaviest;
-    uint32_t nthreads;
-    uint32_t threads[MAX_STACK_THREADS][2];
 };
 
 static int cmp_group(const void *a, const void *b)
@@ -817,14 +815,6 @@ static int group_keys(struct dn_offcpu *o, bool by_stack, struct group **store,
         x->count += a->count;
         if (!x->heaviest || a->total_ns > x->heaviest->total_ns)
             x->heaviest = a;
-        bool listed = false;
-        for (uint32_t t = 0; t < x->nthreads && !listed; t++)
-            listed = x->threads[t][1] == a->k.tid;
-        if (!listed && x->nthreads < MAX_STACK_THREADS) {
-            x->threads[x->nthreads][0] = a->k.tgid;
-            x->threads[x->nthreads][1] = a->k.tid;
-            x->nthreads++;
-        }
     }
     dn_htab_free(&h);
     qsort(v, n, sizeof *v, cmp_group);
@@ -893,6 +883,30 @@ static int add_bottlenecks(struct dn_offcpu *o, struct dn_offcpu_sample *s)
     return 0;
 }
 
+/* The [pid, tid] of the threads that waited in stack group x (at most MAX_STACK_THREADS),
+ * found again for the few groups a sample lists rather than kept for every group. */
+static void stack_threads(const struct dn_offcpu *o, const struct group *x,
+                          struct dn_offcpu_stack *st)
+{
+    st->threads = malloc(MAX_STACK_THREADS * sizeof *st->threads);
+    if (!st->threads)
+        return;
+    for (size_t i = 0; i < o->keys.cap && st->nthreads < MAX_STACK_THREADS; i++) {
+        const struct acc_key *a = o->keys.slots[i];
+        if (!a || !a->total_ns || a->k.tgid != x->tgid || a->gen != x->gen ||
+            a->k.ustack != x->a || a->k.kstack != x->b)
+            continue;
+        bool listed = false;
+        for (uint32_t t = 0; t < st->nthreads && !listed; t++)
+            listed = st->threads[t][1] == a->k.tid;
+        if (!listed) {
+            st->threads[st->nthreads][0] = a->k.tgid;
+            st->threads[st->nthreads][1] = a->k.tid;
+            st->nthreads++;
+        }
+    }
+}
+
 static int add_stacks(struct dn_offcpu *o, struct dn_offcpu_sample *s)
 {
     struct group *store, **v;
@@ -924,11 +938,7 @@ static int add_stacks(struct dn_offcpu *o, struct dn_offcpu_sample *s)
         st->state = a->k.state;
         st->syscall = a->k.syscall;
         st->wait = key_class(a);
-        st->threads = malloc(x->nthreads * sizeof *st->threads);
-        if (st->threads) {
-            memcpy(st->threads, x->threads, x->nthreads * sizeof *st->threads);
-            st->nthreads = x->nthreads;
-        }
+        stack_threads(o, x, st);
         if (a->us) {
             st->nuser = a->us->n;
             st->user = a->us->frames;
