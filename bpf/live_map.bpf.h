@@ -31,6 +31,13 @@ static __always_inline __u64 *dn_live_word(__u32 tgid)
     return bpf_map_lookup_elem(&live, &w);
 }
 
+/* Whether tgid's bit is set (false past the bitmap). */
+static __always_inline bool dn_live_bit(__u32 tgid)
+{
+    __u64 *w = dn_live_word(tgid);
+    return w && (*w & (1ULL << (tgid % 64)));
+}
+
 static __always_inline void dn_live_set(__u32 tgid)
 {
     __u64 *w = dn_live_word(tgid);
@@ -41,7 +48,7 @@ static __always_inline void dn_live_set(__u32 tgid)
 static __always_inline void dn_live_clear(__u32 tgid)
 {
     __u64 *w = dn_live_word(tgid);
-    if (w && (*w & (1ULL << (tgid % 64))))
+    if (w && (*w & (1ULL << (tgid % 64)))) /* no locked write for a bit already clear */
         __sync_fetch_and_and(w, ~(1ULL << (tgid % 64)));
 }
 

@@ -73,8 +73,7 @@ int BPF_PROG(dn_exit, struct task_struct *p)
         /* Not in `tracked` (any more), yet its bit may be set: user space deleted the
          * entry of a live process (a pid reused between its read and its delete). The
          * bit must not outlive the process, or the next owner of the pid is counted. */
-        __u64 *w = dn_live_word(tgid);
-        if (w && (*w & (1ULL << (tgid % 64))) && BPF_CORE_READ(p, signal, live.counter) == 0)
+        if (dn_live_bit(tgid) && BPF_CORE_READ(p, signal, live.counter) == 0)
             dn_live_clear(tgid);
         return 0;
     }

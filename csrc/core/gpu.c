@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/procfs.h" /* dn_monotonic_ns, dn_now_ms */
 #include "core/schema.h"
 
 /* ---- the NVML ABI ------------------------------------------------------------------ */
@@ -511,13 +511,6 @@ static nvml_ret fold_list(struct dn_gpu *g, const struct process_api *api, struc
 #define UTIL_CALL_EVERY_NS 250000000ULL
 #define UTIL_SEEN_MAX 65536
 
-static uint64_t clock_ns(clockid_t id)
-{
-    struct timespec t;
-    clock_gettime(id, &t);
-    return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
-}
-
 /* Adds the tree's samples of one NVML call that are new (a sample is returned by every
  * call until a newer one replaces it). */
 static nvml_ret remember_samples(struct dn_gpu *g, struct gpu_device *d, unsigned int n,
@@ -555,8 +548,8 @@ static nvml_ret remember_samples(struct dn_gpu *g, struct gpu_device *d, unsigne
  * of the tree holds a context on d, or the lists could not say. */
 static nvml_ret fold_utilization(struct dn_gpu *g, struct gpu_device *d, bool on_gpu, bool *oom)
 {
-    uint64_t now = clock_ns(CLOCK_MONOTONIC);
-    unsigned long long wall = clock_ns(CLOCK_REALTIME) / 1000;
+    uint64_t now = (uint64_t)dn_monotonic_ns();
+    unsigned long long wall = (unsigned long long)dn_now_ms() * 1000ULL;
     unsigned long long window = UTIL_WINDOW_MIN_US;
     if (d->prev_read_ns && (now - d->prev_read_ns) / 1000 > window)
         window = (now - d->prev_read_ns) / 1000;

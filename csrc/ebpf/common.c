@@ -134,3 +134,16 @@ int dn_bpf_read_map(int fd, size_t ksz, size_t vsz, size_t max_entries, struct d
     }
 }
 
+int dn_ebpf_share_tracker_maps(struct bpf_map *tracked, struct bpf_map *live, int tracked_fd,
+                               int live_fd, const char *who, char *err, size_t errlen)
+{
+    int rc = bpf_map__reuse_fd(tracked, tracked_fd);
+    if (rc == 0)
+        rc = bpf_map__reuse_fd(live, live_fd);
+    if (rc) {
+        char what[128];
+        snprintf(what, sizeof what, "sharing the tracked-process maps with %s", who);
+        dn_ebpf_explain(err, errlen, what, rc);
+    }
+    return rc;
+}

@@ -23,4 +23,13 @@ struct dn_map_buf {
  * without batch lookups are read key by key. Returns 0 or -errno. */
 int dn_bpf_read_map(int fd, size_t ksz, size_t vsz, size_t max_entries, struct dn_map_buf *b);
 
+struct bpf_map;
+
+/* Gives a collector's copies of the tracker's maps (`tracked` and the `live` bitmap) the
+ * tracker's fds before it loads, so that every program filters on the same processes.
+ * On failure returns -errno and writes "sharing the tracked-process maps with <who>
+ * failed: ..." into err. */
+int dn_ebpf_share_tracker_maps(struct bpf_map *tracked, struct bpf_map *live, int tracked_fd,
+                               int live_fd, const char *who, char *err, size_t errlen);
+
 #endif

@@ -592,14 +592,10 @@ int dn_offcpu_open(struct dn_offcpu **out, int tracked_map_fd, int live_map_fd, 
         goto fail;
     }
     o->skel->rodata->with_stacks = stacks;
-    rc = bpf_map__reuse_fd(o->skel->maps.tracked, tracked_map_fd);
-    if (rc == 0)
-        rc = bpf_map__reuse_fd(o->skel->maps.live, live_map_fd);
-    if (rc) {
-        dn_ebpf_explain(err, errlen, "sharing the tracked-process map with the off-CPU profiler",
-                        rc);
+    rc = dn_ebpf_share_tracker_maps(o->skel->maps.tracked, o->skel->maps.live, tracked_map_fd,
+                                    live_map_fd, "the off-CPU profiler", err, errlen);
+    if (rc)
         goto fail;
-    }
     if (!stacks) {
         /* No stack walks: the stack map would be memory for nothing. */
         bpf_map__set_max_entries(o->skel->maps.kstacks, 1);

@@ -100,13 +100,10 @@ int dn_sock_open(struct dn_sock **out, int tracked_map_fd, int live_map_fd, char
         dn_ebpf_explain(err, errlen, "opening the eBPF socket counter", rc);
         goto fail;
     }
-    rc = bpf_map__reuse_fd(s->skel->maps.tracked, tracked_map_fd);
-    if (rc == 0)
-        rc = bpf_map__reuse_fd(s->skel->maps.live, live_map_fd);
-    if (rc) {
-        dn_ebpf_explain(err, errlen, "sharing the tracked-process map with the socket counter", rc);
+    rc = dn_ebpf_share_tracker_maps(s->skel->maps.tracked, s->skel->maps.live, tracked_map_fd,
+                                    live_map_fd, "the socket counter", err, errlen);
+    if (rc)
         goto fail;
-    }
     rc = sock_bpf__load(s->skel);
     if (rc) {
         dn_ebpf_explain(err, errlen, "loading the eBPF socket counter", rc);

@@ -52,14 +52,10 @@ int dn_syscalls_open(struct dn_syscalls **out, int tracked_map_fd, int live_map_
         dn_ebpf_explain(err, errlen, "opening the eBPF syscall counter", rc);
         goto fail;
     }
-    rc = bpf_map__reuse_fd(s->skel->maps.tracked, tracked_map_fd);
-    if (rc == 0)
-        rc = bpf_map__reuse_fd(s->skel->maps.live, live_map_fd);
-    if (rc) {
-        dn_ebpf_explain(err, errlen, "sharing the tracked-process map with the syscall counter",
-                        rc);
+    rc = dn_ebpf_share_tracker_maps(s->skel->maps.tracked, s->skel->maps.live, tracked_map_fd,
+                                    live_map_fd, "the syscall counter", err, errlen);
+    if (rc)
         goto fail;
-    }
     bpf_map__set_max_entries(s->skel->maps.counts, (__u32)(s->ncpu * DN_SC_NR_MAX));
     /* Test-only: a tiny map for numbers past the table, so tests can fill it and see
      * dropped_events (README, Tests). Never set in normal use. */
