@@ -20,6 +20,11 @@ Two measures:
 
 Tools:
   unmonitored           the workload alone
+  floor                 the workload with an empty program on sched_switch attached
+                        (bench/floor_switch.bpf.c): what any BPF off-CPU profiler pays
+                        for running at every context switch, before doing anything
+  denet off-CPU alone   enable_ebpf=True, syscalls=False, offcpu_stacks=False: the
+                        off-CPU profiler without the syscall counter
   denet syscalls only   enable_ebpf=True, offcpu=False: the syscall counter every
                         denet eBPF run has (a reference point)
   denet off-CPU         enable_ebpf=True, offcpu_stacks=False: times per thread, state
@@ -152,6 +157,7 @@ class Bench:
         self.skipped = {}
         self.events = {}
         self.stats = None  # (ns, count) of the last run's sched_switch program, when asked
+        self.floor_prog = sysbench.Floor(tmp, "floor_switch.bpf.c")
 
     def wrapped(self, cmd, hold=False):
         return [self.timeit, self.result] + (["--hold"] if hold else []) + ["--"] + cmd
@@ -182,6 +188,13 @@ class Bench:
             if oc.get("dropped_events"):
                 self.notes.append(f"{name}: {oc['dropped_events']} intervals dropped")
         return sysbench.read_time(self.result)
+
+    def floor(self, cmd):
+        with self.floor_prog.attached():
+            return self.unmonitored(cmd)
+
+    def offcpu_alone(self, cmd):
+        return self._denet(cmd, "off-CPU alone", offcpu_stacks=False, syscalls=False)
 
     def syscalls_only(self, cmd):
         return self._denet(cmd, "syscalls only", offcpu=False)
@@ -246,9 +259,13 @@ def main():
         taskset = shutil.which("taskset")
         if not args.no_pin and taskset:
             cmd = [taskset, "-c", str(args.cpu)] + cmd  # it execs the workload: same pid
-        tools = [("unmonitored", b.unmonitored), ("denet syscalls only", b.syscalls_only),
+        tools = [("unmonitored", b.unmonitored), ("floor", b.floor),
+                 ("denet off-CPU alone", b.offcpu_alone),
+                 ("denet syscalls only", b.syscalls_only),
                  ("denet off-CPU", b.offcpu), ("denet off-CPU+stacks", b.offcpu_stacks),
                  ("offcputime -p", b.offcputime)]
+        stats_tools = ("denet off-CPU alone", "denet off-CPU", "denet off-CPU+stacks",
+                       "offcputime -p")
         times = {t: [] for t, _ in tools}
         print(f"running pipe ping-pong, {args.trips} round trips ...", file=sys.stderr, flush=True)
         b.unmonitored(cmd)  # warm up
@@ -264,8 +281,8 @@ def main():
         per_switch = {}
         if os.path.exists(BpfStats.PATH) and os.geteuid() == 0:
             with BpfStats():
-                for name, fn in tools[2:]:
-                    if name in b.skipped:
+                for name, fn in tools:
+                    if name not in stats_tools or name in b.skipped:
                         continue
                     b.stats = None
                     try:
@@ -275,16 +292,22 @@ def main():
                     if b.stats:
                         per_switch[name] = b.stats
         base = statistics.median(times["unmonitored"])
+        floor = statistics.median(times["floor"]) if times["floor"] else None
         rows = []
         for name, _ in tools:
             if not times[name]:
-                rows.append((name, "-", "skipped", "-"))
+                rows.append((name, "-", "skipped", "-", "-"))
                 continue
             med = statistics.median(times[name])
             per_trip = (med - base) / args.trips * 1e6
+            # vs floor: only for the tools whose one program is on sched_switch (the
+            # others also run the syscall counter on sys_enter)
+            vs_floor = (f"{med / floor:.2f}x" if floor and name in
+                        ("floor", "denet off-CPU alone", "offcputime -p") else "")
             rows.append((name, f"{med:.3f}", f"{med / base:.2f}x",
-                         "-" if name == "unmonitored" else f"{per_trip:+.2f}"))
-        sysbench.print_table(("tool", "median s", "vs unmonitored", "µs added per round trip"), rows)
+                         "-" if name == "unmonitored" else f"{per_trip:+.2f}", vs_floor))
+        sysbench.print_table(("tool", "median s", "vs unmonitored", "µs added per round trip",
+                              "vs floor"), rows)
         if per_switch:
             print("\nBPF program time per sched_switch (kernel BPF statistics, one run each):")
             for name, (ns, cnt) in per_switch.items():

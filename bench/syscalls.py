@@ -27,6 +27,7 @@ Needs root for denet's eBPF collector, perf trace and syscount.
     python3 bench/syscalls.py [--runs N] [--quick] [--cpu N] [--only storm]
 """
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -201,6 +202,56 @@ def read_time(path):
         return float(f.read())
 
 
+class Floor:
+    """An empty BPF program from bench/ (SRC), compiled as setup.py compiles bpf/*.bpf.c,
+    and held attached by a small libbpf loader while a run is timed: the least any tool
+    built on a program at the same hook can cost."""
+
+    def __init__(self, tmp, src):
+        self.src = src
+        self.loader = self.obj = None
+        self.why = ""
+        clang = shutil.which("clang")
+        if not clang:
+            self.why = "clang is not installed"
+            return
+        obj = os.path.join(tmp, src.replace(".bpf.c", ".bpf.o"))
+        arch = {"x86_64": "x86", "aarch64": "arm64"}.get(os.uname().machine, "x86")
+        vmlinux = os.path.join(HERE, "..", "bpf", "vmlinux", arch)
+        r = subprocess.run([clang, "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}",
+                            "-Wall", "-Werror", "-I", vmlinux, "-c", os.path.join(HERE, src),
+                            "-o", obj], capture_output=True, text=True)
+        if r.returncode != 0:
+            self.why = f"compiling {src}: {r.stderr.strip()[:200]}"
+            return
+        loader = os.path.join(tmp, "floor")
+        try:
+            self.loader = loader if os.path.exists(loader) else build(
+                tmp, "floor", FLOOR_LOADER_C, libs=["-lbpf"])
+        except subprocess.CalledProcessError:
+            self.why = "building its loader failed (libbpf-dev?)"
+            return
+        self.obj = obj
+
+    @contextlib.contextmanager
+    def attached(self):
+        """Holds the program attached; Skip when it cannot be."""
+        if self.loader is None:
+            raise Skip(f"floor: {self.why}")
+        ld = subprocess.Popen([self.loader, self.obj], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if ld.stdout.readline().strip() != "attached":
+            ld.stdin.close()
+            why = " ".join(ld.stderr.read().split())[:200]
+            ld.wait()
+            raise Skip(f"floor: {why or 'the empty program did not attach'}")
+        try:
+            yield
+        finally:
+            ld.stdin.close()
+            ld.wait()
+
+
 class Bench:
     def __init__(self, tmp, runs):
         self.tmp = tmp
@@ -210,9 +261,7 @@ class Bench:
         self.storm_best = os.path.join(tmp, "storm-best")
         self.notes = []
         self.skipped = {}  # tool -> why; a tool that cannot run is not retried
-        self.floor_loader = self.floor_obj = None
-        self.floor_why = ""
-        self.build_floor()
+        self.floor_prog = Floor(tmp, "floor.bpf.c")
 
     def wrapped(self, cmd, hold=False):
         return [self.timeit, self.result] + (["--hold"] if hold else []) + ["--"] + cmd
@@ -224,43 +273,8 @@ class Bench:
         return read_time(self.result)
 
     def floor(self, cmd):
-        if self.floor_loader is None:
-            raise Skip(f"floor: {self.floor_why}")
-        ld = subprocess.Popen([self.floor_loader, self.floor_obj], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        if ld.stdout.readline().strip() != "attached":
-            ld.stdin.close()
-            why = " ".join(ld.stderr.read().split())[:200]
-            ld.wait()
-            raise Skip(f"floor: {why or 'the empty program did not attach'}")
-        try:
+        with self.floor_prog.attached():
             return self.unmonitored(cmd)
-        finally:
-            ld.stdin.close()
-            ld.wait()
-
-    def build_floor(self):
-        """bench/floor.bpf.c, compiled as setup.py compiles bpf/*.bpf.c, and its loader."""
-        clang = shutil.which("clang")
-        if not clang:
-            self.floor_why = "clang is not installed"
-            return
-        obj = os.path.join(self.tmp, "floor.bpf.o")
-        arch = {"x86_64": "x86", "aarch64": "arm64"}.get(os.uname().machine, "x86")
-        vmlinux = os.path.join(HERE, "..", "bpf", "vmlinux", arch)
-        r = subprocess.run([clang, "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}",
-                            "-Wall", "-Werror", "-I", vmlinux, "-c",
-                            os.path.join(HERE, "floor.bpf.c"), "-o", obj],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            self.floor_why = f"compiling floor.bpf.c: {r.stderr.strip()[:200]}"
-            return
-        try:
-            self.floor_loader = build(self.tmp, "floor", FLOOR_LOADER_C, libs=["-lbpf"])
-        except subprocess.CalledProcessError:
-            self.floor_why = "building its loader failed (libbpf-dev?)"
-            return
-        self.floor_obj = obj
 
     def denet(self, cmd):
         ok, reason = denet.ebpf_available()

@@ -12,7 +12,7 @@ Options of ``run`` and ``attach`` (before or after the sub-command name): ``--ou
 FILE`` (``-o``), ``--interval MS`` (``-i``), ``--max-interval MS`` (``-m``),
 ``--duration SECS`` (``-d``), ``--exclude-children`` (``-n``),
 ``--since-process-start``, ``--enable-ebpf``, ``--gpu``/``--no-gpu``, ``--no-offcpu``,
-``--no-offcpu-stacks``, ``--offcpu-folded FILE``, ``--write-env``, ``--no-polling``,
+``--no-offcpu-stacks``, ``--no-syscalls``, ``--offcpu-folded FILE``, ``--write-env``, ``--no-polling``,
 ``--no-update``.  Options of every sub-command: ``--json`` (``-j``), ``--stats
 FILE``, ``--quiet``, ``--debug``, ``--format`` (of ``--out`` for run and attach,
 taken from its extension by default; of ``FILE`` for stats, told from its content
@@ -103,6 +103,7 @@ _DEFAULTS = {
     "gpu": None,  # None: on when NVML loads; --gpu: True (say why not); --no-gpu: False
     "no_offcpu": False,
     "no_offcpu_stacks": False,
+    "no_syscalls": False,
     "offcpu_folded": None,
     "no_update": False,
     "html": None,
@@ -122,6 +123,7 @@ _MONITOR_OPTIONS = {
     "gpu": "--gpu",
     "no_offcpu": "--no-offcpu",
     "no_offcpu_stacks": "--no-offcpu-stacks",
+    "no_syscalls": "--no-syscalls",
     "offcpu_folded": "--offcpu-folded",
     "no_update": "--no-update",
     "write_env": "--write-env",
@@ -186,6 +188,9 @@ def _add_monitor_options(parser: argparse.ArgumentParser, note: str = "") -> Non
                         help="with --enable-ebpf: no off-CPU profiling" + note)
     parser.add_argument("--no-offcpu-stacks", action="store_true", default=sup,
                         help="with --enable-ebpf: off-CPU times without stacks (cheaper)" + note)
+    parser.add_argument("--no-syscalls", action="store_true", default=sup,
+                        help="with --enable-ebpf: no system call counting (off-CPU time only; "
+                             "cheaper for a process that makes many system calls)" + note)
     parser.add_argument("--offcpu-folded", metavar="FILE", default=sup,
                         help="with --enable-ebpf: write the off-CPU stacks to FILE in the folded "
                              "format of flame-graph tools (weights in microseconds)" + note)
@@ -265,6 +270,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error("--offcpu-folded needs --enable-ebpf (off-CPU stacks come from eBPF)")
         if args.offcpu_folded is not None and args.no_offcpu:
             parser.error("--offcpu-folded and --no-offcpu contradict each other")
+        if args.no_syscalls and args.no_offcpu and args.enable_ebpf:
+            parser.error("--no-syscalls with --no-offcpu leaves --enable-ebpf nothing to collect")
         if args.format is not None and args.out is None:
             parser.error("--format sets the format of the --out file: give --out FILE too")
         if args.out is not None:
@@ -422,6 +429,7 @@ def _monitor_kwargs(args, output_file: str | None) -> dict:
         "gpu": args.gpu,
         "offcpu": not args.no_offcpu,
         "offcpu_stacks": not args.no_offcpu_stacks,
+        "syscalls": not args.no_syscalls,
         "write_env": args.write_env,
     }
 

@@ -145,6 +145,7 @@ def execute_with_monitoring(
     offcpu: bool = True,
     offcpu_stacks: bool = True,
     gpu: bool | None = None,
+    syscalls: bool = True,
     write_env: bool = False,
 ):
     """Run ``cmd`` and monitor it (and, by default, its children) until it exits.
@@ -178,6 +179,8 @@ def execute_with_monitoring(
         write_metadata: write the metadata record to ``output_file``.
         enable_ebpf: syscall counts and off-CPU profiling through eBPF (root).
         offcpu, offcpu_stacks: with ``enable_ebpf``, off-CPU time, and its stacks.
+        syscalls: with ``enable_ebpf``, count system calls (``False``: off-CPU
+            time only, cheaper for a process that makes many system calls).
         gpu: NVIDIA GPU monitoring through NVML: ``True`` (a missing driver
             is then reported in the samples and with a RuntimeWarning),
             ``False``, or ``None`` (the default): on when the driver's
@@ -265,6 +268,7 @@ def execute_with_monitoring(
                 enable_ebpf=enable_ebpf,
                 offcpu=offcpu,
                 offcpu_stacks=offcpu_stacks,
+                syscalls=syscalls,
                 gpu=gpu,
                 write_env=write_env,
             )

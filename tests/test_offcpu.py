@@ -463,6 +463,47 @@ def test_offcpu_can_be_turned_off(require_ebpf, cc, tmp_path):
         mon.offcpu_folded()
 
 
+def test_offcpu_alone_without_the_syscall_counter(require_ebpf, cc, tmp_path):
+    # syscalls=False: the same off-CPU times against the same ground truth, and no
+    # syscall counts anywhere (samples, summary, CSV columns) rather than zeros.
+    exe = cc("sleeper", SLEEPER_C)
+    csv_out = tmp_path / "s.csv"
+    mon, oc, p = run([exe, "20", "50"], tmp_path, syscalls=False, output_file=str(csv_out),
+                     output_format="csv")
+    t = thread(oc, p["pid"], p["sleeper_tid"])["total_time_ns"]
+    assert 900e6 <= t <= max(1100e6, p["slept_ns"] * 1.1), (t, p)
+    assert abs(t - p["slept_ns"]) <= 0.1 * p["slept_ns"], (t, p)
+    assert oc["analysis"]["bottleneck_type"] == "sleep"
+    for sample in mon.get_samples():
+        ebpf = sample["aggregated"]["ebpf"]
+        assert "syscalls" not in ebpf and "total_syscalls" not in ebpf, ebpf.keys()
+    summary = mon.get_summary()
+    assert "total_syscalls" not in summary and "syscalls_by_category" not in summary
+    assert summary["total_offcpu_time_secs"] >= t / 1e9 - 1e-9
+    cap = mon.get_metadata()["capabilities"]["ebpf"]
+    assert cap["available"] is True, cap
+    header = csv_out.read_text().splitlines()[0]
+    assert "ebpf.syscalls" not in header, header
+    with pytest.raises(ValueError, match="nothing to collect"):
+        denet.ProcessMonitor(["true"], enable_ebpf=True, syscalls=False, offcpu=False)
+
+
+def test_cli_no_syscalls(require_ebpf, cc, tmp_path):
+    exe = cc("sleeper", SLEEPER_C)
+    stats = tmp_path / "stats.json"
+    r = subprocess.run([sys.executable, "-m", "denet", "--enable-ebpf", "--no-syscalls",
+                        "--quiet", "--stats", str(stats), "run", "--", exe, "5", "20"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(stats.read_text())
+    assert "total_syscalls" not in summary, summary
+    assert summary["offcpu_analysis"]["bottleneck_type"] == "sleep", summary
+    r = subprocess.run([sys.executable, "-m", "denet", "--enable-ebpf", "--no-syscalls",
+                        "--no-offcpu", "run", "--", "true"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "nothing to collect" in r.stderr, r.stderr
+
+
 def test_execute_with_monitoring_passes_the_offcpu_keywords(require_ebpf, cc):
     exe = cc("sleeper", SLEEPER_C)
     code, mon = denet.execute_with_monitoring([exe, "10", "20"], enable_ebpf=True,

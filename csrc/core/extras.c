@@ -121,7 +121,7 @@ void dn_extras_begin_locked(struct dn_session *s)
     c->known = true;
     if (!s->o.enable_ebpf)
         dn_cap_set(&c->ebpf, false, "not requested: %s", EBPF_HOWTO);
-    else if (!s->tracker || !s->syscalls)
+    else if (!s->tracker || (!s->syscalls && !s->offcpu))
         dn_cap_set(&c->ebpf, false, "%s", s->ebpf_error ? s->ebpf_error : "eBPF did not load");
     else
         dn_cap_set(&c->ebpf, true, NULL);

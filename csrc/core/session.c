@@ -117,12 +117,12 @@ static void offcpu_part_locked(struct dn_session *s, struct dn_ebpf_sample *e)
 /* The eBPF part of sample x: cumulative syscall counts of the tree, or the error. */
 static struct dn_ebpf_sample *ebpf_part_locked(struct dn_session *s, const struct dn_sample *x)
 {
-    if (!s->syscalls)
+    if (!s->syscalls && !s->offcpu)
         return s->ebpf_error ? dn_ebpf_sample_new_error(s->ebpf_error) : NULL;
     struct dn_ebpf_sample *e = calloc(1, sizeof *e);
     if (!e)
         return NULL;
-    int rc = dn_syscalls_snapshot(s->syscalls, e);
+    int rc = s->syscalls ? dn_syscalls_snapshot(s->syscalls, e) : 0; /* syscalls=False */
     if (rc) {
         char err[512];
         dn_ebpf_explain(err, sizeof err, "reading the eBPF syscall counts", rc);
@@ -169,9 +169,9 @@ static struct dn_ebpf_sample *summary_ebpf_locked(struct dn_session *s)
 {
     if (s->final_ebpf)
         return dn_ebpf_sample_dup(s->final_ebpf);
-    if (s->syscalls) {
+    if (s->syscalls || s->offcpu) {
         struct dn_ebpf_sample *e = calloc(1, sizeof *e);
-        if (e && dn_syscalls_snapshot(s->syscalls, e) == 0) {
+        if (e && (!s->syscalls || dn_syscalls_snapshot(s->syscalls, e) == 0)) {
             offcpu_part_locked(s, e);
             return e;
         }
@@ -348,9 +348,11 @@ int dn_session_open_ebpf(struct dn_session *s, char *err, size_t errlen)
         dn_kallsyms_prefetch();
     int rc = dn_tracker_open(&s->tracker, err, errlen);
     if (rc == 0) {
-        /* Syscall counting: filtered on the tracker's map; counts begin now. */
-        rc = dn_syscalls_open(&s->syscalls, dn_tracker_map_fd(s->tracker),
-                              dn_tracker_live_map_fd(s->tracker), err, errlen);
+        /* Syscall counting (unless syscalls=False): filtered on the tracker's map;
+         * counts begin now. */
+        if (s->o.syscalls)
+            rc = dn_syscalls_open(&s->syscalls, dn_tracker_map_fd(s->tracker),
+                                  dn_tracker_live_map_fd(s->tracker), err, errlen);
         s->syscalls_t0_ns = dn_monotonic_ns();
         if (rc == 0)
             dn_extras_open_ebpf(s); /* socket bytes: optional (Linux 6.5+) */
@@ -365,6 +367,10 @@ int dn_session_open_ebpf(struct dn_session *s, char *err, size_t errlen)
                                   sizeof oerr) != 0) {
             free(s->offcpu_error);
             s->offcpu_error = strdup(oerr);
+        }
+        if (!s->offcpu && !s->syscalls) { /* syscalls=False: off-CPU was all there was */
+            snprintf(err, errlen, "%s", oerr);
+            rc = -ENOTSUP;
         }
     }
     if (rc) {
@@ -537,7 +543,7 @@ int dn_session_stop(struct dn_session *s)
     /* Counting stops with sampling: the final counts are kept for the summary and the
      * programs detached, so nothing that runs later (a process that takes a pid of the
      * tree, say) can change them. */
-    if (s->syscalls && !s->final_ebpf)
+    if ((s->syscalls || s->offcpu) && !s->final_ebpf)
         s->final_ebpf = summary_ebpf_locked(s);
     close_ebpf_locked(s, true);
     pthread_mutex_unlock(&s->lock);

@@ -29,6 +29,7 @@ struct dn_session_opts {
     int base_ms, max_ms;
     bool include_children, since_process_start, store_in_memory, write_metadata;
     bool enable_ebpf;
+    bool syscalls;      /* with enable_ebpf: system call counts (bpf/syscalls.bpf.c) */
     bool offcpu;        /* with enable_ebpf: off-CPU time (bpf/offcpu.bpf.c) */
     bool offcpu_stacks; /* and its stacks */
     int gpu; /* DN_GPU_OFF, DN_GPU_ON (a failure is reported in samples), DN_GPU_AUTO */

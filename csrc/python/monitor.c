@@ -109,17 +109,17 @@ static PyObject *monitor_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 #define COMMON_KWLIST                                                                      \
     "base_interval_ms", "max_interval_ms", "since_process_start", "output_file",           \
         "output_format", "store_in_memory", "quiet", "include_children", "write_metadata", \
-        "enable_ebpf", "offcpu", "offcpu_stacks", "gpu", "write_env"
-#define COMMON_FORMAT "iipOspppppppOp"
+        "enable_ebpf", "offcpu", "offcpu_stacks", "gpu", "write_env", "syscalls"
+#define COMMON_FORMAT "iipOspppppppOpp"
 #define COMMON_ARGS(o)                                                                      \
     &(o).base_ms, &(o).max_ms, &(o).since_process_start, &(o).output_file, &(o).output_format, \
         &(o).store_in_memory, &(o).quiet, &(o).include_children, &(o).write_metadata,        \
-        &(o).enable_ebpf, &(o).offcpu, &(o).offcpu_stacks, &(o).gpu, &(o).write_env
+        &(o).enable_ebpf, &(o).offcpu, &(o).offcpu_stacks, &(o).gpu, &(o).write_env, &(o).syscalls
 
 struct common_opts {
     int base_ms, max_ms;
     int since_process_start, store_in_memory, quiet, include_children, write_metadata;
-    int enable_ebpf, offcpu, offcpu_stacks;
+    int enable_ebpf, offcpu, offcpu_stacks, syscalls;
     int write_env;
     PyObject *output_file;
     const char *output_format;
@@ -133,6 +133,7 @@ static const struct common_opts COMMON_DEFAULTS = {
     .include_children = 1,
     .offcpu = 1,
     .offcpu_stacks = 1,
+    .syscalls = 1,
     .output_file = Py_None,
     .output_format = "jsonl",
     .gpu = Py_None,
@@ -181,6 +182,12 @@ static int setup_common(MonitorObject *m, const struct common_opts *o, struct ou
             return -1;
         }
     }
+    if (o->enable_ebpf && !o->syscalls && !o->offcpu) {
+        PyErr_SetString(PyExc_ValueError,
+                        "enable_ebpf=True with syscalls=False and offcpu=False has nothing to "
+                        "collect: keep one of them on, or leave enable_ebpf off");
+        return -1;
+    }
     int gpu = DN_GPU_AUTO;
     if (o->gpu != Py_None) {
         int on = PyObject_IsTrue(o->gpu);
@@ -199,6 +206,7 @@ static int setup_common(MonitorObject *m, const struct common_opts *o, struct ou
         .enable_ebpf = o->enable_ebpf,
         .offcpu = o->offcpu,
         .offcpu_stacks = o->offcpu_stacks,
+        .syscalls = o->syscalls,
         .write_env = o->write_env,
     };
     m->s.o = so;
@@ -1102,7 +1110,7 @@ static PyMethodDef monitor_methods[] = {
                "since_process_start=False, output_file=None, output_format='jsonl', "
                "store_in_memory=True, quiet=False, include_children=True, "
                "write_metadata=False, enable_ebpf=False, offcpu=True, offcpu_stacks=True, "
-               "gpu=None, write_env=False)\n--\n\n"
+               "gpu=None, write_env=False, syscalls=True)\n--\n\n"
                "Monitor a process that is already running. Raises ProcessLookupError when "
                "there is no\nsuch process and PermissionError when it may not be read.")},
     {"start", monitor_start, METH_NOARGS, start_doc},
@@ -1160,7 +1168,8 @@ PyDoc_STRVAR(monitor_doc,
              "since_process_start=False,\n               output_file=None, "
              "output_format='jsonl', store_in_memory=True, quiet=False,\n               "
              "include_children=True, write_metadata=False, enable_ebpf=False,\n"
-             "               offcpu=True, offcpu_stacks=True, gpu=None, write_env=False, *,\n"
+             "               offcpu=True, offcpu_stacks=True, gpu=None, write_env=False,\n"
+             "               syscalls=True, *,\n"
              "               stdout=None, stderr=None, start_new_session=False, cwd=None, "
              "env=None)\n--\n\n"
              "Start cmd (a list of strings) and monitor its process tree with a native "

@@ -240,7 +240,8 @@ static void test_kallsyms(void)
 
 /* A whole session with the profiler, from C alone (so AddressSanitizer's leak checker
  * sees every path: snapshots shared by samples, detach, folded text, teardown).
- * Needs eBPF: skipped with a note without it. */
+ * Needs eBPF: skipped with a note without it. The syscall counter is left out (opts
+ * without .syscalls), so this is also the path of syscalls=False. */
 static void test_session_offcpu(void)
 {
     struct dn_session_opts o = {.base_ms = 20, .max_ms = 20, .include_children = true,
