@@ -2,14 +2,16 @@
 /* Off-CPU time of the monitored process tree, aggregated in the kernel.
  *
  * One program on the BTF-typed sched_switch tracepoint. Both sides of a switch are
- * checked against the tracker's `tracked` map before anything else, so a context
- * switch between untracked threads costs two hash lookups. At switch-out of a tracked
- * thread the interval's start is written into the thread's own entry: the time, the
- * task state, the system call it is blocked in and, when stacks are on, its user and
- * kernel stack ids (`current` is still the outgoing thread here, so bpf_get_stackid
- * walks its stacks). At switch-in the elapsed time is added to the thread's totals and
- * to the (thread, stacks, state, syscall) key. Only the thread's own switches write
- * its entries, and the scheduler serialises those, so plain additions are exact. */
+ * checked against the tracker's `live` bitmap before anything else, so a context
+ * switch between untracked threads costs two bit tests. At switch-out of a tracked
+ * thread the interval's start is written into the thread's slot (offcpu.h): the time,
+ * the task state, the system call it is blocked in and, when stacks are on, its user
+ * and kernel stack ids (`current` is still the outgoing thread here, so
+ * bpf_get_stackid walks its stacks). At switch-in the elapsed time is added to the
+ * thread's totals and to the figures of its (thread, stacks, state, syscall) key, kept
+ * in the slot while the thread blocks at the same place. Only the thread's own
+ * switches write its slot, and the scheduler serialises those, so plain additions are
+ * exact. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
@@ -35,9 +37,10 @@ __u32 excluded_tid = 0; /* the sampler thread of a monitor that watches its own 
 __u32 only_tgid = 0;    /* this process only (include_children=False); 0 = all */
 
 /* Written here, read by user space. */
-__u64 dropped = 0;      /* intervals lost: the threads map was full */
+__u64 dropped = 0;      /* intervals lost: no slot free among those probed */
 __u64 dropped_keys = 0; /* intervals in the thread totals but not in a stack key: keys full */
 __u64 lost_events = 0;  /* new-stack notices the ring buffer had no room for (retried) */
+__u64 lost_slots = 0;   /* slot notices it had no room for: user space scans the slots */
 /* Bumped by a CPU once it has added an interval to the maps, in its own cache line with
  * a plain add: user space reads the maps only when the sum moved (or once a second), so
  * a tree that is not switching costs no map read. */
@@ -46,12 +49,14 @@ struct {
     __u64 pad[7];
 } changes[DN_OC_CHANGE_SLOTS] = {};
 
+/* Mapped by user space, which reads the slots from memory (no system call). */
 struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, DN_OC_THREADS_MAX);
-    __type(key, struct dn_oc_tkey);
-    __type(value, struct dn_oc_thread);
-} threads SEC(".maps");
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, DN_OC_SLOTS);
+    __uint(map_flags, BPF_F_MMAPABLE);
+    __type(key, __u32);
+    __type(value, struct dn_oc_slot);
+} slots SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -129,8 +134,8 @@ static __always_inline void announce(__u32 tgid, __u32 tid, __s32 ustack)
     }
     e->tgid = tgid;
     e->tid = tid;
-    e->ustack = ustack;
-    e->pad = 0;
+    e->id = ustack;
+    e->kind = DN_OC_EV_USTACK;
     bpf_ringbuf_submit(e, 0);
     __u8 one = 1;
     bpf_map_update_elem(&seen, &s, &one, BPF_ANY); /* full: user space dedups */
@@ -193,7 +198,7 @@ static __always_inline void user_site(struct task_struct *t, int cls, struct sit
 
 /* The stacks of a thread leaving the CPU: walked, or those walked last at the same
  * place (DN_OC_REWALK). */
-static __always_inline void stacks_of(void *ctx, struct dn_oc_thread *t, int cls,
+static __always_inline void stacks_of(void *ctx, struct dn_oc_slot *t, int cls,
                                       const struct site *s, __u32 tgid, __u32 tid, __s32 *us,
                                       __s32 *ks)
 {
@@ -219,6 +224,72 @@ static __always_inline void stacks_of(void *ctx, struct dn_oc_thread *t, int cls
     t->site_left = *us >= 0 && *ks >= 0 ? DN_OC_REWALK - 1 : 0;
 }
 
+/* A thread's first slot to look at: tids are dense, so a multiplicative hash spreads
+ * neighbours over the array. */
+static __always_inline __u32 slot_home(__u32 tid)
+{
+    return (tid * 2654435761u) >> (32 - DN_OC_SLOTS_SHIFT);
+}
+
+/* The slot thread `me` owns among the DN_OC_PROBES from its home on, or NULL; *free_idx
+ * gets the first free one seen (DN_OC_SLOTS when none). Array lookups are inlined by
+ * the verifier: a few instructions each, no hashing. */
+static __always_inline struct dn_oc_slot *find_slot(__u64 me, __u32 home, __u32 *free_idx)
+{
+    *free_idx = DN_OC_SLOTS;
+#pragma unroll
+    for (int i = 0; i < DN_OC_PROBES; i++) {
+        __u32 idx = (home + i) & (DN_OC_SLOTS - 1);
+        struct dn_oc_slot *s = bpf_map_lookup_elem(&slots, &idx);
+        if (!s)
+            return NULL;
+        __u64 owner = *(volatile __u64 *)&s->owner;
+        if (owner == me)
+            return s;
+        if (!owner && *free_idx == DN_OC_SLOTS)
+            *free_idx = idx;
+    }
+    return NULL;
+}
+
+/* Tells user space which slot a thread took; a full ring buffer makes it scan. */
+static __always_inline void announce_slot(__u32 tgid, __u32 tid, __u32 idx)
+{
+    struct dn_oc_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+    if (!e) {
+        __sync_fetch_and_add(&lost_slots, 1);
+        return;
+    }
+    e->tgid = tgid;
+    e->tid = tid;
+    e->id = (__s32)idx;
+    e->kind = DN_OC_EV_SLOT;
+    bpf_ringbuf_submit(e, 0);
+}
+
+/* The thread's slot, taking a free one the first time. Two threads may race for one
+ * free slot (compare-and-swap decides): the loser looks again. */
+static __always_inline struct dn_oc_slot *own_slot(__u32 tgid, __u32 tid)
+{
+    __u64 me = (__u64)tgid << 32 | tid;
+    __u32 home = slot_home(tid), idx;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct dn_oc_slot *s = find_slot(me, home, &idx);
+        if (s)
+            return s;
+        if (idx >= DN_OC_SLOTS)
+            return NULL;
+        s = bpf_map_lookup_elem(&slots, &idx);
+        if (!s)
+            return NULL;
+        if (__sync_val_compare_and_swap(&s->owner, 0, me) == 0) {
+            announce_slot(tgid, tid, idx);
+            return s;
+        }
+    }
+    return NULL;
+}
+
 static __always_inline void switch_out(void *ctx, bool preempt, struct task_struct *p,
                                        __u32 tgid, __u64 *now)
 {
@@ -232,16 +303,10 @@ static __always_inline void switch_out(void *ctx, bool preempt, struct task_stru
     if (cls < 0)
         return;
 
-    struct dn_oc_tkey k = {.tgid = tgid, .tid = tid};
-    struct dn_oc_thread *t = bpf_map_lookup_elem(&threads, &k);
+    struct dn_oc_slot *t = own_slot(tgid, tid);
     if (!t) {
-        struct dn_oc_thread zero = {};
-        bpf_map_update_elem(&threads, &k, &zero, BPF_NOEXIST);
-        t = bpf_map_lookup_elem(&threads, &k);
-        if (!t) {
-            __sync_fetch_and_add(&dropped, 1);
-            return;
-        }
+        __sync_fetch_and_add(&dropped, 1);
+        return;
     }
     /* Names now, while the task exists: a child that exits before the next sample
      * keeps them. Re-read each time, as exec and prctl change them. */
@@ -268,10 +333,16 @@ static __always_inline void changed(void)
     changes[bpf_get_smp_processor_id() & (DN_OC_CHANGE_SLOTS - 1)].n++;
 }
 
+static __always_inline bool same_key(const struct dn_oc_key *a, const struct dn_oc_key *b)
+{
+    return a->ustack == b->ustack && a->kstack == b->kstack && a->syscall == b->syscall &&
+           a->state == b->state && a->timed == b->timed;
+}
+
 static __always_inline void switch_in(struct task_struct *n, __u32 tgid, __u64 *now)
 {
-    struct dn_oc_tkey k = {.tgid = tgid, .tid = n->pid};
-    struct dn_oc_thread *t = bpf_map_lookup_elem(&threads, &k);
+    __u32 tid = n->pid, idx;
+    struct dn_oc_slot *t = find_slot((__u64)tgid << 32 | tid, slot_home(tid), &idx);
     if (!t || !t->start_ns)
         return;
     if (!*now)
@@ -289,29 +360,36 @@ static __always_inline void switch_in(struct task_struct *n, __u32 tgid, __u64 *
 
     struct dn_oc_key key = {
         .tgid = tgid,
-        .tid = k.tid,
+        .tid = tid,
         .ustack = t->start_ustack,
         .kstack = t->start_kstack,
         .syscall = t->start_syscall,
         .state = t->start_state,
         .timed = t->start_timed,
     };
-    struct dn_oc_val *v = bpf_map_lookup_elem(&keys, &key);
-    if (!v) {
-        struct dn_oc_val first = {.count = 1, .total_ns = d};
-        if (bpf_map_update_elem(&keys, &key, &first, BPF_NOEXIST) == 0) {
-            changed();
-            return;
-        }
-        v = bpf_map_lookup_elem(&keys, &key);
-        if (!v) {
-            __sync_fetch_and_add(&dropped_keys, 1);
-            changed();
-            return;
-        }
+    if (t->cur_count && same_key(&t->cur, &key)) { /* the common case: no hash touched */
+        t->cur_count += 1;
+        t->cur_total_ns += d;
+        changed();
+        return;
     }
-    v->count += 1;
-    v->total_ns += d;
+    /* Another place: the last key's figures go to the hash (absolute, so writing them
+     * again is harmless), and this key's are taken from it. seq is odd meanwhile. */
+    __sync_fetch_and_add(&t->seq, 1);
+    if (t->cur_count) {
+        struct dn_oc_val last = {.count = t->cur_count, .total_ns = t->cur_total_ns};
+        struct dn_oc_key lk = t->cur;
+        struct dn_oc_val *v = bpf_map_lookup_elem(&keys, &lk);
+        if (v)
+            *v = last;
+        else if (bpf_map_update_elem(&keys, &lk, &last, BPF_NOEXIST))
+            __sync_fetch_and_add(&dropped_keys, last.count);
+    }
+    struct dn_oc_val *v = bpf_map_lookup_elem(&keys, &key);
+    t->cur = key;
+    t->cur_count = (v ? v->count : 0) + 1;
+    t->cur_total_ns = (v ? v->total_ns : 0) + d;
+    __sync_fetch_and_add(&t->seq, 1);
     changed();
 }
 

@@ -1,10 +1,15 @@
 /* Shared by offcpu.bpf.c and csrc/ebpf/offcpu.c: the layout of the off-CPU maps.
  *
  * Time off-CPU is aggregated in the kernel, twice: per thread (count, total, min, max)
- * and per (tgid, tid, user stack, kernel stack, state, syscall). User space reads both
- * maps once per sample; nothing is streamed per context switch. The only events are
- * "new user stack of this process": user space reads the process's memory maps while
- * it is still alive, so a child that exits before the next sample keeps its frames. */
+ * and per (tgid, tid, user stack, kernel stack, state, syscall). Each thread has a slot
+ * of its own in an array that user space maps into its memory: the interval in
+ * progress, the thread's totals and the figures of the key it blocked at last. A
+ * switch thus needs no hash lookup while a thread keeps blocking at the same place;
+ * only when it blocks elsewhere do the last key's figures go to the `keys` hash. User
+ * space reads the slots from memory and the hash once per sample; nothing is streamed
+ * per context switch. The only events are "this thread took a slot" and "new user stack
+ * of this process": user space reads the process's memory maps while it is still alive,
+ * so a child that exits before the next sample keeps its frames. */
 #ifndef DENET_BPF_OFFCPU_H
 #define DENET_BPF_OFFCPU_H
 
@@ -12,11 +17,14 @@
 #include <linux/types.h>
 #endif
 
-/* Threads followed at once, (thread, stack, state, syscall) keys, distinct stacks kept,
- * and (process, user stack) pairs announced to user space. The maps are preallocated:
- * sched_switch runs under the runqueue lock, where allocating could deadlock on
- * kernels before 6.1. A full map is counted in `dropped`, never silent. */
-#define DN_OC_THREADS_MAX 8192
+/* Thread slots (a power of two), probed from a thread's home slot on; keys of the hash
+ * of last keys; (process, user stack) pairs announced to user space. Everything is
+ * preallocated: sched_switch runs under the runqueue lock, where allocating could
+ * deadlock on kernels before 6.1. An interval with no slot free among the probed ones,
+ * or a key the full hash refused, is counted in `dropped`, never silent. */
+#define DN_OC_SLOTS_SHIFT 14
+#define DN_OC_SLOTS (1u << DN_OC_SLOTS_SHIFT)
+#define DN_OC_PROBES 8
 #define DN_OC_KEYS_MAX 16384
 #define DN_OC_SEEN_MAX 8192
 /* Slots of the `changes` counters, one per CPU (CPUs past it share a slot). */
@@ -50,36 +58,6 @@ enum dn_oc_state {
     DN_OC_STOPPED = 4,         /* stopped, traced, frozen */
 };
 
-struct dn_oc_tkey {
-    __u32 tgid;
-    __u32 tid;
-};
-
-/* Per thread. The start_* fields describe the interval in progress (start_ns 0: the
- * thread is on a CPU or was never seen leaving one). Only the thread's own context
- * switches write its entry, and those are serialised by the scheduler. */
-struct dn_oc_thread {
-    __u64 count;
-    __u64 total_ns;
-    __u64 min_ns;
-    __u64 max_ns;
-    __u64 start_ns;
-    __s32 start_ustack;
-    __s32 start_kstack;
-    __s32 start_syscall;
-    __u8 start_state;
-    __u8 start_timed;
-    __u16 pad;
-    char comm[16];  /* thread name */
-    char pcomm[16]; /* process name (the group leader's) */
-    /* Where the stacks were walked last, and how often they may still be reused. */
-    __u64 site_ip, site_sp, site_bp;
-    __s32 site_ustack, site_kstack, site_syscall;
-    __u8 site_state;
-    __u8 site_left;
-    __u16 pad2;
-};
-
 struct dn_oc_key {
     __u32 tgid;
     __u32 tid;
@@ -89,6 +67,44 @@ struct dn_oc_key {
     __u8 state;    /* enum dn_oc_state */
     __u8 timed;    /* poll/select/epoll with a finite timeout */
     __u16 pad;
+};
+
+/* A thread's slot. `owner` is (tgid << 32 | tid), 0 for a free slot: the program claims
+ * a free one with a compare-and-swap; user space frees the slots of processes that are
+ * gone, zeroing the rest first. Only the thread's own context switches write the other
+ * fields, and the scheduler serialises those. `seq` is odd while `cur` changes, so user
+ * space reads cur/cur_count/cur_total_ns as one. The figures of `cur` are absolute (the
+ * key's whole count and time, like the hash's value): user space takes the larger of
+ * the two, so a key never counts twice or goes missing while it moves. 192 bytes. */
+struct dn_oc_slot {
+    __u64 owner;
+    __u32 seq;
+    __u8 start_state;
+    __u8 start_timed;
+    __u8 site_state;
+    __u8 site_left;
+    /* the thread's totals */
+    __u64 count;
+    __u64 total_ns;
+    __u64 min_ns;
+    __u64 max_ns;
+    /* the interval in progress (start_ns 0: on a CPU, or never seen leaving one) */
+    __u64 start_ns;
+    __s32 start_ustack;
+    __s32 start_kstack;
+    __s32 start_syscall;
+    /* where the stacks were walked last, and how often they may still be reused */
+    __s32 site_ustack;
+    __s32 site_kstack;
+    __s32 site_syscall;
+    __u64 site_ip, site_sp, site_bp;
+    /* the key the thread blocked at last, and its figures */
+    struct dn_oc_key cur;
+    __u64 cur_count;
+    __u64 cur_total_ns;
+    char comm[16];  /* thread name */
+    char pcomm[16]; /* process name (the group leader's) */
+    __u64 pad[2];
 };
 
 struct dn_oc_val {
@@ -101,12 +117,18 @@ struct dn_oc_seen {
     __s32 ustack;
 };
 
-/* Ring-buffer record: a process's first interval with this user stack. */
+/* Ring-buffer record: a thread took a slot (id: its index), or a process's first
+ * interval with this user stack (id: the stack). */
+enum dn_oc_event_kind {
+    DN_OC_EV_USTACK = 0,
+    DN_OC_EV_SLOT = 1,
+};
+
 struct dn_oc_event {
     __u32 tgid;
     __u32 tid;
-    __s32 ustack;
-    __u32 pad;
+    __s32 id;
+    __u32 kind;
 };
 
 #endif

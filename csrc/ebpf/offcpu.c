@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include <bpf/bpf.h>
@@ -28,6 +29,8 @@
 #define BOTTLENECK_MIN_PCT 10.0
 #define MAX_STACK_THREADS 64   /* [pid, tid] pairs listed per stack */
 #define MAX_THREAD_STATS 512   /* threads in a sample's thread_stats (the heaviest) */
+
+_Static_assert(sizeof(struct dn_oc_slot) == 192, "bpf/offcpu.h: a slot is three cache lines");
 
 /* A symbolized stack, in the arena: immutable once made. */
 struct symstack {
@@ -69,7 +72,13 @@ struct kcache_ent {
 struct dn_offcpu {
     struct offcpu_bpf *skel; /* NULL once detached */
     struct ring_buffer *rb;
-    int threads_fd, keys_fd, kstacks_fd, ustacks_fd, seen_fd, tracked_fd;
+    int keys_fd, kstacks_fd, ustacks_fd, seen_fd, tracked_fd;
+    struct dn_oc_slot *slots; /* the program's slot array, mapped (NULL once detached) */
+    size_t slots_len;
+    uint32_t *known; /* the slots taken, as the program announced them */
+    size_t nknown, known_cap;
+    uint64_t known_bits[DN_OC_SLOTS / 64];
+    uint64_t lost_slots; /* the program's count of unannounced slots, at the last scan */
     bool stacks;
     uint32_t only_tgid;
     uint32_t next_gen;
@@ -87,7 +96,7 @@ struct dn_offcpu {
     uint32_t *maps_read; /* processes whose maps were read in this round */
     size_t nmaps_read, maps_read_cap;
 
-    struct dn_map_buf tbuf, kbuf, trbuf, sbuf;
+    struct dn_map_buf kbuf, trbuf, sbuf;
     uint64_t ips[DN_OC_USTACK_DEPTH > DN_OC_KSTACK_DEPTH ? DN_OC_USTACK_DEPTH : DN_OC_KSTACK_DEPTH];
 
     uint64_t version; /* changes whenever what a snapshot shows may have changed */
@@ -318,11 +327,39 @@ static void symbolize_key(struct dn_offcpu *o, struct acc_key *a)
 
 /* ---- reading the kernel maps ------------------------------------------------------- */
 
+/* Adds slot idx to those read each time (once). */
+static void know_slot(struct dn_offcpu *o, uint32_t idx)
+{
+    if (idx >= DN_OC_SLOTS || (o->known_bits[idx / 64] & (1ULL << (idx % 64))))
+        return;
+    if (dn_grow(&o->known, &o->known_cap, o->nknown + 1, sizeof *o->known, 64))
+        return; /* out of memory: the next scan finds it */
+    o->known[o->nknown++] = idx;
+    o->known_bits[idx / 64] |= 1ULL << (idx % 64);
+}
+
+/* Every slot taken, when the program could not announce some (full ring buffer). */
+static void scan_slots(struct dn_offcpu *o)
+{
+    uint64_t lost = __atomic_load_n(&o->skel->bss->lost_slots, __ATOMIC_ACQUIRE);
+    if (lost == o->lost_slots)
+        return;
+    o->lost_slots = lost;
+    for (uint32_t i = 0; i < DN_OC_SLOTS; i++)
+        if (__atomic_load_n(&o->slots[i].owner, __ATOMIC_ACQUIRE))
+            know_slot(o, i);
+}
+
 static int on_event(void *ctx, void *data, size_t size)
 {
     struct dn_offcpu *o = ctx;
     if (size < sizeof(struct dn_oc_event))
         return 0;
+    const struct dn_oc_event *e = data;
+    if (e->kind == DN_OC_EV_SLOT) {
+        know_slot(o, (uint32_t)e->id);
+        return 0;
+    }
     if (dn_grow(&o->pending, &o->pending_cap, o->npending + 1, sizeof *o->pending, 64))
         return 0; /* symbolized at the next snapshot instead */
     memcpy(&o->pending[o->npending++], data, sizeof(struct dn_oc_event));
@@ -336,7 +373,7 @@ void dn_offcpu_handle_events(struct dn_offcpu *o)
     ring_buffer__consume(o->rb);
     o->nmaps_read = 0;
     for (size_t i = 0; i < o->npending; i++)
-        sym_user(o, o->pending[i].tgid, o->pending[i].ustack);
+        sym_user(o, o->pending[i].tgid, o->pending[i].id);
     o->npending = 0;
 }
 
@@ -346,10 +383,9 @@ static void name_copy(char out[17], const char in[16])
     out[16] = '\0';
 }
 
-static int update_thread(struct dn_offcpu *o, const struct dn_oc_tkey *k,
-                         const struct dn_oc_thread *v)
+static int update_thread(struct dn_offcpu *o, const struct dn_oc_slot *v)
 {
-    struct acc_thread key = {.tgid = k->tgid, .tid = k->tid};
+    struct acc_thread key = {.tgid = (uint32_t)(v->owner >> 32), .tid = (uint32_t)v->owner};
     struct acc_thread *a = dn_htab_get(&o->threads, &key);
     if (!a) {
         if (!(a = calloc(1, sizeof *a)))
@@ -398,12 +434,30 @@ static int update_key(struct dn_offcpu *o, const struct dn_oc_key *k, const stru
         }
         o->version++;
     }
-    if (a->count != v->count || a->total_ns != v->total_ns) {
+    /* Figures only grow: the hash's copy of a key may lag the slot's (offcpu.h). */
+    if (v->count > a->count || (v->count == a->count && v->total_ns > a->total_ns)) {
         a->count = v->count;
         a->total_ns = v->total_ns;
         o->version++;
     }
     return 0;
+}
+
+/* A consistent copy of slot idx: cur and its figures as one (seq even and unchanged
+ * around the copy). After a few tries against a thread that keeps moving, the copy
+ * goes without cur: its figures come with the next read. */
+static void read_slot(const struct dn_offcpu *o, uint32_t idx, struct dn_oc_slot *out)
+{
+    const struct dn_oc_slot *s = &o->slots[idx];
+    for (int tries = 0; tries < 4; tries++) {
+        uint32_t s1 = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
+        memcpy(out, (const void *)s, sizeof *out);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        uint32_t s2 = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
+        if (!(s1 & 1) && s1 == s2)
+            return;
+    }
+    out->cur_count = 0;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -412,9 +466,55 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Moves the entries of processes that are no longer tracked (they exited and the
- * collector let them go: their figures are final) out of the kernel maps. Their stacks
- * are named first, from the maps read while they lived. */
+/* Whether tgid is among gone[0..ngone): pairs of (tgid, generation). */
+static bool is_gone(const uint32_t *gone, size_t ngone, uint32_t tgid)
+{
+    for (size_t j = 0; j < ngone; j += 2)
+        if (gone[j] == tgid)
+            return true;
+    return false;
+}
+
+/* The entries of table h (acc_thread or acc_key: tgid at offset `tgid_at`, gen after
+ * the key) of the processes in gone[0..ngone) (pairs tgid, generation) get their
+ * generation: they leave the kernel's figures. `touch` runs on each first. */
+static void retire(struct dn_offcpu *o, struct dn_htab *h, size_t tgid_at, size_t gen_at,
+                   const uint32_t *gone, size_t ngone, void (*touch)(struct dn_offcpu *, void *))
+{
+    void **moving = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < h->cap; i++) {
+        char *e = h->slots[i];
+        if (!e || *(uint32_t *)(e + gen_at))
+            continue;
+        if (is_gone(gone, ngone, *(uint32_t *)(e + tgid_at)) &&
+            !dn_grow(&moving, &cap, n + 1, sizeof *moving, 64))
+            moving[n++] = e;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *e = dn_htab_del(h, moving[i]);
+        if (!e)
+            continue;
+        if (touch)
+            touch(o, e);
+        uint32_t tgid = *(uint32_t *)(e + tgid_at);
+        for (size_t j = 0; j < ngone; j += 2)
+            if (gone[j] == tgid)
+                *(uint32_t *)(e + gen_at) = gone[j + 1];
+        if (dn_htab_put(h, e) != 0)
+            free(e); /* out of memory: its time leaves the stacks; totals keep it */
+    }
+    free(moving);
+}
+
+static void symbolize_acc_key(struct dn_offcpu *o, void *e)
+{
+    symbolize_key(o, e);
+}
+
+/* Moves the figures of processes that are no longer tracked (they exited and the
+ * collector let them go: their figures are final) out of the kernel's maps and slots.
+ * Their stacks are named first, from the maps read while they lived. */
 static int fold(struct dn_offcpu *o)
 {
     int rc = dn_bpf_read_map(o->tracked_fd, sizeof(__u32), sizeof(struct dn_tracked),
@@ -428,62 +528,46 @@ static int fold(struct dn_offcpu *o)
     /* One generation per exited process, shared by its threads and keys. */
     uint32_t *gone = NULL;
     size_t ngone = 0, gone_cap = 0;
-    const struct dn_oc_tkey *tk = o->tbuf.keys;
-    for (size_t i = 0; i < o->tbuf.n; i++) {
-        if (bsearch(&tk[i].tgid, live, nlive, sizeof *live, cmp_u32))
+    for (size_t i = 0; i < o->nknown; i++) {
+        uint32_t tgid = (uint32_t)(__atomic_load_n(&o->slots[o->known[i]].owner,
+                                                   __ATOMIC_ACQUIRE) >> 32);
+        if (bsearch(&tgid, live, nlive, sizeof *live, cmp_u32))
             continue;
         bool seen = false;
         for (size_t j = 0; j < ngone && !seen; j += 2)
-            seen = gone[j] == tk[i].tgid;
+            seen = gone[j] == tgid;
         if (!seen && !dn_grow(&gone, &gone_cap, ngone + 2, sizeof *gone, 16)) {
-            gone[ngone++] = tk[i].tgid;
+            gone[ngone++] = tgid;
             gone[ngone++] = ++o->next_gen;
         }
     }
     if (!ngone)
         return 0;
-#define GEN_OF(tgid, out)                                                                  \
-    do {                                                                                   \
-        out = 0;                                                                           \
-        for (size_t j_ = 0; j_ < ngone; j_ += 2)                                           \
-            if (gone[j_] == (tgid))                                                        \
-                out = gone[j_ + 1];                                                        \
-    } while (0)
 
+    retire(o, &o->keys, offsetof(struct acc_key, k.tgid), offsetof(struct acc_key, gen), gone,
+           ngone, symbolize_acc_key);
+    retire(o, &o->threads, offsetof(struct acc_thread, tgid), offsetof(struct acc_thread, gen),
+           gone, ngone, NULL);
     const struct dn_oc_key *kk = o->kbuf.keys;
-    for (size_t i = 0; i < o->kbuf.n; i++) {
-        uint32_t gen;
-        GEN_OF(kk[i].tgid, gen);
-        if (!gen)
+    for (size_t i = 0; i < o->kbuf.n; i++)
+        for (size_t j = 0; j < ngone; j += 2)
+            if (kk[i].tgid == gone[j])
+                bpf_map_delete_elem(o->keys_fd, &kk[i]);
+    /* Their slots are free again: zeroed, then the owner (the program only writes a
+     * slot it owns or claims from 0). */
+    for (size_t i = 0; i < o->nknown;) {
+        uint32_t idx = o->known[i];
+        struct dn_oc_slot *sl = &o->slots[idx];
+        uint32_t tgid = (uint32_t)(__atomic_load_n(&sl->owner, __ATOMIC_ACQUIRE) >> 32);
+        if (!tgid || !is_gone(gone, ngone, tgid)) {
+            i++;
             continue;
-        struct acc_key key;
-        memset(&key, 0, sizeof key);
-        key.k = kk[i];
-        key.k.pad = 0;
-        struct acc_key *a = dn_htab_del(&o->keys, &key);
-        if (a) {
-            symbolize_key(o, a);
-            a->gen = gen;
-            if (dn_htab_put(&o->keys, a) != 0)
-                free(a); /* its time leaves the stacks; the thread totals keep it */
         }
-        bpf_map_delete_elem(o->keys_fd, &kk[i]);
+        memset((char *)sl + sizeof sl->owner, 0, sizeof *sl - sizeof sl->owner);
+        __atomic_store_n(&sl->owner, 0, __ATOMIC_RELEASE);
+        o->known_bits[idx / 64] &= ~(1ULL << (idx % 64));
+        o->known[i] = o->known[--o->nknown];
     }
-    for (size_t i = 0; i < o->tbuf.n; i++) {
-        uint32_t gen;
-        GEN_OF(tk[i].tgid, gen);
-        if (!gen)
-            continue;
-        struct acc_thread key = {.tgid = tk[i].tgid, .tid = tk[i].tid};
-        struct acc_thread *a = dn_htab_del(&o->threads, &key);
-        if (a) {
-            a->gen = gen;
-            if (dn_htab_put(&o->threads, a) != 0)
-                free(a);
-        }
-        bpf_map_delete_elem(o->threads_fd, &tk[i]);
-    }
-#undef GEN_OF
     /* Their maps, cached names and "already announced" marks go: a process that later
      * takes the same pid is a different program. */
     for (size_t j = 0; j < ngone; j += 2) {
@@ -515,9 +599,10 @@ static int refresh(struct dn_offcpu *o)
     if (!o->skel)
         return 0;
     dn_offcpu_handle_events(o);
+    scan_slots(o);
     /* Nothing switched since the last read (the counters each CPU bumps after adding an
-     * interval did not move): the maps are as read then. They are read at least once a
-     * second anyway, when the fold is due (a CPU that orders its writes loosely could
+     * interval did not move): the figures are as read then. They are read at least once
+     * a second anyway, when the fold is due (a CPU that orders its writes loosely could
      * show the bump before the interval). */
     uint64_t dropped = __atomic_load_n(&o->skel->bss->dropped, __ATOMIC_RELAXED) +
                        __atomic_load_n(&o->skel->bss->dropped_keys, __ATOMIC_RELAXED);
@@ -534,31 +619,34 @@ static int refresh(struct dn_offcpu *o)
         return 0;
     o->changes_seen = changes;
     o->read_once = true;
-    /* Threads first, keys second: both grow only while the thread runs, and a process
-     * that is not tracked any more in the later read of `tracked` had its final
-     * figures in both. */
-    int rc = dn_bpf_read_map(o->threads_fd, sizeof(struct dn_oc_tkey), sizeof(struct dn_oc_thread),
-                             DN_OC_THREADS_MAX, &o->tbuf);
-    if (rc)
-        return rc;
+    /* Slots first, the hash second: a key leaves a slot for the hash, so read this way
+     * round it is seen in one of them at least (the larger figures win). */
+    int rc = 0;
+    struct dn_oc_slot sl;
+    for (size_t i = 0; i < o->nknown; i++) {
+        read_slot(o, o->known[i], &sl);
+        if (!sl.owner)
+            continue;
+        if ((rc = update_thread(o, &sl)))
+            return rc;
+        if (sl.cur_count) {
+            struct dn_oc_val v = {.count = sl.cur_count, .total_ns = sl.cur_total_ns};
+            if ((rc = update_key(o, &sl.cur, &v)))
+                return rc;
+        }
+    }
     rc = dn_bpf_read_map(o->keys_fd, sizeof(struct dn_oc_key), sizeof(struct dn_oc_val),
                          DN_OC_KEYS_MAX, &o->kbuf);
     if (rc)
         return rc;
-    const struct dn_oc_tkey *tk = o->tbuf.keys;
-    const struct dn_oc_thread *tv = o->tbuf.vals;
-    for (size_t i = 0; i < o->tbuf.n; i++)
-        if ((rc = update_thread(o, &tk[i], &tv[i])))
-            return rc;
     const struct dn_oc_key *kk = o->kbuf.keys;
     const struct dn_oc_val *kv = o->kbuf.vals;
     for (size_t i = 0; i < o->kbuf.n; i++)
         if ((rc = update_key(o, &kk[i], &kv[i])))
             return rc;
-    /* Folding only keeps the kernel maps small: once a second, or sooner when they
-     * fill up. */
-    if (fold_due || o->tbuf.n > DN_OC_THREADS_MAX / 2 ||
-        o->kbuf.n > DN_OC_KEYS_MAX / 2) {
+    /* Folding only keeps the kernel's slots and hash small: once a second, or sooner
+     * when they fill up. */
+    if (fold_due || o->nknown > DN_OC_SLOTS / 2 || o->kbuf.n > DN_OC_KEYS_MAX / 2) {
         o->next_fold_ns = now + 1000000000LL;
         if ((rc = fold(o)))
             return rc;
@@ -623,7 +711,15 @@ int dn_offcpu_open(struct dn_offcpu **out, int tracked_map_fd, int live_map_fd, 
         dn_ebpf_explain(err, errlen, "attaching to the sched_switch tracepoint", rc);
         goto fail;
     }
-    o->threads_fd = bpf_map__fd(o->skel->maps.threads);
+    o->slots_len = (size_t)DN_OC_SLOTS * sizeof(struct dn_oc_slot);
+    void *m = mmap(NULL, o->slots_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   bpf_map__fd(o->skel->maps.slots), 0);
+    if (m == MAP_FAILED) {
+        rc = -errno;
+        dn_ebpf_explain(err, errlen, "mapping the off-CPU profiler's thread slots", rc);
+        goto fail;
+    }
+    o->slots = m;
     o->keys_fd = bpf_map__fd(o->skel->maps.keys);
     o->kstacks_fd = bpf_map__fd(o->skel->maps.kstacks);
     o->ustacks_fd = bpf_map__fd(o->skel->maps.ustacks);
@@ -642,6 +738,13 @@ fail:
     return rc ? rc : -EINVAL;
 }
 
+static void unmap_slots(struct dn_offcpu *o)
+{
+    if (o->slots)
+        munmap(o->slots, o->slots_len);
+    o->slots = NULL;
+}
+
 void dn_offcpu_detach(struct dn_offcpu *o, bool finish)
 {
     if (!o || !o->skel)
@@ -655,6 +758,7 @@ void dn_offcpu_detach(struct dn_offcpu *o, bool finish)
     }
     ring_buffer__free(o->rb);
     o->rb = NULL;
+    unmap_slots(o);
     offcpu_bpf__destroy(o->skel);
     o->skel = NULL;
     o->npending = 0;
@@ -672,6 +776,7 @@ void dn_offcpu_free(struct dn_offcpu *o)
     if (!o)
         return;
     ring_buffer__free(o->rb);
+    unmap_slots(o);
     offcpu_bpf__destroy(o->skel);
     free_table(&o->threads);
     free_table(&o->keys);
@@ -682,7 +787,8 @@ void dn_offcpu_free(struct dn_offcpu *o)
     dn_arena_unref(o->arena);
     free(o->pending);
     free(o->maps_read);
-    struct dn_map_buf *bufs[] = {&o->tbuf, &o->kbuf, &o->trbuf, &o->sbuf};
+    free(o->known);
+    struct dn_map_buf *bufs[] = {&o->kbuf, &o->trbuf, &o->sbuf};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         free(bufs[i]->keys);
         free(bufs[i]->vals);
