@@ -431,6 +431,65 @@ def test_folded_output_parses_and_weights_sum_to_the_total(require_ebpf, cc, tmp
                for line in lines), text
 
 
+# A thread that waits at two places by turns: 10 sleeps of 20 ms in clock_nanosleep, 10
+# waits of 30 ms in poll, interleaved (two system calls, so two keys even without
+# stacks). Each wait is one off-CPU interval, so each place has exactly 10: the figures
+# of a place move between the thread's slot and the key map at every turn
+# (bpf/offcpu.h), and must neither double nor go missing.
+ALTERNATE_C = r"""
+#include <poll.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+int main(void)
+{
+    printf("pid %ld\n", (long)getpid());
+    fflush(stdout);
+    for (int i = 0; i < 10; i++) {
+        struct timespec ts = {0, 20 * 1000000L};
+        clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+        poll(NULL, 0, 30);
+    }
+    return 0;
+}
+"""
+
+
+def test_a_thread_waiting_at_two_places_by_turns_keeps_each_exact(require_ebpf, cc, tmp_path):
+    exe = cc("alternate", ALTERNATE_C)
+    for stacks in (True, False):
+        mon, oc, p = run([exe], tmp_path, base_interval_ms=20, offcpu_stacks=stacks)
+        pid = p["pid"]
+        places = {"clock_nanosleep": 20, "poll": 30}
+        if stacks:
+            by_call = {st["syscall"]: st for st in oc["stack_traces"]
+                       if st["syscall"] in places}
+            assert set(by_call) == set(places), oc["stack_traces"]
+            for call, ms in places.items():
+                st = by_call[call]
+                assert st["count"] == 10, (call, st["count"])
+                assert 10 * ms * 1e6 <= st["total_time_ns"] <= 10 * ms * 1e6 * 1.5, (call, st)
+        # the folded lines: one per place (with stacks, one per distinct stack)
+        weights = {call: 0 for call in places}
+        for line in mon.offcpu_folded().splitlines():
+            for call in places:
+                if (f"[sleep: {call}]" in line) if not stacks else (
+                        ("do_nanosleep_[k]" in line) if call == "clock_nanosleep"
+                        else ("do_sys_poll_[k]" in line or "poll_[k]" in line)):
+                    weights[call] += int(line.rsplit(" ", 1)[1])
+        for call, ms in places.items():
+            assert 10 * ms * 1000 <= weights[call] <= 10 * ms * 1000 * 1.5, (stacks, weights)
+        t = thread(oc, pid, pid)
+        assert t["count"] >= 20 and 500e6 <= t["total_time_ns"] <= 750e6, t
+        # cumulative figures never go down from one sample to the next
+        last = 0
+        for sample in mon.get_samples():
+            got = sample["aggregated"]["ebpf"]["offcpu"]["total_time_ns"]
+            assert got >= last, (got, last)
+            last = got
+
+
 # ------------------------------------------------------------------ without stacks
 
 
