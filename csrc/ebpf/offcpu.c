@@ -49,12 +49,26 @@ struct acc_thread {
     const char *comm, *pcomm;
 };
 
+struct group;
+
 struct acc_key {
     struct dn_oc_key k;
     uint32_t gen; /* key: k and gen */
     uint32_t pad;
     uint64_t count, total_ns;
     struct symstack *us, *ks;
+    struct group *gw, *gs; /* its wait group and (with stacks) its stack group */
+};
+
+/* Keys grouped per (process, user stack, kernel stack) for stack_traces, or per
+ * (thread, class, syscall) for bottlenecks; kept up to date as keys grow, so a sample
+ * only picks the heaviest. */
+struct group {
+    uint32_t tgid, gen, tid;
+    int32_t a, b; /* ustack and kstack, or class and syscall */
+    uint32_t pad; /* key ends here */
+    uint64_t total_ns, count;
+    struct acc_key *heaviest;
 };
 
 struct ucache_ent {
@@ -90,6 +104,7 @@ struct dn_offcpu {
     struct dn_arena *arena;
     struct dn_usym *usym;
     struct dn_htab threads, keys, ucache, kcache;
+    struct dn_htab gwait, gstack; /* struct group, by wait and by stack */
 
     struct dn_oc_event *pending; /* announced stacks not yet symbolized */
     size_t npending, pending_cap;
@@ -417,6 +432,50 @@ static int update_thread(struct dn_offcpu *o, const struct dn_oc_slot *v)
     return 0;
 }
 
+static enum dn_wait_class key_class(const struct acc_key *a)
+{
+    return dn_wait_classify(a->k.state, a->k.syscall, a->k.timed);
+}
+
+/* Key a's group in h (by stack or by wait), made when it is new; NULL without memory. */
+static struct group *group_for(struct dn_htab *h, const struct acc_key *a, bool by_stack)
+{
+    struct group key;
+    memset(&key, 0, sizeof key);
+    key.tgid = a->k.tgid;
+    key.gen = a->gen;
+    if (by_stack) {
+        key.a = a->k.ustack;
+        key.b = a->k.kstack;
+    } else {
+        key.tid = a->k.tid;
+        key.a = (int32_t)key_class(a);
+        key.b = a->k.syscall;
+    }
+    struct group *g = dn_htab_get(h, &key);
+    if (g)
+        return g;
+    if (!(g = malloc(sizeof *g)))
+        return NULL;
+    *g = key;
+    if (dn_htab_put(h, g) != 0) {
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+static void group_add(struct group *g, struct acc_key *a, uint64_t count, uint64_t total_ns)
+{
+    if (!g)
+        return;
+    g->count += count;
+    g->total_ns += total_ns;
+    /* keys only grow, so the one that grew is the only one that can overtake */
+    if (!g->heaviest || a->total_ns > g->heaviest->total_ns)
+        g->heaviest = a;
+}
+
 static int update_key(struct dn_offcpu *o, const struct dn_oc_key *k, const struct dn_oc_val *v)
 {
     struct acc_key key;
@@ -432,12 +491,19 @@ static int update_key(struct dn_offcpu *o, const struct dn_oc_key *k, const stru
             free(a);
             return -ENOMEM;
         }
+        a->gw = group_for(&o->gwait, a, false);
+        a->gs = o->stacks ? group_for(&o->gstack, a, true) : NULL;
+        if (!a->gw || (o->stacks && !a->gs))
+            return -ENOMEM;
         o->version++;
     }
     /* Figures only grow: the hash's copy of a key may lag the slot's (offcpu.h). */
     if (v->count > a->count || (v->count == a->count && v->total_ns > a->total_ns)) {
+        uint64_t dc = v->count - a->count, dt = v->total_ns - a->total_ns;
         a->count = v->count;
         a->total_ns = v->total_ns;
+        group_add(a->gw, a, dc, dt);
+        group_add(a->gs, a, dc, dt);
         o->version++;
     }
     return 0;
@@ -501,15 +567,37 @@ static void retire(struct dn_offcpu *o, struct dn_htab *h, size_t tgid_at, size_
         for (size_t j = 0; j < ngone; j += 2)
             if (gone[j] == tgid)
                 *(uint32_t *)(e + gen_at) = gone[j + 1];
-        if (dn_htab_put(h, e) != 0)
-            free(e); /* out of memory: its time leaves the stacks; totals keep it */
+        /* A put right after a del never has to grow the table, so it cannot fail; were
+         * it to, the record is left out of the table (not freed: groups point to it). */
+        (void)dn_htab_put(h, e);
     }
     free(moving);
 }
 
-static void symbolize_acc_key(struct dn_offcpu *o, void *e)
+/* A group of a gone process takes the generation of its keys (all of them go at once:
+ * a group is one process's). */
+static void regen_group(struct dn_htab *h, struct group *g, uint32_t gen)
+{
+    if (!g || g->gen == gen || !dn_htab_del(h, g))
+        return;
+    g->gen = gen;
+    (void)dn_htab_put(h, g); /* cannot fail, as in retire() */
+}
+
+static void retire_acc_key(struct dn_offcpu *o, void *e)
 {
     symbolize_key(o, e);
+}
+
+static void regen_groups(struct dn_offcpu *o, const uint32_t *gone, size_t ngone)
+{
+    for (size_t i = 0; i < o->keys.cap; i++) {
+        struct acc_key *a = o->keys.slots[i];
+        if (!a || !a->gen || !is_gone(gone, ngone, a->k.tgid))
+            continue;
+        regen_group(&o->gwait, a->gw, a->gen);
+        regen_group(&o->gstack, a->gs, a->gen);
+    }
 }
 
 /* Moves the figures of processes that are no longer tracked (they exited and the
@@ -545,7 +633,8 @@ static int fold(struct dn_offcpu *o)
         return 0;
 
     retire(o, &o->keys, offsetof(struct acc_key, k.tgid), offsetof(struct acc_key, gen), gone,
-           ngone, symbolize_acc_key);
+           ngone, retire_acc_key);
+    regen_groups(o, gone, ngone);
     retire(o, &o->threads, offsetof(struct acc_thread, tgid), offsetof(struct acc_thread, gen),
            gone, ngone, NULL);
     const struct dn_oc_key *kk = o->kbuf.keys;
@@ -669,6 +758,8 @@ int dn_offcpu_open(struct dn_offcpu **out, int tracked_map_fd, int live_map_fd, 
     }
     dn_htab_init(&o->threads, offsetof(struct acc_thread, pad));
     dn_htab_init(&o->keys, offsetof(struct acc_key, pad));
+    dn_htab_init(&o->gwait, offsetof(struct group, pad));
+    dn_htab_init(&o->gstack, offsetof(struct group, pad));
     dn_htab_init(&o->ucache, offsetof(struct ucache_ent, s));
     dn_htab_init(&o->kcache, sizeof(int32_t));
     o->stacks = stacks;
@@ -780,6 +871,8 @@ void dn_offcpu_free(struct dn_offcpu *o)
     offcpu_bpf__destroy(o->skel);
     free_table(&o->threads);
     free_table(&o->keys);
+    free_table(&o->gwait);
+    free_table(&o->gstack);
     free_table(&o->ucache);
     free_table(&o->kcache);
     dn_usym_free(o->usym);
@@ -834,11 +927,6 @@ static const struct acc_thread *thread_of(const struct dn_offcpu *o, uint32_t tg
     return dn_htab_get(&o->threads, &key);
 }
 
-static enum dn_wait_class key_class(const struct acc_key *a)
-{
-    return dn_wait_classify(a->k.state, a->k.syscall, a->k.timed);
-}
-
 static int cmp_thread(const void *a, const void *b)
 {
     const struct dn_offcpu_thread *x = a, *y = b;
@@ -849,15 +937,6 @@ static int cmp_thread(const void *a, const void *b)
     return x->tid < y->tid ? -1 : x->tid > y->tid;
 }
 
-/* Keys grouped by distinct stack (per process) or by (thread, class, syscall). */
-struct group {
-    uint32_t tgid, gen, tid;
-    int32_t a, b; /* ustack and kstack, or class and syscall */
-    uint32_t pad; /* key ends here */
-    uint64_t total_ns, count;
-    struct acc_key *heaviest;
-};
-
 static int cmp_group(const void *a, const void *b)
 {
     const struct group *x = *(struct group *const *)a, *y = *(struct group *const *)b;
@@ -866,64 +945,28 @@ static int cmp_group(const void *a, const void *b)
     return memcmp(x, y, offsetof(struct group, pad));
 }
 
-/* Groups the wanted keys; *out is a malloc'd array of pointers into *store, heaviest
- * first. by_stack: per (process, user stack, kernel stack), else per (thread, class,
- * syscall). */
-static int group_keys(struct dn_offcpu *o, bool by_stack, struct group **store,
-                      struct group ***out, size_t *nout)
+/* The k heaviest wanted groups of h into top[] (heaviest first; returns how many) and
+ * the time of all wanted groups into *all. */
+static size_t top_groups(const struct dn_offcpu *o, const struct dn_htab *h, struct group **top,
+                         size_t k, uint64_t *all)
 {
-    *store = NULL;
-    *out = NULL;
-    *nout = 0;
-    size_t cap = o->keys.n ? o->keys.n : 1, n = 0;
-    struct group *g = calloc(cap, sizeof *g);
-    struct group **v = calloc(cap, sizeof *v);
-    struct dn_htab h;
-    dn_htab_init(&h, offsetof(struct group, pad));
-    if (!g || !v) {
-        free(g);
-        free(v);
-        return -ENOMEM;
-    }
-    for (size_t i = 0; i < o->keys.cap; i++) {
-        struct acc_key *a = o->keys.slots[i];
-        if (!a || !wanted(o, a->k.tgid) || !a->total_ns)
+    size_t n = 0;
+    *all = 0;
+    for (size_t i = 0; i < h->cap; i++) {
+        struct group *g = h->slots[i];
+        if (!g || !g->total_ns || !wanted(o, g->tgid))
             continue;
-        struct group key;
-        memset(&key, 0, sizeof key);
-        key.tgid = a->k.tgid;
-        key.gen = a->gen;
-        if (by_stack) {
-            key.a = a->k.ustack;
-            key.b = a->k.kstack;
-        } else {
-            key.tid = a->k.tid;
-            key.a = (int32_t)key_class(a);
-            key.b = a->k.syscall;
+        *all += g->total_ns;
+        if (n == k && cmp_group(&g, &top[k - 1]) >= 0)
+            continue;
+        size_t j = n < k ? n++ : k - 1; /* insertion into the sorted top */
+        while (j > 0 && cmp_group(&g, &top[j - 1]) < 0) {
+            top[j] = top[j - 1];
+            j--;
         }
-        struct group *x = dn_htab_get(&h, &key);
-        if (!x) {
-            x = &g[n];
-            memcpy(x, &key, sizeof key);
-            if (dn_htab_put(&h, x) != 0) {
-                dn_htab_free(&h);
-                free(g);
-                free(v);
-                return -ENOMEM;
-            }
-            v[n++] = x;
-        }
-        x->total_ns += a->total_ns;
-        x->count += a->count;
-        if (!x->heaviest || a->total_ns > x->heaviest->total_ns)
-            x->heaviest = a;
+        top[j] = g;
     }
-    dn_htab_free(&h);
-    qsort(v, n, sizeof *v, cmp_group);
-    *store = g;
-    *out = v;
-    *nout = n;
-    return 0;
+    return n;
 }
 
 static const char *what_it_did(enum dn_wait_class c, int32_t nr, char *buf, size_t len)
@@ -955,14 +998,9 @@ static const char *what_it_did(enum dn_wait_class c, int32_t nr, char *buf, size
 
 static int add_bottlenecks(struct dn_offcpu *o, struct dn_offcpu_sample *s)
 {
-    struct group *store, **v;
-    size_t n;
-    int rc = group_keys(o, false, &store, &v, &n);
-    if (rc)
-        return rc;
-    uint64_t all = 0;
-    for (size_t i = 0; i < n; i++)
-        all += v[i]->total_ns;
+    struct group *v[MAX_BOTTLENECKS];
+    uint64_t all;
+    size_t n = top_groups(o, &o->gwait, v, MAX_BOTTLENECKS, &all);
     s->bottlenecks = calloc(MAX_BOTTLENECKS, sizeof *s->bottlenecks);
     for (size_t i = 0; s->bottlenecks && i < n && s->nbottlenecks < MAX_BOTTLENECKS; i++) {
         const struct group *x = v[i];
@@ -980,8 +1018,6 @@ static int add_bottlenecks(struct dn_offcpu *o, struct dn_offcpu_sample *s)
         if ((s->bottlenecks[s->nbottlenecks] = strdup(buf)))
             s->nbottlenecks++;
     }
-    free(v);
-    free(store);
     return 0;
 }
 
@@ -1011,18 +1047,12 @@ static void stack_threads(const struct dn_offcpu *o, const struct group *x,
 
 static int add_stacks(struct dn_offcpu *o, struct dn_offcpu_sample *s)
 {
-    struct group *store, **v;
-    size_t n;
-    int rc = group_keys(o, true, &store, &v, &n);
-    if (rc)
-        return rc;
-    size_t top = n < TOP_STACKS ? n : TOP_STACKS;
+    struct group *v[TOP_STACKS];
+    uint64_t all;
+    size_t top = top_groups(o, &o->gstack, v, TOP_STACKS, &all);
     s->stacks = calloc(top ? top : 1, sizeof *s->stacks);
-    if (!s->stacks) {
-        free(v);
-        free(store);
+    if (!s->stacks)
         return -ENOMEM;
-    }
     for (size_t i = 0; i < top; i++) {
         const struct group *x = v[i];
         struct acc_key *a = x->heaviest;
@@ -1053,8 +1083,6 @@ static int add_stacks(struct dn_offcpu *o, struct dn_offcpu_sample *s)
         }
         s->nstacks++;
     }
-    free(v);
-    free(store);
     return 0;
 }
 
