@@ -6,9 +6,13 @@ distinct system calls every 100 ms, so a syscall counter that keeps counts per
 denet: ProcessMonitor.from_pid(root, enable_ebpf=True).sample_once(), median of rounds,
 in µs per sample and per process, and the same with offcpu=False (no off-CPU maps to
 read and no off-CPU part to build: every process of this tree switches between samples),
-the two monitors taking turns round by round. Root only (eBPF).
+the two monitors taking turns round by round. Each timed call comes 120 ms after that
+monitor's previous one, so every process made its calls and slept in between. Besides
+wall time, the sampling thread's CPU time per process ("CPU µs/p", from
+time.thread_time()), which time lost to other work on a shared machine does not move.
+Root only (eBPF).
 
-    python3 bench/active.py [--sizes 1,50,200] [--rounds 15]
+    python3 bench/active.py [--sizes 1,50,200] [--rounds 25]
 
 To compare two builds, run it with PYTHONPATH pointing at the other build's checkout.
 """
@@ -107,7 +111,7 @@ int main(int argc, char **argv)
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="1,50,200")
-    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=25)
     args = ap.parse_args()
     ok, why = denet.ebpf_available()
     if not ok:
@@ -120,7 +124,8 @@ def main():
         subprocess.run(["gcc", "-O2", "-o", exe, exe + ".c"], check=True)
         print(f"denet {denet.__version__} ({os.path.dirname(denet.__file__)}): one eBPF sample "
               f"of an active tree, median of {args.rounds} rounds")
-        print(f"{'processes':>9} {'µs/sample':>10} {'µs/process':>10} {'offcpu=False':>13} {'µs/process':>10}")
+        print(f"{'processes':>9} {'µs/sample':>10} {'µs/process':>10} {'CPU µs/p':>10} "
+              f"{'offcpu=False':>13} {'µs/process':>10} {'CPU µs/p':>10}")
         for n in [int(x) for x in args.sizes.split(",")]:
             root = subprocess.Popen([exe, str(n)], start_new_session=True)
             try:
@@ -135,17 +140,21 @@ def main():
                     s = mon.sample_once()
                     assert s["aggregated"]["process_count"] == n, s["aggregated"]["process_count"]
                     assert s["aggregated"]["ebpf"]["syscalls"]["total"] >= 31 * n
-                calls = max(5, 400 // n)
-                times = [[], []]
+                # One timed call per monitor and round, each after a pause longer than the
+                # tree's period, so that every process ran (and switched) since the
+                # monitor's previous sample: back-to-back calls would find little changed.
+                times, cpu = [[], []], [[], []]
                 for _ in range(args.rounds):
-                    for mon, into in zip(mons, times):
-                        t = time.perf_counter()
-                        for _ in range(calls):
-                            mon.sample_once()
-                        into.append((time.perf_counter() - t) / calls)
-                        time.sleep(0.05)
+                    for mon, into, into_cpu in zip(mons, times, cpu):
+                        time.sleep(0.12)
+                        t, c = time.perf_counter(), time.thread_time()
+                        mon.sample_once()
+                        into.append(time.perf_counter() - t)
+                        into_cpu.append(time.thread_time() - c)
                 med = [statistics.median(t) * 1e6 for t in times]
-                print(f"{n:>9} {med[0]:>10.0f} {med[0] / n:>10.1f} {med[1]:>13.0f} {med[1] / n:>10.1f}")
+                mcpu = [statistics.median(t) * 1e6 / n for t in cpu]
+                print(f"{n:>9} {med[0]:>10.0f} {med[0] / n:>10.1f} {mcpu[0]:>10.1f} "
+                      f"{med[1]:>13.0f} {med[1] / n:>10.1f} {mcpu[1]:>10.1f}")
                 for mon in mons:
                     mon.stop()
             finally:
