@@ -41,6 +41,7 @@ __u64 dropped = 0;      /* intervals lost: no slot free among those probed */
 __u64 dropped_keys = 0; /* intervals in the thread totals but not in a stack key: keys full */
 __u64 lost_events = 0;  /* new-stack notices the ring buffer had no room for (retried) */
 __u64 lost_slots = 0;   /* slot notices it had no room for: user space scans the slots */
+__u64 unseen_ends = 0;  /* intervals whose end the kernel did not report (see switch_out) */
 /* Bumped by a CPU once it has added an interval to the maps, in its own cache line with
  * a plain add: user space reads the maps only when the sum moved (or once a second), so
  * a tree that is not switching costs no map read. */
@@ -290,44 +291,6 @@ static __always_inline struct dn_oc_slot *own_slot(__u32 tgid, __u32 tid)
     return NULL;
 }
 
-static __always_inline void switch_out(void *ctx, bool preempt, struct task_struct *p,
-                                       __u32 tgid, __u64 *now)
-{
-    __u32 tid = p->pid;
-    if (tid == *(volatile __u32 *)&excluded_tid)
-        return;
-    __u32 only = *(volatile __u32 *)&only_tgid;
-    if (only && tgid != only)
-        return;
-    int cls = state_class(preempt, task_state(p));
-    if (cls < 0)
-        return;
-
-    struct dn_oc_slot *t = own_slot(tgid, tid);
-    if (!t) {
-        __sync_fetch_and_add(&dropped, 1);
-        return;
-    }
-    /* Names now, while the task exists: a child that exits before the next sample
-     * keeps them. Re-read each time, as exec and prctl change them. */
-    __builtin_memcpy(t->comm, p->comm, sizeof(t->comm));
-    __builtin_memcpy(t->pcomm, p->group_leader->comm, sizeof(t->pcomm));
-
-    struct site site;
-    user_site(p, cls, &site);
-    __s32 us = DN_OC_NO_STACK, ks = DN_OC_NO_STACK;
-    if (with_stacks)
-        stacks_of(ctx, t, cls, &site, tgid, tid, &us, &ks);
-    t->start_ustack = us;
-    t->start_kstack = ks;
-    t->start_syscall = site.nr;
-    t->start_state = (__u8)cls;
-    t->start_timed = site.timed;
-    /* After the stack walks: the thread is on the CPU until the switch. */
-    *now = bpf_ktime_get_ns();
-    t->start_ns = *now;
-}
-
 static __always_inline void changed(void)
 {
     changes[bpf_get_smp_processor_id() & (DN_OC_CHANGE_SLOTS - 1)].n++;
@@ -339,15 +302,10 @@ static __always_inline bool same_key(const struct dn_oc_key *a, const struct dn_
            a->state == b->state && a->timed == b->timed;
 }
 
-static __always_inline void switch_in(struct task_struct *n, __u32 tgid, __u64 *now)
+/* Ends thread t's interval in progress at `end`: its totals and its key's figures. */
+static __always_inline void end_interval(struct dn_oc_slot *t, __u32 tgid, __u32 tid, __u64 end)
 {
-    __u32 tid = n->pid, idx;
-    struct dn_oc_slot *t = find_slot((__u64)tgid << 32 | tid, slot_home(tid), &idx);
-    if (!t || !t->start_ns)
-        return;
-    if (!*now)
-        *now = bpf_ktime_get_ns();
-    __u64 d = *now - t->start_ns;
+    __u64 d = end - t->start_ns;
     t->start_ns = 0;
     if ((__s64)d < 0)
         return;
@@ -393,6 +351,78 @@ static __always_inline void switch_in(struct task_struct *n, __u32 tgid, __u64 *
     changed();
 }
 
+/* A thread that is running (leaving the CPU, or exiting) while its last interval never
+ * ended: the kernel ran it without a sched_switch event (seen on some VMs' kernels,
+ * rarely). It has run for rt - start_rt since; the interval ended that long before now. */
+static __always_inline void end_unseen(struct dn_oc_slot *t, __u32 tgid, __u32 tid, __u64 rt)
+{
+    if (!t->start_ns)
+        return;
+    __u64 ran = rt - t->start_rt, now = bpf_ktime_get_ns();
+    end_interval(t, tgid, tid, ran < now - t->start_ns ? now - ran : t->start_ns);
+    __sync_fetch_and_add(&unseen_ends, 1);
+}
+
+static __always_inline void switch_in(struct task_struct *n, __u32 tgid, __u64 *now)
+{
+    __u32 tid = n->pid, idx;
+    struct dn_oc_slot *t = find_slot((__u64)tgid << 32 | tid, slot_home(tid), &idx);
+    if (!t || !t->start_ns)
+        return;
+    if (!*now)
+        *now = bpf_ktime_get_ns();
+    end_interval(t, tgid, tid, *now);
+}
+
+static __always_inline void switch_out(void *ctx, bool preempt, struct task_struct *p,
+                                       __u32 tgid, __u64 *now)
+{
+    __u32 tid = p->pid;
+    if (tid == *(volatile __u32 *)&excluded_tid)
+        return;
+    __u32 only = *(volatile __u32 *)&only_tgid;
+    if (only && tgid != only)
+        return;
+    int cls = state_class(preempt, task_state(p));
+    if (cls < 0) {
+        /* The thread is exiting: this was its last switch, its figures are final and
+         * user space may give its slot to another thread. */
+        __u32 idx;
+        struct dn_oc_slot *t = find_slot((__u64)tgid << 32 | tid, slot_home(tid), &idx);
+        if (t)
+            *(volatile __u32 *)&t->dead = 1;
+        return;
+    }
+
+    struct dn_oc_slot *t = own_slot(tgid, tid);
+    if (!t) {
+        __sync_fetch_and_add(&dropped, 1);
+        return;
+    }
+    /* Names now, while the task exists: a child that exits before the next sample
+     * keeps them. Re-read each time, as exec and prctl change them. */
+    __builtin_memcpy(t->comm, p->comm, sizeof(t->comm));
+    __builtin_memcpy(t->pcomm, p->group_leader->comm, sizeof(t->pcomm));
+
+    __u64 rt = p->se.sum_exec_runtime;
+    end_unseen(t, tgid, tid, rt);
+    t->start_rt = rt;
+
+    struct site site;
+    user_site(p, cls, &site);
+    __s32 us = DN_OC_NO_STACK, ks = DN_OC_NO_STACK;
+    if (with_stacks)
+        stacks_of(ctx, t, cls, &site, tgid, tid, &us, &ks);
+    t->start_ustack = us;
+    t->start_kstack = ks;
+    t->start_syscall = site.nr;
+    t->start_state = (__u8)cls;
+    t->start_timed = site.timed;
+    /* After the stack walks: the thread is on the CPU until the switch. */
+    *now = bpf_ktime_get_ns();
+    t->start_ns = *now;
+}
+
 SEC("tp_btf/sched_switch")
 int BPF_PROG(dn_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
@@ -403,5 +433,18 @@ int BPF_PROG(dn_sched_switch, bool preempt, struct task_struct *prev, struct tas
     __u32 ntgid = next->tgid;
     if (dn_is_live(ntgid))
         switch_in(next, ntgid, &now);
+    return 0;
+}
+
+/* A thread of the tree exits: it is running, so its last interval has ended, seen or
+ * not (the switch after a process's last thread exits is not followed: the tracker has
+ * let the process go by then). */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(dn_oc_exit, struct task_struct *p)
+{
+    __u32 tgid = p->tgid, tid = p->pid, idx;
+    struct dn_oc_slot *t = find_slot((__u64)tgid << 32 | tid, slot_home(tid), &idx);
+    if (t)
+        end_unseen(t, tgid, tid, p->se.sum_exec_runtime);
     return 0;
 }

@@ -71,7 +71,7 @@ struct dn_oc_key {
 
 /* A thread's slot. `owner` is (tgid << 32 | tid), 0 for a free slot: the program claims
  * a free one with a compare-and-swap; user space frees the slots of processes that are
- * gone, zeroing the rest first. Only the thread's own context switches write the other
+ * gone, and of threads that exited (`dead`), zeroing the rest first. Only the thread's own context switches write the other
  * fields, and the scheduler serialises those. `seq` is odd while `cur` changes, so user
  * space reads cur/cur_count/cur_total_ns as one. The figures of `cur` are absolute (the
  * key's whole count and time, like the hash's value): user space takes the larger of
@@ -104,7 +104,9 @@ struct dn_oc_slot {
     __u64 cur_total_ns;
     char comm[16];  /* thread name */
     char pcomm[16]; /* process name (the group leader's) */
-    __u64 pad[2];
+    __u32 dead;     /* set at the thread's last switch: user space may free the slot */
+    __u32 pad0;
+    __u64 start_rt; /* the thread's CPU time (se.sum_exec_runtime) when it left */
 };
 
 struct dn_oc_val {

@@ -46,6 +46,9 @@ struct acc_thread {
     uint32_t tgid, tid, gen; /* key */
     uint32_t pad;
     uint64_t count, total_ns, min_ns, max_ns;
+    /* What earlier threads with this tid in this process had, when their slots were
+     * freed (a tid is reused only after the pid space wraps) */
+    uint64_t base_count, base_total_ns, base_min_ns, base_max_ns;
     const char *comm, *pcomm;
 };
 
@@ -56,6 +59,7 @@ struct acc_key {
     uint32_t gen; /* key: k and gen */
     uint32_t pad;
     uint64_t count, total_ns;
+    uint64_t base_count, base_total_ns; /* as for acc_thread */
     struct symstack *us, *ks;
     struct group *gw, *gs; /* its wait group and (with stacks) its stack group */
 };
@@ -92,6 +96,7 @@ struct dn_offcpu {
     uint32_t *known; /* the slots taken, as the program announced them */
     size_t nknown, known_cap;
     uint64_t known_bits[DN_OC_SLOTS / 64];
+    uint64_t dead_seen[DN_OC_SLOTS / 64]; /* slots seen `dead` once (freed the next time) */
     uint64_t lost_slots; /* the program's count of unannounced slots, at the last scan */
     bool stacks;
     uint32_t only_tgid;
@@ -411,11 +416,14 @@ static int update_thread(struct dn_offcpu *o, const struct dn_oc_slot *v)
             return -ENOMEM;
         }
     }
-    if (a->count != v->count || a->total_ns != v->total_ns) {
-        a->count = v->count;
-        a->total_ns = v->total_ns;
-        a->min_ns = v->min_ns;
-        a->max_ns = v->max_ns;
+    uint64_t count = a->base_count + v->count, total = a->base_total_ns + v->total_ns;
+    if (a->count != count || a->total_ns != total) {
+        a->count = count;
+        a->total_ns = total;
+        a->min_ns = !a->base_count ? v->min_ns
+                    : !v->count    ? a->base_min_ns
+                    : v->min_ns < a->base_min_ns ? v->min_ns : a->base_min_ns;
+        a->max_ns = v->max_ns > a->base_max_ns ? v->max_ns : a->base_max_ns;
         o->version++;
     }
     char name[17];
@@ -498,10 +506,11 @@ static int update_key(struct dn_offcpu *o, const struct dn_oc_key *k, const stru
         o->version++;
     }
     /* Figures only grow: the hash's copy of a key may lag the slot's (offcpu.h). */
-    if (v->count > a->count || (v->count == a->count && v->total_ns > a->total_ns)) {
-        uint64_t dc = v->count - a->count, dt = v->total_ns - a->total_ns;
-        a->count = v->count;
-        a->total_ns = v->total_ns;
+    uint64_t count = a->base_count + v->count, total = a->base_total_ns + v->total_ns;
+    if (count > a->count || (count == a->count && total > a->total_ns)) {
+        uint64_t dc = count - a->count, dt = total - a->total_ns;
+        a->count = count;
+        a->total_ns = total;
         group_add(a->gw, a, dc, dt);
         group_add(a->gs, a, dc, dt);
         o->version++;
@@ -600,6 +609,103 @@ static void regen_groups(struct dn_offcpu *o, const uint32_t *gone, size_t ngone
     }
 }
 
+/* Reads slot idx into *c and takes its figures: the thread's and its current key's. */
+static int take_slot(struct dn_offcpu *o, uint32_t idx, struct dn_oc_slot *c)
+{
+    read_slot(o, idx, c);
+    if (!c->owner)
+        return 0;
+    int rc = update_thread(o, c);
+    if (rc == 0 && c->cur_count) {
+        struct dn_oc_val v = {.count = c->cur_count, .total_ns = c->cur_total_ns};
+        rc = update_key(o, &c->cur, &v);
+    }
+    return rc;
+}
+
+/* Gives slot i of the known list back to the program: zeroed, then the owner (the
+ * program only writes a slot it owns or claims from 0). */
+static void free_slot(struct dn_offcpu *o, size_t i)
+{
+    uint32_t idx = o->known[i];
+    struct dn_oc_slot *sl = &o->slots[idx];
+    memset((char *)sl + sizeof sl->owner, 0, sizeof *sl - sizeof sl->owner);
+    __atomic_store_n(&sl->owner, 0, __ATOMIC_RELEASE);
+    o->known_bits[idx / 64] &= ~(1ULL << (idx % 64));
+    o->dead_seen[idx / 64] &= ~(1ULL << (idx % 64));
+    o->known[i] = o->known[--o->nknown];
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Threads that exited while their process lives give their slots back, so a process
+ * that keeps starting threads does not run out of them. A slot is freed the second time
+ * it is seen `dead` (the program sets it at the thread's last switch): by then the key
+ * map read in this refresh holds every key the thread left there. The thread's figures
+ * are read once more; they become the base that a later thread with the same tid (after
+ * the pid space wraps) adds to, and its keys leave the kernel's key map. */
+static int free_dead_slots(struct dn_offcpu *o)
+{
+    int rc = 0;
+    uint64_t *dead = NULL; /* tgid << 32 | tid */
+    size_t ndead = 0, dead_cap = 0;
+    for (size_t i = 0; i < o->nknown;) {
+        uint32_t idx = o->known[i];
+        struct dn_oc_slot *sl = &o->slots[idx];
+        uint64_t bit = 1ULL << (idx % 64);
+        if (!__atomic_load_n(&sl->dead, __ATOMIC_ACQUIRE) || !sl->owner) {
+            i++;
+            continue;
+        }
+        if (!(o->dead_seen[idx / 64] & bit)) {
+            o->dead_seen[idx / 64] |= bit;
+            i++;
+            continue;
+        }
+        if (dn_grow(&dead, &dead_cap, ndead + 1, sizeof *dead, 64)) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        struct dn_oc_slot c;
+        if ((rc = take_slot(o, idx, &c)))
+            goto out;
+        struct acc_thread key = {.tgid = (uint32_t)(c.owner >> 32), .tid = (uint32_t)c.owner};
+        struct acc_thread *a = dn_htab_get(&o->threads, &key);
+        if (a) {
+            a->base_count = a->count;
+            a->base_total_ns = a->total_ns;
+            a->base_min_ns = a->min_ns;
+            a->base_max_ns = a->max_ns;
+        }
+        dead[ndead++] = c.owner;
+        free_slot(o, i);
+    }
+    if (!ndead)
+        goto out;
+    qsort(dead, ndead, sizeof *dead, cmp_u64);
+    for (size_t i = 0; i < o->keys.cap; i++) {
+        struct acc_key *k = o->keys.slots[i];
+        uint64_t who = k ? (uint64_t)k->k.tgid << 32 | k->k.tid : 0;
+        if (k && !k->gen && bsearch(&who, dead, ndead, sizeof *dead, cmp_u64)) {
+            k->base_count = k->count;
+            k->base_total_ns = k->total_ns;
+        }
+    }
+    const struct dn_oc_key *kk = o->kbuf.keys;
+    for (size_t i = 0; i < o->kbuf.n; i++) {
+        uint64_t who = (uint64_t)kk[i].tgid << 32 | kk[i].tid;
+        if (bsearch(&who, dead, ndead, sizeof *dead, cmp_u64))
+            bpf_map_delete_elem(o->keys_fd, &kk[i]);
+    }
+out:
+    free(dead);
+    return rc;
+}
+
 /* Moves the figures of processes that are no longer tracked (they exited and the
  * collector let them go: their figures are final) out of the kernel's maps and slots.
  * Their stacks are named first, from the maps read while they lived. */
@@ -642,20 +748,14 @@ static int fold(struct dn_offcpu *o)
         for (size_t j = 0; j < ngone; j += 2)
             if (kk[i].tgid == gone[j])
                 bpf_map_delete_elem(o->keys_fd, &kk[i]);
-    /* Their slots are free again: zeroed, then the owner (the program only writes a
-     * slot it owns or claims from 0). */
+    /* Their slots are free again. */
     for (size_t i = 0; i < o->nknown;) {
-        uint32_t idx = o->known[i];
-        struct dn_oc_slot *sl = &o->slots[idx];
-        uint32_t tgid = (uint32_t)(__atomic_load_n(&sl->owner, __ATOMIC_ACQUIRE) >> 32);
-        if (!tgid || !is_gone(gone, ngone, tgid)) {
+        uint32_t tgid = (uint32_t)(__atomic_load_n(&o->slots[o->known[i]].owner,
+                                                   __ATOMIC_ACQUIRE) >> 32);
+        if (tgid && is_gone(gone, ngone, tgid))
+            free_slot(o, i);
+        else
             i++;
-            continue;
-        }
-        memset((char *)sl + sizeof sl->owner, 0, sizeof *sl - sizeof sl->owner);
-        __atomic_store_n(&sl->owner, 0, __ATOMIC_RELEASE);
-        o->known_bits[idx / 64] &= ~(1ULL << (idx % 64));
-        o->known[i] = o->known[--o->nknown];
     }
     /* Their maps, cached names and "already announced" marks go: a process that later
      * takes the same pid is a different program. */
@@ -712,18 +812,9 @@ static int refresh(struct dn_offcpu *o)
      * round it is seen in one of them at least (the larger figures win). */
     int rc = 0;
     struct dn_oc_slot sl;
-    for (size_t i = 0; i < o->nknown; i++) {
-        read_slot(o, o->known[i], &sl);
-        if (!sl.owner)
-            continue;
-        if ((rc = update_thread(o, &sl)))
+    for (size_t i = 0; i < o->nknown; i++)
+        if ((rc = take_slot(o, o->known[i], &sl)))
             return rc;
-        if (sl.cur_count) {
-            struct dn_oc_val v = {.count = sl.cur_count, .total_ns = sl.cur_total_ns};
-            if ((rc = update_key(o, &sl.cur, &v)))
-                return rc;
-        }
-    }
     rc = dn_bpf_read_map(o->keys_fd, sizeof(struct dn_oc_key), sizeof(struct dn_oc_val),
                          DN_OC_KEYS_MAX, &o->kbuf);
     if (rc)
@@ -733,8 +824,13 @@ static int refresh(struct dn_offcpu *o)
     for (size_t i = 0; i < o->kbuf.n; i++)
         if ((rc = update_key(o, &kk[i], &kv[i])))
             return rc;
-    /* Folding only keeps the kernel's slots and hash small: once a second, or sooner
-     * when they fill up. */
+    /* Freeing slots and folding only keep the kernel's slots and hash small: once a
+     * second, or sooner when they fill up (slots of exited threads: each sample once an
+     * eighth of them are taken). */
+    if (fold_due || o->nknown > DN_OC_SLOTS / 8) {
+        if ((rc = free_dead_slots(o)))
+            return rc;
+    }
     if (fold_due || o->nknown > DN_OC_SLOTS / 2 || o->kbuf.n > DN_OC_KEYS_MAX / 2) {
         o->next_fold_ns = now + 1000000000LL;
         if ((rc = fold(o)))

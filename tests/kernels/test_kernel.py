@@ -23,7 +23,8 @@ from conftest import rss_exact
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BPF_OBJECTS = ("tracked", "procstat", "syscalls", "offcpu", "sock")
-PROGRAMS = {"dn_fork", "dn_exec", "dn_exit", "dn_procstat", "dn_sys_enter", "dn_sched_switch"}
+PROGRAMS = {"dn_fork", "dn_exec", "dn_exit", "dn_procstat", "dn_sys_enter", "dn_sched_switch",
+            "dn_oc_exit"}
 # sock.bpf.o needs the sock_send_length/sock_recv_length tracepoints (Linux 6.5+); it is
 # loaded on its own, so the rest loads and works where they are missing.
 SOCK_PROGRAMS = {"dn_sock_send", "dn_sock_recv", "dn_sock_xmit", "dn_sock_copy"}
