@@ -717,7 +717,8 @@ static int fold(struct dn_offcpu *o)
         return rc;
     uint32_t *live = o->trbuf.keys;
     size_t nlive = o->trbuf.n;
-    qsort(live, nlive, sizeof *live, cmp_u32);
+    if (nlive)
+        qsort(live, nlive, sizeof *live, cmp_u32);
 
     /* One generation per exited process, shared by its threads and keys. */
     uint32_t *gone = NULL;

@@ -209,7 +209,8 @@ int dn_sock_snapshot(struct dn_sock *s)
         s->entries[n].c = sum;
         n++;
     }
-    qsort(s->entries, n, sizeof *s->entries, cmp_entry);
+    if (n) /* qsort wants an array even for none */
+        qsort(s->entries, n, sizeof *s->entries, cmp_entry);
     s->n = n;
     return 0;
 }

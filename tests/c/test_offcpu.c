@@ -276,6 +276,7 @@ static void test_session_offcpu(void)
     CHECK(e && e->offcpu && e->offcpu->nstacks >= 1 && e->offcpu->stacks[0].wait == DN_WAIT_SLEEP,
           "the heaviest stack is the sleep");
     dn_ebpf_sample_free(e);
+    dn_summary_clear(&sum);
     struct dn_sample *v;
     size_t n;
     CHECK(dn_session_copy_samples(&s, &v, &n) == 0 && n >= 2, "samples");

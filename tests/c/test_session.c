@@ -126,9 +126,11 @@ int main(void)
         CHECK(sum.total_syscall_write_bytes == 1048576, "wchar %llu, want 1048576 (threaded=%d)",
               (unsigned long long)sum.total_syscall_write_bytes, threaded);
         CHECK(sum.sample_count >= 1, "no sample");
+        dn_summary_clear(&sum);
     }
     const char *const exit3[] = {"sh", "-c", "exit 3", NULL};
     CHECK(run(exit3, true, &sum, &code) == 0 && code == 3, "exit code %d, want 3", code);
+    dn_summary_clear(&sum);
     const char *const missing[] = {"/nonexistent/denet", NULL};
     CHECK(run(missing, false, &sum, &code) == -ENOENT, "a missing program is ENOENT");
     printf("%d passed, %d failed\n", checks - failures, failures);
