@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -146,4 +147,22 @@ int dn_ebpf_share_tracker_maps(struct bpf_map *tracked, struct bpf_map *live, in
         dn_ebpf_explain(err, errlen, what, rc);
     }
     return rc;
+}
+
+int dn_bpf_map_mmap(int fd, size_t bytes, bool writable, const char *what, void **out,
+                    size_t *len, char *err, size_t errlen)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t n = (bytes + page - 1) / page * page;
+    void *m = mmap(NULL, n, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        int rc = -errno;
+        char buf[128];
+        snprintf(buf, sizeof buf, "mapping %s", what);
+        dn_ebpf_explain(err, errlen, buf, rc);
+        return rc;
+    }
+    *out = m;
+    *len = n;
+    return 0;
 }

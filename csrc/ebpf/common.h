@@ -2,6 +2,7 @@
 #ifndef DENET_EBPF_COMMON_H
 #define DENET_EBPF_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Writes "<what> failed: <strerror>; <how to fix>" into buf, the fix chosen from the
@@ -22,6 +23,12 @@ struct dn_map_buf {
  * buffer too small for a bucket (ENOSPC) is grown and the read restarted; kernels
  * without batch lookups are read key by key. Returns 0 or -errno. */
 int dn_bpf_read_map(int fd, size_t ksz, size_t vsz, size_t max_entries, struct dn_map_buf *b);
+
+/* Maps the first `bytes` of a BPF_F_MMAPABLE array map into memory, whole pages:
+ * *out and *len (for munmap). Returns 0, or -errno with "mapping <what> failed: ..." in
+ * err. */
+int dn_bpf_map_mmap(int fd, size_t bytes, bool writable, const char *what, void **out,
+                    size_t *len, char *err, size_t errlen);
 
 struct bpf_map;
 

@@ -899,14 +899,12 @@ int dn_offcpu_open(struct dn_offcpu **out, int tracked_map_fd, int live_map_fd, 
         dn_ebpf_explain(err, errlen, "attaching to the sched_switch tracepoint", rc);
         goto fail;
     }
-    o->slots_len = (size_t)DN_OC_SLOTS * sizeof(struct dn_oc_slot);
-    void *m = mmap(NULL, o->slots_len, PROT_READ | PROT_WRITE, MAP_SHARED,
-                   bpf_map__fd(o->skel->maps.slots), 0);
-    if (m == MAP_FAILED) {
-        rc = -errno;
-        dn_ebpf_explain(err, errlen, "mapping the off-CPU profiler's thread slots", rc);
+    void *m;
+    rc = dn_bpf_map_mmap(bpf_map__fd(o->skel->maps.slots),
+                         (size_t)DN_OC_SLOTS * sizeof(struct dn_oc_slot), true,
+                         "the off-CPU profiler's thread slots", &m, &o->slots_len, err, errlen);
+    if (rc)
         goto fail;
-    }
     o->slots = m;
     o->keys_fd = bpf_map__fd(o->skel->maps.keys);
     o->kstacks_fd = bpf_map__fd(o->skel->maps.kstacks);

@@ -73,15 +73,12 @@ int dn_syscalls_open(struct dn_syscalls **out, int tracked_map_fd, int live_map_
         dn_ebpf_explain(err, errlen, "mapping the syscall counter's settings", rc);
         goto fail;
     }
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    s->counts_len = (s->ncpu * DN_SC_NR_MAX * sizeof(uint64_t) + page - 1) / page * page;
-    void *counts = mmap(NULL, s->counts_len, PROT_READ, MAP_SHARED,
-                        bpf_map__fd(s->skel->maps.counts), 0);
-    if (counts == MAP_FAILED) {
-        rc = -errno;
-        dn_ebpf_explain(err, errlen, "mapping the syscall counts", rc);
+    void *counts;
+    rc = dn_bpf_map_mmap(bpf_map__fd(s->skel->maps.counts),
+                         s->ncpu * DN_SC_NR_MAX * sizeof(uint64_t), false, "the syscall counts",
+                         &counts, &s->counts_len, err, errlen);
+    if (rc)
         goto fail;
-    }
     s->counts = counts;
     rc = syscalls_bpf__attach(s->skel);
     if (rc) {

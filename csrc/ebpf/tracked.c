@@ -126,14 +126,11 @@ int dn_tracker_open(struct dn_tracker **out, char *err, size_t errlen)
     }
     t->map_fd = bpf_map__fd(t->skel->maps.tracked);
     t->live_fd = bpf_map__fd(t->skel->maps.live);
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    t->live_len = (t->live_words * sizeof(uint64_t) + page - 1) / page * page;
-    void *live = mmap(NULL, t->live_len, PROT_READ | PROT_WRITE, MAP_SHARED, t->live_fd, 0);
-    if (live == MAP_FAILED) {
-        rc = -errno;
-        dn_ebpf_explain(err, errlen, "mapping the eBPF process tracker's bitmap", rc);
+    void *live;
+    rc = dn_bpf_map_mmap(t->live_fd, t->live_words * sizeof(uint64_t), true,
+                         "the eBPF process tracker's bitmap", &live, &t->live_len, err, errlen);
+    if (rc)
         goto cleanup;
-    }
     t->live = live;
     /* The task iterator is an optimisation: when it cannot load, /proc is read instead. */
     if (!getenv("DENET_NO_TASK_ITER")) {
