@@ -120,6 +120,23 @@ static __always_inline int state_class(bool preempt, __u32 st)
     return DN_OC_STOPPED;
 }
 
+/* Queues one event for user space; false (counted in *lost) when the ring buffer is
+ * full. */
+static __always_inline bool notify(__u32 tgid, __u32 tid, __s32 id, __u32 kind, __u64 *lost)
+{
+    struct dn_oc_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+    if (!e) {
+        __sync_fetch_and_add(lost, 1);
+        return false;
+    }
+    e->tgid = tgid;
+    e->tid = tid;
+    e->id = id;
+    e->kind = kind;
+    bpf_ringbuf_submit(e, 0);
+    return true;
+}
+
 /* Tells user space, once per (process, user stack), to read the process's memory maps
  * while it lives. Marked seen only once the notice is queued, so a full ring buffer
  * means a later retry, not a stack that is never symbolized. */
@@ -128,16 +145,8 @@ static __always_inline void announce(__u32 tgid, __u32 tid, __s32 ustack)
     struct dn_oc_seen s = {.tgid = tgid, .ustack = ustack};
     if (bpf_map_lookup_elem(&seen, &s))
         return;
-    struct dn_oc_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-    if (!e) {
-        __sync_fetch_and_add(&lost_events, 1);
+    if (!notify(tgid, tid, ustack, DN_OC_EV_USTACK, &lost_events))
         return;
-    }
-    e->tgid = tgid;
-    e->tid = tid;
-    e->id = ustack;
-    e->kind = DN_OC_EV_USTACK;
-    bpf_ringbuf_submit(e, 0);
     __u8 one = 1;
     bpf_map_update_elem(&seen, &s, &one, BPF_ANY); /* full: user space dedups */
 }
@@ -253,21 +262,6 @@ static __always_inline struct dn_oc_slot *find_slot(__u64 me, __u32 home, __u32 
     return NULL;
 }
 
-/* Tells user space which slot a thread took; a full ring buffer makes it scan. */
-static __always_inline void announce_slot(__u32 tgid, __u32 tid, __u32 idx)
-{
-    struct dn_oc_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-    if (!e) {
-        __sync_fetch_and_add(&lost_slots, 1);
-        return;
-    }
-    e->tgid = tgid;
-    e->tid = tid;
-    e->id = (__s32)idx;
-    e->kind = DN_OC_EV_SLOT;
-    bpf_ringbuf_submit(e, 0);
-}
-
 /* The thread's slot, taking a free one the first time. Two threads may race for one
  * free slot (compare-and-swap decides): the loser looks again. */
 static __always_inline struct dn_oc_slot *own_slot(__u32 tgid, __u32 tid)
@@ -284,7 +278,8 @@ static __always_inline struct dn_oc_slot *own_slot(__u32 tgid, __u32 tid)
         if (!s)
             return NULL;
         if (__sync_val_compare_and_swap(&s->owner, 0, me) == 0) {
-            announce_slot(tgid, tid, idx);
+            /* user space learns of it here; a full ring buffer makes it scan */
+            notify(tgid, tid, (__s32)idx, DN_OC_EV_SLOT, &lost_slots);
             return s;
         }
     }
