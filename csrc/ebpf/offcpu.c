@@ -552,7 +552,7 @@ static bool is_gone(const uint32_t *gone, size_t ngone, uint32_t tgid)
 
 /* The entries of table h (acc_thread or acc_key: tgid at offset `tgid_at`, gen after
  * the key) of the processes in gone[0..ngone) (pairs tgid, generation) get their
- * generation: they leave the kernel's figures. `touch` runs on each first. */
+ * generation: they leave the kernel's figures. `touch` runs on each once it has it. */
 static void retire(struct dn_offcpu *o, struct dn_htab *h, size_t tgid_at, size_t gen_at,
                    const uint32_t *gone, size_t ngone, void (*touch)(struct dn_offcpu *, void *))
 {
@@ -570,12 +570,12 @@ static void retire(struct dn_offcpu *o, struct dn_htab *h, size_t tgid_at, size_
         char *e = dn_htab_del(h, moving[i]);
         if (!e)
             continue;
-        if (touch)
-            touch(o, e);
         uint32_t tgid = *(uint32_t *)(e + tgid_at);
         for (size_t j = 0; j < ngone; j += 2)
             if (gone[j] == tgid)
                 *(uint32_t *)(e + gen_at) = gone[j + 1];
+        if (touch)
+            touch(o, e);
         /* A put right after a del never has to grow the table, so it cannot fail; were
          * it to, the record is left out of the table (not freed: groups point to it). */
         (void)dn_htab_put(h, e);
@@ -593,20 +593,14 @@ static void regen_group(struct dn_htab *h, struct group *g, uint32_t gen)
     (void)dn_htab_put(h, g); /* cannot fail, as in retire() */
 }
 
+/* A retired key: its stacks named (from the maps read while the process lived), its
+ * groups moved to its new generation with it. */
 static void retire_acc_key(struct dn_offcpu *o, void *e)
 {
-    symbolize_key(o, e);
-}
-
-static void regen_groups(struct dn_offcpu *o, const uint32_t *gone, size_t ngone)
-{
-    for (size_t i = 0; i < o->keys.cap; i++) {
-        struct acc_key *a = o->keys.slots[i];
-        if (!a || !a->gen || !is_gone(gone, ngone, a->k.tgid))
-            continue;
-        regen_group(&o->gwait, a->gw, a->gen);
-        regen_group(&o->gstack, a->gs, a->gen);
-    }
+    struct acc_key *a = e;
+    symbolize_key(o, a);
+    regen_group(&o->gwait, a->gw, a->gen);
+    regen_group(&o->gstack, a->gs, a->gen);
 }
 
 /* Reads slot idx into *c and takes its figures: the thread's and its current key's. */
@@ -741,7 +735,6 @@ static int fold(struct dn_offcpu *o)
 
     retire(o, &o->keys, offsetof(struct acc_key, k.tgid), offsetof(struct acc_key, gen), gone,
            ngone, retire_acc_key);
-    regen_groups(o, gone, ngone);
     retire(o, &o->threads, offsetof(struct acc_thread, tgid), offsetof(struct acc_thread, gen),
            gone, ngone, NULL);
     const struct dn_oc_key *kk = o->kbuf.keys;
