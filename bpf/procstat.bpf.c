@@ -10,7 +10,7 @@
 
 #include "core_fixes.bpf.h"
 #include "procstat.h"
-#include "tracked_map.bpf.h"
+#include "live_map.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -22,7 +22,7 @@ int dn_procstat(struct bpf_iter__task *ctx)
     if (!t)
         return 0;
     __u32 tgid = t->tgid;
-    if (!dn_tracked_live(tgid))
+    if (!dn_is_live(tgid)) /* a bit test: the walk visits every task of the system */
         return 0;
 
     struct dn_task_rec r = {};

@@ -14,7 +14,7 @@ struct dn_procstat {
     struct bpf_link *link;
 };
 
-struct dn_procstat *dn_procstat_open(int tracked_map_fd)
+struct dn_procstat *dn_procstat_open(int tracked_map_fd, int live_map_fd)
 {
     struct dn_procstat *p = calloc(1, sizeof *p);
     if (!p)
@@ -22,7 +22,8 @@ struct dn_procstat *dn_procstat_open(int tracked_map_fd)
     p->skel = procstat_bpf__open();
     if (!p->skel)
         goto fail;
-    if (bpf_map__reuse_fd(p->skel->maps.tracked, tracked_map_fd) || procstat_bpf__load(p->skel))
+    if (bpf_map__reuse_fd(p->skel->maps.tracked, tracked_map_fd) ||
+        bpf_map__reuse_fd(p->skel->maps.live, live_map_fd) || procstat_bpf__load(p->skel))
         goto fail;
     p->link = bpf_program__attach_iter(p->skel->progs.dn_procstat, NULL);
     if (!p->link)

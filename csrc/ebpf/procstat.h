@@ -9,9 +9,9 @@
 
 struct dn_procstat;
 
-/* Loads the iterator, filtering on the tracker's map. NULL when this kernel cannot
+/* Loads the iterator, filtering on the tracker's maps (its bitmap). NULL when this kernel cannot
  * (no task iterators, or the verifier refused): the caller reads /proc instead. */
-struct dn_procstat *dn_procstat_open(int tracked_map_fd);
+struct dn_procstat *dn_procstat_open(int tracked_map_fd, int live_map_fd);
 void dn_procstat_close(struct dn_procstat *p);
 
 /* One record per thread of every tracked process, into a buffer grown as needed.

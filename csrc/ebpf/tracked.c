@@ -135,7 +135,7 @@ int dn_tracker_open(struct dn_tracker **out, char *err, size_t errlen)
     /* The task iterator is an optimisation: when it cannot load, /proc is read instead. */
     if (!getenv("DENET_NO_TASK_ITER")) {
         errno = 0;
-        t->iter = dn_procstat_open(t->map_fd);
+        t->iter = dn_procstat_open(t->map_fd, t->live_fd);
         if (!t->iter)
             t->iter_errno = errno ? errno : ENOTSUP;
     }
