@@ -35,7 +35,11 @@ Tools:
 
 Needs root. Peers that cannot run here are skipped with a note.
 
-    python3 bench/offcpu.py [--runs N] [--quick]
+    python3 bench/offcpu.py [--runs N] [--quick] [--turns]
+
+--turns: each thread waits for its byte by read() and by poll() then read() by turns, so
+it blocks at several places (a profiler that caches one place's stacks walks them at
+every switch).
 """
 import argparse
 import json
@@ -53,31 +57,46 @@ import denet
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import syscalls as sysbench  # noqa: E402  (the timing wrapper and helpers)
 
+# argv[2] "turns": each thread waits for its byte by read() on even round trips and by
+# poll() then read() on odd ones, so it blocks at more than one place (read, poll, and
+# the preemption that can follow the write that wakes its peer) by turns.
 PINGPONG_C = r"""
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
-static int ab[2], ba[2];
+static int ab[2], ba[2], turns;
 static long n;
+static int get(int fd, long i, char *c)
+{
+    if (turns && (i & 1)) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, -1) != 1)
+            return -1;
+    }
+    return (int)read(fd, c, 1);
+}
 static void *pong(void *arg)
 {
     (void)arg;
     char c;
     for (long i = 0; i < n; i++)
-        if (read(ab[0], &c, 1) != 1 || write(ba[1], &c, 1) != 1)
+        if (get(ab[0], i, &c) != 1 || write(ba[1], &c, 1) != 1)
             exit(2);
     return NULL;
 }
 int main(int argc, char **argv)
 {
     n = atol(argv[1]);
+    turns = argc > 2 && strcmp(argv[2], "turns") == 0;
     if (pipe(ab) || pipe(ba))
         return 1;
     pthread_t t;
     pthread_create(&t, NULL, pong, NULL);
     char c = 'x';
     for (long i = 0; i < n; i++)
-        if (write(ab[1], &c, 1) != 1 || read(ba[0], &c, 1) != 1)
+        if (write(ab[1], &c, 1) != 1 || get(ba[0], i, &c) != 1)
             return 3;
     pthread_join(t, NULL);
     return 0;
@@ -243,6 +262,8 @@ def main():
     ap.add_argument("--cpu", type=int, default=(os.cpu_count() or 1) - 1,
                     help="the CPU the workload is pinned to (default: the last)")
     ap.add_argument("--no-pin", action="store_true", help="let the threads run on any CPU")
+    ap.add_argument("--turns", action="store_true",
+                    help="each thread waits by read() and by poll() by turns (several places)")
     args = ap.parse_args()
     if args.quick:
         args.runs = 3
@@ -256,6 +277,8 @@ def main():
     try:
         b = Bench(tmp, args.runs)
         cmd = [sysbench.build(tmp, "pingpong", PINGPONG_C, ["-pthread"]), str(args.trips)]
+        if args.turns:
+            cmd.append("turns")
         taskset = shutil.which("taskset")
         if not args.no_pin and taskset:
             cmd = [taskset, "-c", str(args.cpu)] + cmd  # it execs the workload: same pid
@@ -267,7 +290,8 @@ def main():
         stats_tools = ("denet off-CPU alone", "denet off-CPU", "denet off-CPU+stacks",
                        "offcputime -p")
         times = {t: [] for t, _ in tools}
-        print(f"running pipe ping-pong, {args.trips} round trips ...", file=sys.stderr, flush=True)
+        print(f"running pipe ping-pong{' (read and poll by turns)' if args.turns else ''}, "
+              f"{args.trips} round trips ...", file=sys.stderr, flush=True)
         b.unmonitored(cmd)  # warm up
         for _ in range(args.runs):
             for name, fn in tools:
@@ -313,7 +337,8 @@ def main():
             for name, (ns, cnt) in per_switch.items():
                 print(f"  {name:22s} {ns / cnt:7.0f} ns over {cnt} switches")
         pinned = "" if args.no_pin or not shutil.which("taskset") else f", pinned to CPU {args.cpu}"
-        print(f"\n{args.runs} rounds, {args.trips} round trips{pinned}, {os.cpu_count()} CPUs, "
+        print(f"\n{args.runs} rounds, {args.trips} round trips{pinned}"
+              f"{', read and poll by turns' if args.turns else ''}, {os.cpu_count()} CPUs, "
               f"kernel {os.uname().release}")
         for name, n in b.events.items():
             print(f"note: {name}: {n} off-CPU intervals in the last run "

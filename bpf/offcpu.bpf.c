@@ -42,12 +42,15 @@ __u64 dropped_keys = 0; /* intervals in the thread totals but not in a stack key
 __u64 lost_events = 0;  /* new-stack notices the ring buffer had no room for (retried) */
 __u64 lost_slots = 0;   /* slot notices it had no room for: user space scans the slots */
 __u64 unseen_ends = 0;  /* intervals whose end the kernel did not report (see switch_out) */
-/* Bumped by a CPU once it has added an interval to the maps, in its own cache line with
- * a plain add: user space reads the maps only when the sum moved (or once a second), so
- * a tree that is not switching costs no map read. */
+/* Bumped by a CPU once it has added an interval to the slots (n) or written a key to
+ * the hash (keys), in its own cache line with a plain add: user space reads the slots
+ * only when n's sum moved and the hash only when keys' sum moved (both at least once a
+ * second), so a tree that is not switching costs no map read, and one whose threads
+ * each wait at one or two places costs no hash read. */
 struct {
     __u64 n;
-    __u64 pad[7];
+    __u64 keys;
+    __u64 pad[6];
 } changes[DN_OC_CHANGE_SLOTS] = {};
 
 /* Mapped by user space, which reads the slots from memory (no system call). */
@@ -206,32 +209,48 @@ static __always_inline void user_site(struct task_struct *t, int cls, struct sit
 #endif
 }
 
-/* The stacks of a thread leaving the CPU: walked, or those walked last at the same
- * place (DN_OC_REWALK). */
+static __always_inline bool same_site(const struct dn_oc_site *t, const struct site *s, int cls)
+{
+    return t->left && t->ip == s->ip && t->sp == s->sp && t->bp == s->bp &&
+           t->syscall == s->nr && t->state == cls;
+}
+
+/* The stacks of a thread leaving the CPU: those walked last at the same place, when it
+ * is one of the last two (DN_OC_REWALK), or walked now. site[0] is the latest place. */
 static __always_inline void stacks_of(void *ctx, struct dn_oc_slot *t, int cls,
                                       const struct site *s, __u32 tgid, __u32 tid, __s32 *us,
                                       __s32 *ks)
 {
-    if (s->ip && t->site_left && t->site_ip == s->ip && t->site_sp == s->sp &&
-        t->site_bp == s->bp && t->site_syscall == s->nr && t->site_state == cls) {
-        t->site_left--;
-        *us = t->site_ustack;
-        *ks = t->site_kstack;
+    if (s->ip && same_site(&t->site[0], s, cls)) {
+        t->site[0].left--;
+        *us = t->site[0].ustack;
+        *ks = t->site[0].kstack;
+        return;
+    }
+    if (s->ip && same_site(&t->site[1], s, cls)) {
+        struct dn_oc_site back = t->site[1];
+        back.left--;
+        t->site[1] = t->site[0];
+        t->site[0] = back;
+        *us = back.ustack;
+        *ks = back.kstack;
         return;
     }
     *ks = bpf_get_stackid(ctx, &kstacks, 0);
     *us = bpf_get_stackid(ctx, &ustacks, BPF_F_USER_STACK);
     if (*us >= 0)
         announce(tgid, tid, *us);
-    t->site_ip = s->ip;
-    t->site_sp = s->sp;
-    t->site_bp = s->bp;
-    t->site_syscall = s->nr;
-    t->site_state = (__u8)cls;
-    t->site_ustack = *us;
-    t->site_kstack = *ks;
+    t->site[1] = t->site[0];
+    struct dn_oc_site *n = &t->site[0];
+    n->ip = s->ip;
+    n->sp = s->sp;
+    n->bp = s->bp;
+    n->syscall = s->nr;
+    n->state = (__u8)cls;
+    n->ustack = *us;
+    n->kstack = *ks;
     /* a failed walk is not reused */
-    t->site_left = *us >= 0 && *ks >= 0 ? DN_OC_REWALK - 1 : 0;
+    n->left = *us >= 0 && *ks >= 0 ? DN_OC_REWALK - 1 : 0;
 }
 
 /* A thread's first slot to look at: tids are dense, so a multiplicative hash spreads
@@ -291,6 +310,29 @@ static __always_inline void changed(void)
     changes[bpf_get_smp_processor_id() & (DN_OC_CHANGE_SLOTS - 1)].n++;
 }
 
+/* Bumped before the slot's seq turns even again: user space, which reads the counters
+ * after the slots, then knows of every key that left a slot it read. */
+static __always_inline void keys_changed(void)
+{
+    changes[bpf_get_smp_processor_id() & (DN_OC_CHANGE_SLOTS - 1)].keys++;
+}
+
+/* Writes key k's absolute figures to the hash (false: the hash is full, counted). */
+static __always_inline bool to_hash(const struct dn_oc_key *k, __u64 count, __u64 total_ns)
+{
+    struct dn_oc_val val = {.count = count, .total_ns = total_ns};
+    struct dn_oc_key kc = *k;
+    struct dn_oc_val *v = bpf_map_lookup_elem(&keys, &kc);
+    if (v) {
+        *v = val;
+        return true;
+    }
+    if (bpf_map_update_elem(&keys, &kc, &val, BPF_NOEXIST) == 0)
+        return true;
+    __sync_fetch_and_add(&dropped_keys, count);
+    return false;
+}
+
 static __always_inline bool same_key(const struct dn_oc_key *a, const struct dn_oc_key *b)
 {
     return a->ustack == b->ustack && a->kstack == b->kstack && a->syscall == b->syscall &&
@@ -326,22 +368,28 @@ static __always_inline void end_interval(struct dn_oc_slot *t, __u32 tgid, __u32
         changed();
         return;
     }
-    /* Another place: the last key's figures go to the hash (absolute, so writing them
-     * again is harmless), and this key's are taken from it. seq is odd meanwhile. */
+    /* Another place. seq is odd while cur and alt change. */
     __sync_fetch_and_add(&t->seq, 1);
-    if (t->cur_count) {
-        struct dn_oc_val last = {.count = t->cur_count, .total_ns = t->cur_total_ns};
-        struct dn_oc_key lk = t->cur;
-        struct dn_oc_val *v = bpf_map_lookup_elem(&keys, &lk);
-        if (v)
-            *v = last;
-        else if (bpf_map_update_elem(&keys, &lk, &last, BPF_NOEXIST))
-            __sync_fetch_and_add(&dropped_keys, last.count);
+    struct dn_oc_key prev = t->cur;
+    __u64 prev_count = t->cur_count, prev_total = t->cur_total_ns;
+    if (t->alt_count && same_key(&t->alt, &key)) {
+        /* the place before this one: the two change places */
+        t->cur = t->alt;
+        t->cur_count = t->alt_count + 1;
+        t->cur_total_ns = t->alt_total_ns + d;
+    } else {
+        /* A third place: the older key's figures go to the hash (absolute, so writing
+         * them again is harmless), and this key's are taken from it. */
+        if (t->alt_count && to_hash(&t->alt, t->alt_count, t->alt_total_ns))
+            keys_changed();
+        struct dn_oc_val *v = bpf_map_lookup_elem(&keys, &key);
+        t->cur = key;
+        t->cur_count = (v ? v->count : 0) + 1;
+        t->cur_total_ns = (v ? v->total_ns : 0) + d;
     }
-    struct dn_oc_val *v = bpf_map_lookup_elem(&keys, &key);
-    t->cur = key;
-    t->cur_count = (v ? v->count : 0) + 1;
-    t->cur_total_ns = (v ? v->total_ns : 0) + d;
+    t->alt = prev;
+    t->alt_count = prev_count;
+    t->alt_total_ns = prev_total;
     __sync_fetch_and_add(&t->seq, 1);
     changed();
 }

@@ -3,10 +3,11 @@
  * Time off-CPU is aggregated in the kernel, twice: per thread (count, total, min, max)
  * and per (tgid, tid, user stack, kernel stack, state, syscall). Each thread has a slot
  * of its own in an array that user space maps into its memory: the interval in
- * progress, the thread's totals and the figures of the key it blocked at last. A
- * switch thus needs no hash lookup while a thread keeps blocking at the same place;
- * only when it blocks elsewhere do the last key's figures go to the `keys` hash. User
- * space reads the slots from memory and the hash once per sample; nothing is streamed
+ * progress, the thread's totals and the figures of the two keys it blocked at last.
+ * A switch thus needs no hash lookup while a thread keeps blocking at one or two
+ * places; only when it blocks at a third do the older key's figures go to the `keys`
+ * hash. User space reads the slots from memory, and the hash when the program wrote to
+ * it (the `changes` counters say so); nothing is streamed
  * per context switch. The only events are "this thread took a slot" and "new user stack
  * of this process": user space reads the process's memory maps while it is still alive,
  * so a child that exits before the next sample keeps its frames. */
@@ -44,9 +45,10 @@
 #define DN_OC_NO_STACK (-100000)
 
 /* Walking a kernel stack costs about 2 us, five times the rest of the program. A
- * thread that blocks again at the same place (same system call, state, user
- * instruction, stack and frame pointers) reuses the stacks walked there last; every
- * DN_OC_REWALK-th time at one place they are walked afresh. README: "Stacks". */
+ * thread that blocks again at one of the last two places it blocked at (same system
+ * call, state, user instruction, stack and frame pointers) reuses the stacks walked
+ * there; every DN_OC_REWALK-th time at one place they are walked afresh. README:
+ * "Stacks". */
 #define DN_OC_REWALK 8
 
 /* The outgoing task's state, reduced to what the classification needs. */
@@ -69,45 +71,65 @@ struct dn_oc_key {
     __u16 pad;
 };
 
+/* A place a thread left the CPU at (its user instruction, stack and frame pointers,
+ * system call and state) and the stacks walked there; `left`: how often they may still
+ * be reused (DN_OC_REWALK). */
+struct dn_oc_site {
+    __u64 ip, sp, bp;
+    __s32 ustack;
+    __s32 kstack;
+    __s32 syscall;
+    __u8 state;
+    __u8 left;
+    __u16 pad;
+};
+
 /* A thread's slot. `owner` is (tgid << 32 | tid), 0 for a free slot: the program claims
  * a free one with a compare-and-swap; user space frees the slots of processes that are
- * gone, and of threads that exited (`dead`), zeroing the rest first. Only the thread's own context switches write the other
- * fields, and the scheduler serialises those. `seq` is odd while `cur` changes, so user
- * space reads cur/cur_count/cur_total_ns as one. The figures of `cur` are absolute (the
- * key's whole count and time, like the hash's value): user space takes the larger of
- * the two, so a key never counts twice or goes missing while it moves. 192 bytes. */
+ * gone, and of threads that exited (`dead`), zeroing the rest first. Only the thread's
+ * own context switches write the other fields, and the scheduler serialises those.
+ * The first two cache lines are what user space reads: written when an interval ends,
+ * they hold the thread's totals and the two keys it blocked at last (`cur`, then
+ * `alt`) with their figures; `seq` is odd while the keys change, so user space reads
+ * them as one. The figures of `cur` and `alt` are absolute (the key's whole count and
+ * time, like the hash's value): user space takes the larger of the two, so a key never
+ * counts twice or goes missing while it moves. The rest is written when the thread
+ * leaves a CPU: the interval in progress, the two places its stacks were walked at
+ * last, and the names. 320 bytes. */
 struct dn_oc_slot {
     __u64 owner;
     __u32 seq;
-    __u8 start_state;
-    __u8 start_timed;
-    __u8 site_state;
-    __u8 site_left;
+    __u32 dead; /* set at the thread's last switch: user space may free the slot */
     /* the thread's totals */
     __u64 count;
     __u64 total_ns;
     __u64 min_ns;
     __u64 max_ns;
-    /* the interval in progress (start_ns 0: on a CPU, or never seen leaving one) */
-    __u64 start_ns;
-    __s32 start_ustack;
-    __s32 start_kstack;
-    __s32 start_syscall;
-    /* where the stacks were walked last, and how often they may still be reused */
-    __s32 site_ustack;
-    __s32 site_kstack;
-    __s32 site_syscall;
-    __u64 site_ip, site_sp, site_bp;
-    /* the key the thread blocked at last, and its figures */
+    /* the keys the thread blocked at last, and their figures */
     struct dn_oc_key cur;
     __u64 cur_count;
     __u64 cur_total_ns;
+    struct dn_oc_key alt;
+    __u64 alt_count;
+    __u64 alt_total_ns;
+    /* the interval in progress (start_ns 0: on a CPU, or never seen leaving one) */
+    __u64 start_ns;
+    __u64 start_rt; /* the thread's CPU time (se.sum_exec_runtime) when it left */
+    __s32 start_ustack;
+    __s32 start_kstack;
+    __s32 start_syscall;
+    __u8 start_state;
+    __u8 start_timed;
+    __u16 pad0;
+    /* the two places its stacks were walked at last, the latest first */
+    struct dn_oc_site site[2];
     char comm[16];  /* thread name */
     char pcomm[16]; /* process name (the group leader's) */
-    __u32 dead;     /* set at the thread's last switch: user space may free the slot */
-    __u32 pad0;
-    __u64 start_rt; /* the thread's CPU time (se.sum_exec_runtime) when it left */
+    __u64 pad1[6];
 };
+
+/* Where the part of a slot that user space reads under seq ends. */
+#define DN_OC_SLOT_FIGURES 128
 
 struct dn_oc_val {
     __u64 count;

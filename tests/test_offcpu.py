@@ -442,31 +442,50 @@ def test_folded_output_parses_and_weights_sum_to_the_total(require_ebpf, cc, tmp
 # of a place move between the thread's slot and the key map at every turn
 # (bpf/offcpu.h), and must neither double nor go missing.
 ALTERNATE_C = r"""
+#define _GNU_SOURCE
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-int main(void)
+int main(int argc, char **argv)
 {
+    int places = atoi(argv[1]);
     printf("pid %ld\n", (long)getpid());
     fflush(stdout);
     for (int i = 0; i < 10; i++) {
         struct timespec ts = {0, 20 * 1000000L};
         clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
         poll(NULL, 0, 30);
+        if (places > 2) {
+            struct timeval tv = {0, 10 * 1000L};
+            syscall(SYS_select, 0, NULL, NULL, NULL, &tv);
+        }
     }
     return 0;
 }
 """
 
+# The kernel frame that marks each place's sleep in a folded line with stacks.
+PLACE_FRAMES = {"clock_nanosleep": ("do_nanosleep_[k]",),
+                "poll": ("do_sys_poll_[k]", "poll_[k]"),
+                "select": ("do_select_[k]", "core_sys_select_[k]")}
 
-def test_a_thread_waiting_at_two_places_by_turns_keeps_each_exact(require_ebpf, cc, tmp_path):
+
+# Two places by turns are the slot's two keys (no hash written after the first round);
+# three make every switch move a key between the slot and the kernel's hash.
+@pytest.mark.parametrize("nplaces", [2, 3])
+def test_a_thread_waiting_at_places_by_turns_keeps_each_exact(require_ebpf, cc, tmp_path,
+                                                              nplaces):
     exe = cc("alternate", ALTERNATE_C)
     for stacks in (True, False):
-        mon, oc, p = run([exe], tmp_path, base_interval_ms=20, offcpu_stacks=stacks)
+        mon, oc, p = run([exe, str(nplaces)], tmp_path, base_interval_ms=20,
+                         offcpu_stacks=stacks)
         pid = p["pid"]
-        places = {"clock_nanosleep": 20, "poll": 30}
+        places = dict(list({"clock_nanosleep": 20, "poll": 30, "select": 10}.items())[:nplaces])
         if stacks:
             # the sleeps themselves (a preemption inside the call is another wait)
             for call, ms in places.items():
@@ -479,14 +498,14 @@ def test_a_thread_waiting_at_two_places_by_turns_keeps_each_exact(require_ebpf, 
         weights = {call: 0 for call in places}
         for line in mon.offcpu_folded().splitlines():
             for call in places:
-                if (f"[sleep: {call}]" in line) if not stacks else (
-                        ("do_nanosleep_[k]" in line) if call == "clock_nanosleep"
-                        else ("do_sys_poll_[k]" in line or "poll_[k]" in line)):
+                if (f"[sleep: {call}]" in line) if not stacks else any(
+                        f in line for f in PLACE_FRAMES[call]):
                     weights[call] += int(line.rsplit(" ", 1)[1])
         for call, ms in places.items():
             assert 10 * ms * 1000 <= weights[call] <= 10 * ms * 1000 * 1.5, (stacks, weights)
         t = thread(oc, pid, pid)
-        assert t["count"] >= 20 and 500e6 <= t["total_time_ns"] <= 750e6, t
+        slept = 10 * sum(places.values()) * 1e6
+        assert t["count"] >= 10 * nplaces and slept <= t["total_time_ns"] <= slept * 1.5, t
         # cumulative figures never go down from one sample to the next
         last = 0
         for sample in mon.get_samples():

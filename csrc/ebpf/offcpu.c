@@ -30,7 +30,9 @@
 #define MAX_STACK_THREADS 64   /* [pid, tid] pairs listed per stack */
 #define MAX_THREAD_STATS 512   /* threads in a sample's thread_stats (the heaviest) */
 
-_Static_assert(sizeof(struct dn_oc_slot) == 192, "bpf/offcpu.h: a slot is three cache lines");
+_Static_assert(sizeof(struct dn_oc_slot) == 320, "bpf/offcpu.h: a slot is five cache lines");
+_Static_assert(offsetof(struct dn_oc_slot, start_ns) == DN_OC_SLOT_FIGURES,
+               "bpf/offcpu.h: the figures are the first two cache lines");
 
 /* A symbolized stack, in the arena: immutable once made. */
 struct symstack {
@@ -75,6 +77,16 @@ struct group {
     struct acc_key *heaviest;
 };
 
+/* What was taken from a slot last time. Every figure of a slot moves with its count
+ * (an interval ended), so a slot whose owner and count are as they were has nothing
+ * new; and the records its figures went to are known, so no table is searched for them
+ * while its thread keeps waiting at the same places. Reset when the slot is freed. */
+struct slot_view {
+    uint64_t owner, count;
+    struct acc_thread *th;
+    struct acc_key *cur, *alt;
+};
+
 struct ucache_ent {
     uint32_t tgid;
     int32_t id; /* key */
@@ -102,7 +114,10 @@ struct dn_offcpu {
     uint32_t only_tgid;
     uint32_t next_gen;
     int64_t next_fold_ns;
+    struct slot_view *views; /* one per slot */
     uint64_t changes_seen; /* the sum of the program's `changes` at the last map read */
+    uint64_t keys_seen;    /* the sum of its `changes.keys` at the last read of the hash */
+    bool keys_read;        /* the hash was read since the last forced read */
     bool read_once; /* the maps were read since the last forced read */
     size_t change_slots;
     uint64_t dropped;
@@ -403,10 +418,12 @@ static void name_copy(char out[17], const char in[16])
     out[16] = '\0';
 }
 
-static int update_thread(struct dn_offcpu *o, const struct dn_oc_slot *v)
+/* Takes a slot's thread figures into the thread's record (*a when known, else found or
+ * made and stored in *a). */
+static int update_thread(struct dn_offcpu *o, const struct dn_oc_slot *v, struct acc_thread **ap)
 {
     struct acc_thread key = {.tgid = (uint32_t)(v->owner >> 32), .tid = (uint32_t)v->owner};
-    struct acc_thread *a = dn_htab_get(&o->threads, &key);
+    struct acc_thread *a = *ap ? *ap : dn_htab_get(&o->threads, &key);
     if (!a) {
         if (!(a = calloc(1, sizeof *a)))
             return -ENOMEM;
@@ -416,6 +433,7 @@ static int update_thread(struct dn_offcpu *o, const struct dn_oc_slot *v)
             return -ENOMEM;
         }
     }
+    *ap = a;
     uint64_t count = a->base_count + v->count, total = a->base_total_ns + v->total_ns;
     if (a->count != count || a->total_ns != total) {
         a->count = count;
@@ -484,13 +502,30 @@ static void group_add(struct group *g, struct acc_key *a, uint64_t count, uint64
         g->heaviest = a;
 }
 
-static int update_key(struct dn_offcpu *o, const struct dn_oc_key *k, const struct dn_oc_val *v)
+static bool same_key(const struct dn_oc_key *a, const struct dn_oc_key *b)
 {
+    return a->tgid == b->tgid && a->tid == b->tid && a->ustack == b->ustack &&
+           a->kstack == b->kstack && a->syscall == b->syscall && a->state == b->state &&
+           a->timed == b->timed;
+}
+
+/* Takes key k's figures v (absolute) into its record: one of the hints when it is k's
+ * (a live record: generation 0), else found or made. *out gets the record. */
+static int update_key(struct dn_offcpu *o, const struct dn_oc_key *k, const struct dn_oc_val *v,
+                      struct acc_key *hint1, struct acc_key *hint2, struct acc_key **out)
+{
+    struct acc_key *a = NULL;
+    if (hint1 && !hint1->gen && same_key(&hint1->k, k))
+        a = hint1;
+    else if (hint2 && !hint2->gen && same_key(&hint2->k, k))
+        a = hint2;
     struct acc_key key;
-    memset(&key, 0, sizeof key);
-    key.k = *k;
-    key.k.pad = 0;
-    struct acc_key *a = dn_htab_get(&o->keys, &key);
+    if (!a) {
+        memset(&key, 0, sizeof key);
+        key.k = *k;
+        key.k.pad = 0;
+        a = dn_htab_get(&o->keys, &key);
+    }
     if (!a) {
         if (!(a = calloc(1, sizeof *a)))
             return -ENOMEM;
@@ -505,6 +540,8 @@ static int update_key(struct dn_offcpu *o, const struct dn_oc_key *k, const stru
             return -ENOMEM;
         o->version++;
     }
+    if (out)
+        *out = a;
     /* Figures only grow: the hash's copy of a key may lag the slot's (offcpu.h). */
     uint64_t count = a->base_count + v->count, total = a->base_total_ns + v->total_ns;
     if (count > a->count || (count == a->count && total > a->total_ns)) {
@@ -518,21 +555,26 @@ static int update_key(struct dn_offcpu *o, const struct dn_oc_key *k, const stru
     return 0;
 }
 
-/* A consistent copy of slot idx: cur and its figures as one (seq even and unchanged
- * around the copy). After a few tries against a thread that keeps moving, the copy
- * goes without cur: its figures come with the next read. */
-static void read_slot(const struct dn_offcpu *o, uint32_t idx, struct dn_oc_slot *out)
+/* A consistent copy of the figures of slot idx (its first DN_OC_SLOT_FIGURES bytes: the
+ * totals, cur, alt and their figures as one, seq even and unchanged around the copy)
+ * and its names; the rest of *out is left as it was. After a few tries against a
+ * thread that keeps moving, the copy goes without the keys (false): their figures
+ * come with the next read. */
+static bool read_slot(const struct dn_offcpu *o, uint32_t idx, struct dn_oc_slot *out)
 {
     const struct dn_oc_slot *s = &o->slots[idx];
     for (int tries = 0; tries < 4; tries++) {
         uint32_t s1 = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
-        memcpy(out, (const void *)s, sizeof *out);
+        memcpy(out, (const void *)s, DN_OC_SLOT_FIGURES);
+        memcpy(out->comm, (const void *)s->comm, sizeof out->comm);
+        memcpy(out->pcomm, (const void *)s->pcomm, sizeof out->pcomm);
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         uint32_t s2 = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
         if (!(s1 & 1) && s1 == s2)
-            return;
+            return true;
     }
-    out->cur_count = 0;
+    out->cur_count = out->alt_count = 0;
+    return false;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -603,17 +645,38 @@ static void retire_acc_key(struct dn_offcpu *o, void *e)
     regen_group(&o->gstack, a->gs, a->gen);
 }
 
-/* Reads slot idx into *c and takes its figures: the thread's and its current key's. */
-static int take_slot(struct dn_offcpu *o, uint32_t idx, struct dn_oc_slot *c)
+/* Takes the figures of slot idx, the thread's and its last two keys', unless nothing
+ * moved since the last time (*read false). With `whole`, or when *read is true, *c has
+ * the slot. */
+static int take_slot(struct dn_offcpu *o, uint32_t idx, struct dn_oc_slot *c, bool whole,
+                     bool *read)
 {
-    read_slot(o, idx, c);
+    struct slot_view *v = &o->views[idx];
+    const struct dn_oc_slot *s = &o->slots[idx];
+    *read = true;
+    if (!whole && v->th && __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE) == v->owner &&
+        __atomic_load_n(&s->count, __ATOMIC_ACQUIRE) == v->count) {
+        *read = false;
+        return 0;
+    }
+    bool all = read_slot(o, idx, c);
     if (!c->owner)
         return 0;
-    int rc = update_thread(o, c);
+    if (v->owner != c->owner)
+        memset(v, 0, sizeof *v);
+    v->owner = c->owner;
+    int rc = update_thread(o, c, &v->th);
+    struct acc_key *cur = v->cur, *alt = v->alt;
     if (rc == 0 && c->cur_count) {
-        struct dn_oc_val v = {.count = c->cur_count, .total_ns = c->cur_total_ns};
-        rc = update_key(o, &c->cur, &v);
+        struct dn_oc_val val = {.count = c->cur_count, .total_ns = c->cur_total_ns};
+        rc = update_key(o, &c->cur, &val, cur, alt, &v->cur);
     }
+    if (rc == 0 && c->alt_count) {
+        struct dn_oc_val val = {.count = c->alt_count, .total_ns = c->alt_total_ns};
+        rc = update_key(o, &c->alt, &val, alt, cur, &v->alt);
+    }
+    /* A torn copy leaves the count unseen: the keys' figures come next time. */
+    v->count = rc == 0 && all ? c->count : UINT64_MAX;
     return rc;
 }
 
@@ -625,6 +688,7 @@ static void free_slot(struct dn_offcpu *o, size_t i)
     struct dn_oc_slot *sl = &o->slots[idx];
     memset((char *)sl + sizeof sl->owner, 0, sizeof *sl - sizeof sl->owner);
     __atomic_store_n(&sl->owner, 0, __ATOMIC_RELEASE);
+    memset(&o->views[idx], 0, sizeof o->views[idx]);
     o->known_bits[idx / 64] &= ~(1ULL << (idx % 64));
     o->dead_seen[idx / 64] &= ~(1ULL << (idx % 64));
     o->known[i] = o->known[--o->nknown];
@@ -665,7 +729,8 @@ static int free_dead_slots(struct dn_offcpu *o)
             goto out;
         }
         struct dn_oc_slot c;
-        if ((rc = take_slot(o, idx, &c)))
+        bool read;
+        if ((rc = take_slot(o, idx, &c, true, &read)))
             goto out;
         struct acc_thread key = {.tgid = (uint32_t)(c.owner >> 32), .tid = (uint32_t)c.owner};
         struct acc_thread *a = dn_htab_get(&o->threads, &key);
@@ -803,29 +868,42 @@ static int refresh(struct dn_offcpu *o)
     o->changes_seen = changes;
     o->read_once = true;
     /* Slots first, the hash second: a key leaves a slot for the hash, so read this way
-     * round it is seen in one of them at least (the larger figures win). */
+     * round it is seen in one of them at least (the larger figures win). The hash is
+     * read when the program wrote to it since the last read (its `keys` counters,
+     * read after the slots, moved), and whenever slots may be freed or the hash folded
+     * below, which need all of it. */
     int rc = 0;
+    bool read;
     struct dn_oc_slot sl;
     for (size_t i = 0; i < o->nknown; i++)
-        if ((rc = take_slot(o, o->known[i], &sl)))
+        if ((rc = take_slot(o, o->known[i], &sl, false, &read)))
             return rc;
-    rc = dn_bpf_read_map(o->keys_fd, sizeof(struct dn_oc_key), sizeof(struct dn_oc_val),
-                         DN_OC_KEYS_MAX, &o->kbuf);
-    if (rc)
-        return rc;
-    const struct dn_oc_key *kk = o->kbuf.keys;
-    const struct dn_oc_val *kv = o->kbuf.vals;
-    for (size_t i = 0; i < o->kbuf.n; i++)
-        if ((rc = update_key(o, &kk[i], &kv[i])))
-            return rc;
+    uint64_t keys = 0;
+    for (size_t i = 0; i < o->change_slots; i++)
+        keys += __atomic_load_n(&o->skel->bss->changes[i].keys, __ATOMIC_ACQUIRE);
     /* Freeing slots and folding only keep the kernel's slots and hash small: once a
      * second, or sooner when they fill up (slots of exited threads: each sample once an
      * eighth of them are taken). */
-    if (fold_due || o->nknown > DN_OC_SLOTS / 8) {
+    bool free_due = fold_due || o->nknown > DN_OC_SLOTS / 8;
+    bool fold_now = fold_due || o->nknown > DN_OC_SLOTS / 2 || o->kbuf.n > DN_OC_KEYS_MAX / 2;
+    if (!o->keys_read || keys != o->keys_seen || free_due || fold_now) {
+        o->keys_seen = keys;
+        o->keys_read = true;
+        rc = dn_bpf_read_map(o->keys_fd, sizeof(struct dn_oc_key), sizeof(struct dn_oc_val),
+                             DN_OC_KEYS_MAX, &o->kbuf);
+        if (rc)
+            return rc;
+        const struct dn_oc_key *kk = o->kbuf.keys;
+        const struct dn_oc_val *kv = o->kbuf.vals;
+        for (size_t i = 0; i < o->kbuf.n; i++)
+            if ((rc = update_key(o, &kk[i], &kv[i], NULL, NULL, NULL)))
+                return rc;
+    }
+    if (free_due) {
         if ((rc = free_dead_slots(o)))
             return rc;
     }
-    if (fold_due || o->nknown > DN_OC_SLOTS / 2 || o->kbuf.n > DN_OC_KEYS_MAX / 2) {
+    if (fold_now) {
         o->next_fold_ns = now + 1000000000LL;
         if ((rc = fold(o)))
             return rc;
@@ -842,6 +920,11 @@ int dn_offcpu_open(struct dn_offcpu **out, int tracked_map_fd, int live_map_fd, 
     *out = NULL;
     struct dn_offcpu *o = calloc(1, sizeof *o);
     if (!o || !(o->arena = dn_arena_new()) || !(o->usym = dn_usym_new())) {
+        snprintf(err, errlen, "out of memory loading the eBPF off-CPU profiler");
+        rc = -ENOMEM;
+        goto fail;
+    }
+    if (!(o->views = calloc(DN_OC_SLOTS, sizeof *o->views))) {
         snprintf(err, errlen, "out of memory loading the eBPF off-CPU profiler");
         rc = -ENOMEM;
         goto fail;
@@ -928,7 +1011,7 @@ void dn_offcpu_detach(struct dn_offcpu *o, bool finish)
 {
     if (!o || !o->skel)
         return;
-    o->read_once = false; /* the last read: whole */
+    o->read_once = o->keys_read = false; /* the last read: whole */
     if (finish && refresh(o) == 0) {
         /* Name every stack while the stack map exists. */
         for (size_t i = 0; i < o->keys.cap; i++)
@@ -969,6 +1052,7 @@ void dn_offcpu_free(struct dn_offcpu *o)
     free(o->pending);
     free(o->maps_read);
     free(o->known);
+    free(o->views);
     struct dn_map_buf *bufs[] = {&o->kbuf, &o->trbuf, &o->sbuf};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         free(bufs[i]->keys);
