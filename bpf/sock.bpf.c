@@ -62,6 +62,13 @@ struct {
 
 /* Calls not counted because sock_counts was full. */
 __u64 dropped = 0;
+/* Bumped by a CPU after it added to sock_counts, in its own cache line with a plain
+ * add: user space reads sock_counts (a read that walks every bucket of the hash) only
+ * when the sum moved, or once a second. */
+struct {
+    __u64 n;
+    __u64 pad[7];
+} changes[DN_SOCK_CHANGE_SLOTS] = {};
 
 static __always_inline bool v4_loopback(__be32 a)
 {
@@ -156,6 +163,7 @@ static __always_inline void count(__u32 tgid, struct sock *sk, int ret, int flag
         else if (local < 0)
             c->rx_unknown += ret;
     }
+    changes[bpf_get_smp_processor_id() & (DN_SOCK_CHANGE_SLOTS - 1)].n++;
 }
 
 SEC("tp_btf/sock_send_length")

@@ -9,6 +9,8 @@
 /* Processes with counts at once (live and not yet folded by user space). More than
  * the tracked map holds, so a tree that fits there always fits here. */
 #define DN_SOCK_KEYS_MAX 16384
+/* Slots of the `changes` counters, one per CPU (CPUs past it share a slot). */
+#define DN_SOCK_CHANGE_SLOTS 256
 
 /* Bytes through one process's AF_INET/AF_INET6 sockets (TCP, UDP, any INET socket that
  * goes through sock_sendmsg/sock_recvmsg). rx/tx are all of it; rx_lo/tx_lo the part

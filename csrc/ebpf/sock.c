@@ -28,6 +28,9 @@ struct dn_sock {
     size_t ncpu;
     uint32_t only_tgid;
     int64_t next_fold_ns;
+    size_t change_slots;
+    uint64_t changes_seen; /* the sum of the program's `changes` at the last read */
+    bool read_once;
     struct dn_sock_counts folded; /* processes no longer tracked */
 
     /* the last snapshot, sorted by tgid */
@@ -94,6 +97,7 @@ int dn_sock_open(struct dn_sock **out, int tracked_map_fd, int live_map_fd, char
         goto fail;
     }
     s->ncpu = (size_t)ncpu;
+    s->change_slots = s->ncpu > DN_SOCK_CHANGE_SLOTS ? DN_SOCK_CHANGE_SLOTS : s->ncpu;
     s->skel = sock_bpf__open();
     if (!s->skel) {
         rc = -errno;
@@ -170,15 +174,26 @@ static void add_counts(struct dn_sock_counts *a, const struct dn_sock_counts *b)
 int dn_sock_snapshot(struct dn_sock *s)
 {
     const size_t vsz = s->ncpu * sizeof(struct dn_sock_counts);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    bool do_fold = now >= s->next_fold_ns || s->counts.n > DN_SOCK_KEYS_MAX / 2;
+    /* Nothing counted since the last read (the counters each CPU bumps after adding did
+     * not move): the snapshot is as it was. Read before the map, so that what is added
+     * after this read moves them for the next snapshot. */
+    uint64_t changes = 0;
+    for (size_t i = 0; i < s->change_slots; i++)
+        changes += __atomic_load_n(&s->skel->bss->changes[i].n, __ATOMIC_ACQUIRE);
+    if (s->read_once && changes == s->changes_seen && !do_fold)
+        return 0;
+    s->changes_seen = changes;
+    s->read_once = true;
     /* Counts first, tracked processes second: a process that is not tracked any more in
      * the later read had its final counts in the first. */
     int rc = dn_bpf_read_map(s->counts_fd, sizeof(__u32), vsz, DN_SOCK_KEYS_MAX, &s->counts);
     if (rc)
         return rc;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-    bool do_fold = now >= s->next_fold_ns || s->counts.n > DN_SOCK_KEYS_MAX / 2;
+    do_fold = do_fold || s->counts.n > DN_SOCK_KEYS_MAX / 2;
     if (do_fold) {
         rc = dn_bpf_read_map(s->tracked_fd, sizeof(__u32), sizeof(struct dn_tracked),
                              DN_TRACKED_MAX, &s->tracked);
