@@ -767,6 +767,10 @@ def test_forks_past_a_full_tracked_map_are_reported_not_counted(require_ebpf, tr
 def test_attached_without_children_counts_only_the_root(require_ebpf, getppid_bin):
     # from_pid(include_children=False): the counter keeps nothing per process, so it must
     # know the root before anything runs; the child's 3000 calls never count.
+    # A process that is not the monitor's child is only seen while it exists: it is left
+    # unreaped (a zombie) until the monitor has seen it end and taken its last sample
+    # (reaped at once, it could be gone before the sample after its calls: they take a
+    # millisecond, and a sample every 20 ms finds no process).
     script = f"read x; {getppid_bin} 3000; exec {getppid_bin} 777"
     p = subprocess.Popen(["/bin/sh", "-c", script], stdin=subprocess.PIPE)
     try:
@@ -776,9 +780,16 @@ def test_attached_without_children_counts_only_the_root(require_ebpf, getppid_bi
         mon.start()
         p.stdin.write(b"go\n")
         p.stdin.close()
-        assert p.wait(timeout=30) == 0
+        os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
+        deadline = time.monotonic() + 10
+        while mon.is_running() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not mon.is_running(), "the monitor did not see its process end"
         mon.stop()
+        assert p.wait(timeout=30) == 0
     finally:
         if p.poll() is None:
             p.kill()
     assert 777 <= count_of(mon.get_samples()[-1]["ebpf"]["syscalls"], "getppid") <= 779
+    # the summary's total: the root's calls (the shell's few and the 777), not the child's
+    assert 777 < mon.get_summary()["total_syscalls"] < 3000
