@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Writes "<what> failed: <strerror>; <how to fix>" into buf, the fix chosen from the
  * errno (privilege, missing BTF, kernel support). */
@@ -29,6 +30,11 @@ int dn_bpf_read_map(int fd, size_t ksz, size_t vsz, size_t max_entries, struct d
  * err. */
 int dn_bpf_map_mmap(int fd, size_t bytes, bool writable, const char *what, void **out,
                     size_t *len, char *err, size_t errlen);
+
+/* The sum of n u64 counters `stride` bytes apart from `first`, each read with acquire:
+ * the per-CPU change counters that programs bump, one cache line each, so that user
+ * space can tell whether a map moved without reading it. */
+uint64_t dn_bpf_sum_counters(const void *first, size_t stride, size_t n);
 
 struct bpf_map;
 

@@ -860,9 +860,8 @@ static int refresh(struct dn_offcpu *o)
     }
     int64_t now = mono_ns();
     bool fold_due = now >= o->next_fold_ns;
-    uint64_t changes = 0;
-    for (size_t i = 0; i < o->change_slots; i++)
-        changes += __atomic_load_n(&o->skel->bss->changes[i].n, __ATOMIC_ACQUIRE);
+    uint64_t changes = dn_bpf_sum_counters(&o->skel->bss->changes[0].n,
+                                           sizeof o->skel->bss->changes[0], o->change_slots);
     if (o->read_once && changes == o->changes_seen && !fold_due)
         return 0;
     o->changes_seen = changes;
@@ -878,9 +877,8 @@ static int refresh(struct dn_offcpu *o)
     for (size_t i = 0; i < o->nknown; i++)
         if ((rc = take_slot(o, o->known[i], &sl, false, &read)))
             return rc;
-    uint64_t keys = 0;
-    for (size_t i = 0; i < o->change_slots; i++)
-        keys += __atomic_load_n(&o->skel->bss->changes[i].keys, __ATOMIC_ACQUIRE);
+    uint64_t keys = dn_bpf_sum_counters(&o->skel->bss->changes[0].keys,
+                                        sizeof o->skel->bss->changes[0], o->change_slots);
     /* Freeing slots and folding only keep the kernel's slots and hash small: once a
      * second, or sooner when they fill up (slots of exited threads: each sample once an
      * eighth of them are taken). */

@@ -181,9 +181,8 @@ int dn_sock_snapshot(struct dn_sock *s)
     /* Nothing counted since the last read (the counters each CPU bumps after adding did
      * not move): the snapshot is as it was. Read before the map, so that what is added
      * after this read moves them for the next snapshot. */
-    uint64_t changes = 0;
-    for (size_t i = 0; i < s->change_slots; i++)
-        changes += __atomic_load_n(&s->skel->bss->changes[i].n, __ATOMIC_ACQUIRE);
+    uint64_t changes = dn_bpf_sum_counters(&s->skel->bss->changes[0].n,
+                                           sizeof s->skel->bss->changes[0], s->change_slots);
     if (s->read_once && changes == s->changes_seen && !do_fold)
         return 0;
     s->changes_seen = changes;
