@@ -128,3 +128,99 @@ def test_monitor_says_when_the_iterator_is_off(require_ebpf, monkeypatch):
     assert mon.run() == 0
     d = mon._debug()
     assert d["task_iter_collections"] == d["samples_collected"] >= 3
+
+
+# A parent that starts and stops children on request: "spawn" starts one that waits
+# with four threads (its pid comes back), "stop PID" ends it and reaps it.
+SPAWNER = """
+    import subprocess, sys
+    kid = [sys.executable, "-c", "import sys, threading\\n"
+           "ev = threading.Event()\\n"
+           "ts = [threading.Thread(target=ev.wait) for _ in range(3)]\\n"
+           "[t.start() for t in ts]\\n"
+           "print('up', flush=True)\\n"
+           "sys.stdin.read()\\n"
+           "ev.set()\\n"]
+    kids = {}
+    for line in sys.stdin:
+        cmd = line.split()
+        if cmd[0] == "spawn":
+            k = subprocess.Popen(kid, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            assert k.stdout.readline() == "up\\n"
+            kids[k.pid] = k
+            print(k.pid, flush=True)
+        elif cmd[0] == "stop":
+            k = kids.pop(int(cmd[1]))
+            k.stdin.close()
+            k.wait()
+            print("stopped", flush=True)
+"""
+
+
+def kernel_at_least(major, minor):
+    import os
+    release = os.uname().release.split(".")
+    return (int(release[0]), int(release[1].split("-")[0])) >= (major, minor)
+
+
+def test_a_small_tree_is_read_process_by_process(require_ebpf, monkeypatch):
+    """A tree of a few processes is read through an iterator per process (Linux 6.1+)
+    instead of a walk over every task of the system, while no process joined it since
+    the read before; its figures are those of /proc either way, and a process that
+    joins or leaves is seen at the next sample."""
+    per_process = kernel_at_least(6, 1)
+    p = subprocess.Popen(py_cmd(SPAWNER), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)
+
+    def ask(line):
+        p.stdin.write(line + "\n")
+        p.stdin.flush()
+        return p.stdout.readline().strip()
+
+    try:
+        kids = [int(ask("spawn")) for _ in range(2)]
+        mon = ebpf_monitor(p.pid, since_process_start=True)
+
+        def sample():
+            s = mon.sample_once()
+            return s, mon._debug()["task_iter_per_process"]
+
+        s1, n1 = sample()
+        assert n1 == 0  # the first read walks every task
+        s2, n2 = sample()
+        assert n2 == (1 if per_process else 0)
+        for s in (s1, s2):
+            assert s["aggregated"]["process_count"] == 3
+            got = {c["pid"]: c["metrics"] for c in s["children"]}
+            assert sorted(got) == sorted(kids)
+            for pid in kids:
+                want = read_proc(pid)
+                for k in ("thread_count", "mem_vms_kb", "syscall_read_bytes",
+                          "syscall_write_bytes", "page_faults_disk"):
+                    assert got[pid][k] == want[k], (k, got[pid][k], want[k], s is s2)
+                assert got[pid]["thread_count"] == 4
+        # a process joins: the next read walks every task, and finds it
+        kids.append(int(ask("spawn")))
+        s3, n3 = sample()
+        assert n3 == n2 and s3["aggregated"]["process_count"] == 4
+        assert sorted(c["pid"] for c in s3["children"]) == sorted(kids)
+        s4, n4 = sample()
+        assert n4 == n3 + (1 if per_process else 0) and s4["aggregated"]["process_count"] == 4
+        # one leaves: read process by process, it is gone
+        assert ask(f"stop {kids[0]}") == "stopped"
+        s5, n5 = sample()
+        assert n5 == n4 + (1 if per_process else 0)
+        assert s5["aggregated"]["process_count"] == 3
+        assert sorted(c["pid"] for c in s5["children"]) == sorted(kids[1:])
+        mon.stop()
+        # DENET_ITER_WALK_ALL: always the whole walk
+        monkeypatch.setenv("DENET_ITER_WALK_ALL", "1")
+        mon = ebpf_monitor(p.pid)
+        for _ in range(3):
+            s = mon.sample_once()
+            assert s["aggregated"]["process_count"] == 3
+        assert mon._debug()["task_iter_per_process"] == 0
+        mon.stop()
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)

@@ -1,7 +1,9 @@
 #include "ebpf/procstat.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -9,9 +11,19 @@
 
 #include "procstat.skel.h"
 
+/* An iterator over one process's threads (Linux 6.1+), kept while the process is read
+ * that way. */
+struct pid_link {
+    uint32_t pid;
+    struct bpf_link *link;
+};
+
 struct dn_procstat {
     struct procstat_bpf *skel;
-    struct bpf_link *link;
+    struct bpf_link *link; /* every task of the system */
+    struct pid_link pids[DN_PROCSTAT_PIDS_MAX];
+    size_t npids;
+    int pid_errno; /* why this kernel gave no per-process iterator (0: not refused) */
 };
 
 struct dn_procstat *dn_procstat_open(int tracked_map_fd, int live_map_fd)
@@ -38,20 +50,22 @@ void dn_procstat_close(struct dn_procstat *p)
 {
     if (!p)
         return;
+    for (size_t i = 0; i < p->npids; i++)
+        bpf_link__destroy(p->pids[i].link);
     bpf_link__destroy(p->link);
     procstat_bpf__destroy(p->skel);
     free(p);
 }
 
-int dn_procstat_read(struct dn_procstat *p, struct dn_task_rec **buf, size_t *n, size_t *cap)
+/* Appends what one iterator link gives to buf[*n..]. */
+static int read_link(struct bpf_link *link, struct dn_task_rec **buf, size_t *n, size_t *cap)
 {
-    *n = 0;
-    int fd = bpf_iter_create(bpf_link__fd(p->link));
+    int fd = bpf_iter_create(bpf_link__fd(link));
     if (fd < 0)
         return -errno;
     /* read() may end mid-record (seq_file copies what fits): count bytes. */
     int rc = 0;
-    size_t bytes = 0;
+    size_t bytes = *n * sizeof **buf;
     for (;;) {
         if (bytes + sizeof **buf > *cap * sizeof **buf) {
             size_t ncap = *cap ? *cap * 2 : 64;
@@ -77,4 +91,73 @@ int dn_procstat_read(struct dn_procstat *p, struct dn_task_rec **buf, size_t *n,
     *n = bytes / sizeof **buf;
     close(fd);
     return rc;
+}
+
+int dn_procstat_read(struct dn_procstat *p, struct dn_task_rec **buf, size_t *n, size_t *cap)
+{
+    *n = 0;
+    return read_link(p->link, buf, n, cap);
+}
+
+/* The link that iterates process pid's threads, made the first time. */
+static struct bpf_link *pid_link(struct dn_procstat *p, uint32_t pid, int *err)
+{
+    for (size_t i = 0; i < p->npids; i++)
+        if (p->pids[i].pid == pid)
+            return p->pids[i].link;
+    if (p->npids == DN_PROCSTAT_PIDS_MAX) {
+        *err = -ENOSPC;
+        return NULL;
+    }
+    union bpf_iter_link_info linfo;
+    memset(&linfo, 0, sizeof linfo);
+    linfo.task.pid = pid;
+    LIBBPF_OPTS(bpf_iter_attach_opts, opts, .link_info = &linfo, .link_info_len = sizeof linfo);
+    struct bpf_link *l = bpf_program__attach_iter(p->skel->progs.dn_procstat, &opts);
+    if (!l) {
+        *err = -errno;
+        return NULL;
+    }
+    p->pids[p->npids].pid = pid;
+    p->pids[p->npids].link = l;
+    p->npids++;
+    return l;
+}
+
+int dn_procstat_read_pids(struct dn_procstat *p, const uint32_t *pids, size_t npids,
+                          struct dn_task_rec **buf, size_t *n, size_t *cap)
+{
+    *n = 0;
+    if (p->pid_errno)
+        return -EOPNOTSUPP;
+    if (npids > DN_PROCSTAT_PIDS_MAX)
+        return -ENOSPC;
+    /* The links of processes no longer asked for go first, to make room. */
+    for (size_t i = 0; i < p->npids;) {
+        bool wanted = false;
+        for (size_t j = 0; j < npids && !wanted; j++)
+            wanted = pids[j] == p->pids[i].pid;
+        if (wanted) {
+            i++;
+            continue;
+        }
+        bpf_link__destroy(p->pids[i].link);
+        p->pids[i] = p->pids[--p->npids];
+    }
+    for (size_t j = 0; j < npids; j++) {
+        int err = 0;
+        struct bpf_link *l = pid_link(p, pids[j], &err);
+        if (!l) {
+            /* Kernels before 6.1 take no parameters for the task iterator. */
+            if (err == -EINVAL || err == -EOPNOTSUPP || err == -ENOTSUP || err == -E2BIG) {
+                p->pid_errno = -err;
+                return -EOPNOTSUPP;
+            }
+            return err;
+        }
+        int rc = read_link(l, buf, n, cap);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }

@@ -53,4 +53,8 @@ bool dn_tracker_task_iter_status(const struct dn_tracker *t, char *why, size_t l
 int dn_tracker_read_tasks(struct dn_tracker *t, struct dn_task_rec **buf, size_t *n,
                           size_t *cap);
 
+/* How many of those reads went process by process (a tree of a few processes, none
+ * joined since the read before; Linux 6.1+), not over every task of the system. */
+uint64_t dn_tracker_per_process_reads(const struct dn_tracker *t);
+
 #endif
