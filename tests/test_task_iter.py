@@ -163,7 +163,7 @@ def kernel_at_least(major, minor):
     return (int(release[0]), int(release[1].split("-")[0])) >= (major, minor)
 
 
-def test_a_small_tree_is_read_process_by_process(require_ebpf, monkeypatch):
+def test_a_small_tree_is_read_by_an_iterator_per_process(require_ebpf, monkeypatch):
     """A tree of a few processes is read through an iterator per process (Linux 6.1+)
     instead of a walk over every task of the system, while no process joined it since
     the read before; its figures are those of /proc either way, and a process that
