@@ -8,7 +8,7 @@ import time
 import pytest
 
 import denet
-from conftest import PY, median, monitor, py_cmd, rss_exact
+from conftest import PY, UNDER_ASAN, median, monitor, py_cmd, rss_exact
 
 # A busy loop that reports the CPU share it really got (CPU time over wall time: on a
 # quiet machine 100 %, on a shared one less), the CPU the loop used and the process's
@@ -196,7 +196,12 @@ def test_children_that_exit_between_samples_count_in_total_cpu(ebpf, request):
     # The total is floored at that same rusage when the command is reaped, so the check
     # above would pass with a broken /proc or exit-hook sum: check the sampled sum alone.
     sampled = mon._debug()["sampled_cpu_time_secs"]
-    assert abs(sampled - truth) <= 0.05 * truth + 0.03, (sampled, truth)
+    # Under make asan the children run AddressSanitizer's runtime too (LD_PRELOAD), and
+    # their exits then spend CPU in the kernel after the exit hook has read their time
+    # (8 to 10 ms each here), which only the rusage has: a preloaded libasan alone, with
+    # the normal build, shows the same gap.
+    short = 0.1 * truth if UNDER_ASAN else 0
+    assert -short - (0.05 * truth + 0.03) <= sampled - truth <= 0.05 * truth + 0.03, (sampled, truth)
     assert sampled <= total
     if ebpf:  # the kernel followed every fork, even those that lived between samples
         assert summary["processes_seen"] == 21

@@ -238,6 +238,7 @@ PARENT_OF_SPIKER = """
 """
 
 
+@rss_exact  # the workload's freed spike must leave its RSS: under ASan it stays in quarantine
 @pytest.mark.parametrize("ebpf", [False, True], ids=["procfs-cannot-see-it", "ebpf-exit-hook"])
 def test_peak_rss_of_a_child_that_exits_between_samples(ebpf, request, steps):
     # A child spikes to 200 MiB and exits between two samples, while the command runs
@@ -282,6 +283,7 @@ PARENT_OF_WAITING_SPIKER = """
 """
 
 
+@rss_exact  # as above
 @MODES
 def test_peak_rss_of_a_spike_seen_only_through_vmhwm(ebpf, request, steps):
     # The child spikes, frees the memory and waits: a sample then reads a small RSS and
