@@ -135,13 +135,18 @@ int dn_bpf_read_map(int fd, size_t ksz, size_t vsz, size_t max_entries, struct d
     }
 }
 
-uint64_t dn_bpf_sum_counters(const void *first, size_t stride, size_t n)
+bool dn_change_gate_open(struct dn_change_gate *g, const void *first, size_t stride, size_t n,
+                         bool force)
 {
     uint64_t sum = 0;
     for (size_t i = 0; i < n; i++)
         sum += __atomic_load_n((const uint64_t *)((const char *)first + i * stride),
                                __ATOMIC_ACQUIRE);
-    return sum;
+    if (g->read_once && sum == g->seen && !force)
+        return false;
+    g->seen = sum;
+    g->read_once = true;
+    return true;
 }
 
 int dn_ebpf_share_tracker_maps(struct bpf_map *tracked, struct bpf_map *live, int tracked_fd,

@@ -31,10 +31,17 @@ int dn_bpf_read_map(int fd, size_t ksz, size_t vsz, size_t max_entries, struct d
 int dn_bpf_map_mmap(int fd, size_t bytes, bool writable, const char *what, void **out,
                     size_t *len, char *err, size_t errlen);
 
-/* The sum of n u64 counters `stride` bytes apart from `first`, each read with acquire:
- * the per-CPU change counters that programs bump, one cache line each, so that user
- * space can tell whether a map moved without reading it. */
-uint64_t dn_bpf_sum_counters(const void *first, size_t stride, size_t n);
+/* Whether a map must be read again, told by the per-CPU change counters its program
+ * bumps after writing to it (n u64 counters `stride` bytes apart from `first`, one
+ * cache line each, each read with acquire): their sum moved since the last time this
+ * said yes, or nothing was read yet, or `force`. Saying yes records the sum. Clearing
+ * read_once forces the next read. */
+struct dn_change_gate {
+    uint64_t seen;
+    bool read_once;
+};
+bool dn_change_gate_open(struct dn_change_gate *g, const void *first, size_t stride, size_t n,
+                         bool force);
 
 struct bpf_map;
 

@@ -115,10 +115,8 @@ struct dn_offcpu {
     uint32_t next_gen;
     int64_t next_fold_ns;
     struct slot_view *views; /* one per slot */
-    uint64_t changes_seen; /* the sum of the program's `changes` at the last map read */
-    uint64_t keys_seen;    /* the sum of its `changes.keys` at the last read of the hash */
-    bool keys_read;        /* the hash was read since the last forced read */
-    bool read_once; /* the maps were read since the last forced read */
+    struct dn_change_gate slots_gate; /* the program's `changes[].n`: intervals added */
+    struct dn_change_gate keys_gate;  /* its `changes[].keys`: keys written to the hash */
     size_t change_slots;
     uint64_t dropped;
     struct dn_arena *arena;
@@ -646,19 +644,15 @@ static void retire_acc_key(struct dn_offcpu *o, void *e)
 }
 
 /* Takes the figures of slot idx, the thread's and its last two keys', unless nothing
- * moved since the last time (*read false). With `whole`, or when *read is true, *c has
- * the slot. */
-static int take_slot(struct dn_offcpu *o, uint32_t idx, struct dn_oc_slot *c, bool whole,
-                     bool *read)
+ * moved since the last time and `whole` is false. *c gets the slot's figures and names
+ * when it was read (always with `whole`). */
+static int take_slot(struct dn_offcpu *o, uint32_t idx, struct dn_oc_slot *c, bool whole)
 {
     struct slot_view *v = &o->views[idx];
     const struct dn_oc_slot *s = &o->slots[idx];
-    *read = true;
     if (!whole && v->th && __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE) == v->owner &&
-        __atomic_load_n(&s->count, __ATOMIC_ACQUIRE) == v->count) {
-        *read = false;
+        __atomic_load_n(&s->count, __ATOMIC_ACQUIRE) == v->count)
         return 0;
-    }
     bool all = read_slot(o, idx, c);
     if (!c->owner)
         return 0;
@@ -729,8 +723,7 @@ static int free_dead_slots(struct dn_offcpu *o)
             goto out;
         }
         struct dn_oc_slot c;
-        bool read;
-        if ((rc = take_slot(o, idx, &c, true, &read)))
+        if ((rc = take_slot(o, idx, &c, true)))
             goto out;
         struct acc_thread key = {.tgid = (uint32_t)(c.owner >> 32), .tid = (uint32_t)c.owner};
         struct acc_thread *a = dn_htab_get(&o->threads, &key);
@@ -860,33 +853,27 @@ static int refresh(struct dn_offcpu *o)
     }
     int64_t now = mono_ns();
     bool fold_due = now >= o->next_fold_ns;
-    uint64_t changes = dn_bpf_sum_counters(&o->skel->bss->changes[0].n,
-                                           sizeof o->skel->bss->changes[0], o->change_slots);
-    if (o->read_once && changes == o->changes_seen && !fold_due)
+    if (!dn_change_gate_open(&o->slots_gate, &o->skel->bss->changes[0].n,
+                             sizeof o->skel->bss->changes[0], o->change_slots, fold_due))
         return 0;
-    o->changes_seen = changes;
-    o->read_once = true;
     /* Slots first, the hash second: a key leaves a slot for the hash, so read this way
      * round it is seen in one of them at least (the larger figures win). The hash is
      * read when the program wrote to it since the last read (its `keys` counters,
      * read after the slots, moved), and whenever slots may be freed or the hash folded
      * below, which need all of it. */
     int rc = 0;
-    bool read;
     struct dn_oc_slot sl;
     for (size_t i = 0; i < o->nknown; i++)
-        if ((rc = take_slot(o, o->known[i], &sl, false, &read)))
+        if ((rc = take_slot(o, o->known[i], &sl, false)))
             return rc;
-    uint64_t keys = dn_bpf_sum_counters(&o->skel->bss->changes[0].keys,
-                                        sizeof o->skel->bss->changes[0], o->change_slots);
     /* Freeing slots and folding only keep the kernel's slots and hash small: once a
      * second, or sooner when they fill up (slots of exited threads: each sample once an
      * eighth of them are taken). */
     bool free_due = fold_due || o->nknown > DN_OC_SLOTS / 8;
     bool fold_now = fold_due || o->nknown > DN_OC_SLOTS / 2 || o->kbuf.n > DN_OC_KEYS_MAX / 2;
-    if (!o->keys_read || keys != o->keys_seen || free_due || fold_now) {
-        o->keys_seen = keys;
-        o->keys_read = true;
+    if (dn_change_gate_open(&o->keys_gate, &o->skel->bss->changes[0].keys,
+                            sizeof o->skel->bss->changes[0], o->change_slots,
+                            free_due || fold_now)) {
         rc = dn_bpf_read_map(o->keys_fd, sizeof(struct dn_oc_key), sizeof(struct dn_oc_val),
                              DN_OC_KEYS_MAX, &o->kbuf);
         if (rc)
@@ -1009,7 +996,7 @@ void dn_offcpu_detach(struct dn_offcpu *o, bool finish)
 {
     if (!o || !o->skel)
         return;
-    o->read_once = o->keys_read = false; /* the last read: whole */
+    o->slots_gate.read_once = o->keys_gate.read_once = false; /* the last read: whole */
     if (finish && refresh(o) == 0) {
         /* Name every stack while the stack map exists. */
         for (size_t i = 0; i < o->keys.cap; i++)

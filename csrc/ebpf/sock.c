@@ -29,8 +29,7 @@ struct dn_sock {
     uint32_t only_tgid;
     int64_t next_fold_ns;
     size_t change_slots;
-    uint64_t changes_seen; /* the sum of the program's `changes` at the last read */
-    bool read_once;
+    struct dn_change_gate counted; /* the program's `changes` */
     struct dn_sock_counts folded; /* processes no longer tracked */
 
     /* the last snapshot, sorted by tgid */
@@ -181,12 +180,9 @@ int dn_sock_snapshot(struct dn_sock *s)
     /* Nothing counted since the last read (the counters each CPU bumps after adding did
      * not move): the snapshot is as it was. Read before the map, so that what is added
      * after this read moves them for the next snapshot. */
-    uint64_t changes = dn_bpf_sum_counters(&s->skel->bss->changes[0].n,
-                                           sizeof s->skel->bss->changes[0], s->change_slots);
-    if (s->read_once && changes == s->changes_seen && !do_fold)
+    if (!dn_change_gate_open(&s->counted, &s->skel->bss->changes[0].n,
+                             sizeof s->skel->bss->changes[0], s->change_slots, do_fold))
         return 0;
-    s->changes_seen = changes;
-    s->read_once = true;
     /* Counts first, tracked processes second: a process that is not tracked any more in
      * the later read had its final counts in the first. */
     int rc = dn_bpf_read_map(s->counts_fd, sizeof(__u32), vsz, DN_SOCK_KEYS_MAX, &s->counts);
