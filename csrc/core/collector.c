@@ -67,15 +67,19 @@ struct dn_proc {
 };
 
 /* The buffers of one process's reads ahead (see prefetch): the first fields of statm
- * and of schedstat for a process that was idle, of stat and io for one that ran. res:
- * the length read, -errno, or -ENOENT when not read. */
-enum { DN_AHEAD_STATM, DN_AHEAD_SCHED, DN_AHEAD_STAT, DN_AHEAD_IO, DN_AHEAD_N };
+ * and of schedstat for a process that was idle, of stat, io and status for one that ran
+ * (with its CPU clock, read before them when have_cpu). res: the length read, -errno, or
+ * -ENOENT when not read. */
+enum { DN_AHEAD_STATM, DN_AHEAD_SCHED, DN_AHEAD_STAT, DN_AHEAD_IO, DN_AHEAD_STATUS, DN_AHEAD_N };
 struct dn_batch {
     char statm[48];
     char sched[24];
     char stat[512];
     char io[256];
+    char status[4096];
     int res[DN_AHEAD_N];
+    bool have_cpu;
+    uint64_t cpu_ns;
 };
 
 /* Exited tracked processes whose CPU time was counted but whose map entry is kept a
@@ -745,14 +749,17 @@ static void uring_off(struct dn_collector *c)
  * - for a process that was idle: statm (memory, which reclaim can change while a
  *   process sleeps) and, single-threaded, schedstat (its thread's run time, which is
  *   then all its CPU clock counts: read_procfs needs no clock when it has not moved);
- * - for one that ran: stat and io (read_procfs reads the clock, then status).
+ * - for one that ran: its CPU clock first, then stat, io and status. A read through a
+ *   kept descriptor that succeeds after the clock tells that the pid was not reaped, so
+ *   not reused, when the clock was read (see dn_procfs_ahead).
  *
  * Each read asks only for the fields used, as long as they were last time with what
  * ends them ("size resident ", "runtime ", stat to field 42, io to write_bytes), always
- * less than the file holds: io_uring completes a read that fills its buffer in the call
- * itself, where a shorter one would go to a kernel worker thread to find the end of the
- * file. A field that has grown a digit is seen cut short, and that file is read again
- * the ordinary way. */
+ * no more than the file holds: io_uring completes a read that fills its buffer in the
+ * call itself (the files are opened O_NONBLOCK, else each read would go to a kernel
+ * worker thread), where a shorter one reads the file a second time to find its end. A
+ * field that has grown a digit is seen cut short, and that file is read again the
+ * ordinary way. */
 static void prefetch(struct dn_collector *c, int64_t t)
 {
     if (c->uring_off)
@@ -771,7 +778,7 @@ static void prefetch(struct dn_collector *c, int64_t t)
         }
     }
     if (dn_grow(&c->batch, &c->batch_cap, n, sizeof *c->batch, 32) ||
-        dn_grow(&c->ops, &c->ops_cap, 2 * n, sizeof *c->ops, 64))
+        dn_grow(&c->ops, &c->ops_cap, 3 * n, sizeof *c->ops, 64))
         return;
     size_t k = 0, j = 0;
     for (size_t i = 0; i < c->nprocs; i++) {
@@ -784,6 +791,7 @@ static void prefetch(struct dn_collector *c, int64_t t)
         p->batch_gen = c->gen;
         for (int s = 0; s < DN_AHEAD_N; s++)
             b->res[s] = -ENOENT;
+        b->have_cpu = false;
         if (kind == 1) {
             uint64_t size_pages = p->last_raw.vsize_bytes / 1024 / (uint64_t)dn_page_kb();
             ahead(c, &k, b, DN_AHEAD_STATM, p->fs.statm_fd,
@@ -796,8 +804,12 @@ static void prefetch(struct dn_collector *c, int64_t t)
                       digits(p->sched_valid ? p->sched_ns : p->last_raw.cpu_ns) + 1, b->sched,
                       sizeof b->sched);
         } else {
+            b->have_cpu = dn_procfs_cpu_ns(&p->fs, &b->cpu_ns) == 0;
             ahead(c, &k, b, DN_AHEAD_STAT, p->fs.stat_fd, p->fs.stat_ahead_len, b->stat,
                   sizeof b->stat);
+            if (b->have_cpu)
+                ahead(c, &k, b, DN_AHEAD_STATUS, p->fs.status_fd, p->fs.status_ahead_len,
+                      b->status, sizeof b->status);
             if (!p->fs.io_denied)
                 ahead(c, &k, b, DN_AHEAD_IO, p->fs.io_fd, p->fs.io_ahead_len, b->io,
                       sizeof b->io);
@@ -851,15 +863,20 @@ static int read_procfs(const struct dn_collector *c, struct dn_proc *p, struct d
     p->sched_valid = have_sched;
     p->sched_gen = c->gen;
     p->sched_ns = sched;
-    uint64_t ns;
-    bool have_ns = false;
+    /* The clock read ahead, before the texts read ahead, or read now. */
+    bool clock_ahead = b && b->have_cpu;
+    uint64_t ns = clock_ahead ? b->cpu_ns : 0;
+    bool have_ns = clock_ahead;
     if (!c->always_full && p->have_raw && t < p->next_full_ns &&
         (sched_idle ||
-         ((have_ns = dn_procfs_cpu_ns(&p->fs, &ns) == 0) && ns == p->last_raw.cpu_ns))) {
+         ((have_ns = have_ns || dn_procfs_cpu_ns(&p->fs, &ns) == 0) &&
+          ns == p->last_raw.cpu_ns))) {
         *raw = p->last_raw;
         int mrc = -EINVAL;
         if (b && b->res[DN_AHEAD_STATM] > 0)
             mrc = dn_procfs_parse_statm(b->statm, raw);
+        else if (clock_ahead && b->res[DN_AHEAD_STATUS] > 0) /* ran last time, not since */
+            mrc = dn_procfs_parse_status_memory(b->status, raw);
         if (mrc == -EINVAL) /* not prefetched, or a field grew a digit */
             mrc = dn_procfs_read_memory(&p->fs, raw);
         if (mrc == 0) {
@@ -871,9 +888,11 @@ static int read_procfs(const struct dn_collector *c, struct dn_proc *p, struct d
     p->idle_last = false;
     bool want_hwm = t >= p->next_hwm_ns;
     struct dn_procfs_ahead ah = {b && b->res[DN_AHEAD_STAT] > 0 ? b->stat : NULL,
-                                 b && b->res[DN_AHEAD_IO] > 0 ? b->io : NULL};
+                                 b && b->res[DN_AHEAD_IO] > 0 ? b->io : NULL,
+                                 b && b->res[DN_AHEAD_STATUS] > 0 ? b->status : NULL,
+                                 clock_ahead};
     if (dn_procfs_read(&p->fs, raw, want_hwm, have_ns ? &ns : NULL,
-                       ah.stat || ah.io ? &ah : NULL) != 0)
+                       ah.stat || ah.io || ah.status ? &ah : NULL) != 0)
         return -1;
     if (raw->num_threads > 1)
         dn_procfs_read_threads(&p->fs, raw); /* its own files give the main thread's */

@@ -99,7 +99,7 @@ int dn_procfs_open(struct dn_procfs *p, pid_t pid, bool keep)
     }
     p->io_fd = open_proc_file_flags(pid, "io", O_NONBLOCK);
     p->io_denied = p->io_fd < 0 && (errno == EACCES || errno == EPERM);
-    p->status_fd = open_proc_file(pid, "status");
+    p->status_fd = open_proc_file_flags(pid, "status", O_NONBLOCK);
     p->statm_fd = open_proc_file_flags(pid, "statm", O_NONBLOCK);
     p->schedstat_fd = open_proc_file_flags(pid, "schedstat", O_NONBLOCK);
     char name[48];
@@ -305,6 +305,15 @@ static unsigned io_end(const char *buf)
     return nl ? (unsigned)(nl + 1 - buf) : 0;
 }
 
+/* The length of /proc/PID/status up to the end of its nonvoluntary_ctxt_switches line
+ * (the last one used, and the file's last), or 0 when that line is not there whole. */
+static unsigned status_end(const char *buf)
+{
+    const char *s = strstr(buf, "\nnonvoluntary_ctxt_switches:");
+    const char *nl = s ? strchr(s + 1, '\n') : NULL;
+    return nl ? (unsigned)(nl + 1 - buf) : 0;
+}
+
 static void parse_io(const char *buf, struct dn_proc_raw *r)
 {
     r->rchar = find_kv(buf, "rchar:");
@@ -322,8 +331,9 @@ int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm,
     r->processor = -1;
 
     /* The CPU clock is read first (or was, by the caller): if a read through a kept
-     * descriptor still succeeds after it (stat, or status when stat was read ahead), the
-     * pid was not reaped (and so not reused) when the clock was read. */
+     * descriptor still succeeds after it (stat, or status when stat was read ahead
+     * before the clock), the pid was not reaped (and so not reused) when the clock was
+     * read. */
     uint64_t clock_ns = 0;
     bool clock_ok = cpu_ns ? (clock_ns = *cpu_ns, true) : dn_procfs_cpu_ns(p, &clock_ns) == 0;
 
@@ -372,13 +382,20 @@ int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm,
      * task_statm, both get_mm_counter_sum() since 6.16 and 6.12.39), which psutil and
      * top read. statm is read only when status gives no memory. */
     struct dn_status st;
-    if (read_file(p, p->status_fd, "status", buf, sizeof buf) > 0) {
-        parse_status(buf, &st);
+    const char *status = NULL;
+    if (ahead && ahead->after_clock && ahead->status && status_end(ahead->status)) {
+        status = ahead->status;
+    } else if (read_file(p, p->status_fd, "status", buf, sizeof buf) > 0) {
+        status = buf;
+    }
+    if (status) {
+        p->status_ahead_len = status_end(status);
+        parse_status(status, &st);
         r->nvcsw = st.nvcsw;
         r->nivcsw = st.nivcsw;
         if (want_hwm)
             r->hwm_kb = st.vm_hwm_kb;
-    } else if (stat_ahead) {
+    } else if (stat_ahead && !ahead->after_clock) {
         return -ESRCH; /* nothing tells that the clock was this process's */
     } else {
         st.have_mem = false;
@@ -460,6 +477,19 @@ int dn_procfs_parse_statm(const char *buf, struct dn_proc_raw *r)
         return -ESRCH;
     r->vsize_bytes = size_pages * (uint64_t)dn_page_kb() * 1024;
     r->rss_pages = resident;
+    return 0;
+}
+
+int dn_procfs_parse_status_memory(const char *buf, struct dn_proc_raw *r)
+{
+    struct dn_status st;
+    if (!status_end(buf)) /* cut short */
+        return -EINVAL;
+    parse_status(buf, &st);
+    if (!st.have_mem || st.vm_size_kb == 0)
+        return -EINVAL;
+    r->vsize_bytes = st.vm_size_kb * 1024;
+    r->rss_pages = st.vm_rss_kb / (uint64_t)dn_page_kb();
     return 0;
 }
 

@@ -43,8 +43,9 @@ struct dn_procfs {
     bool cpu_clock_ok;
     bool transient;       /* no descriptors kept: each read opens and closes its file */
     bool io_denied;       /* /proc/PID/io may not be read (another user's process) */
-    unsigned stat_ahead_len, io_ahead_len; /* how much of stat and io a read ahead takes
-                                            * (see dn_procfs_ahead); 0: unknown */
+    unsigned stat_ahead_len, io_ahead_len, status_ahead_len; /* how much of stat, io and
+                                            * status a read ahead takes (see
+                                            * dn_procfs_ahead); 0: unknown */
     uint64_t start_ticks; /* of a transient process: tells it from a later one on its pid */
 };
 
@@ -54,14 +55,21 @@ struct dn_procfs {
 int dn_procfs_open(struct dn_procfs *p, pid_t pid, bool keep);
 void dn_procfs_close(struct dn_procfs *p);
 
-/* Texts of stat and io that the caller read ahead (NUL-terminated; NULL: none), through
- * the kept descriptors, before the CPU clock: the first stat_ahead_len and io_ahead_len
- * bytes, the fields used up to the space after stat's field 42 and up to the end of io's
- * write_bytes line, as long as they were at the last read. Read ahead, the fields that
- * follow are never needed, and a read that fills its buffer completes in io_uring's own
- * call. A text whose fields have grown since, and so stop short, is read again. */
+/* Texts of stat, io and status that the caller read ahead (NUL-terminated; NULL: none),
+ * through the kept descriptors: the first stat_ahead_len, io_ahead_len and
+ * status_ahead_len bytes, the fields used up to the space after stat's field 42, up to the
+ * end of io's write_bytes line and up to the end of status's nonvoluntary_ctxt_switches
+ * line, as long as they were at the last read. Read ahead, the fields that follow are
+ * never needed, and a read that fills its buffer completes in io_uring's own call. A
+ * text whose fields have grown since, and so stop short, is read again.
+ *
+ * after_clock: the caller read the CPU clock (the cpu_ns it passes) before these reads.
+ * A read through a kept descriptor that succeeds after the clock tells that the pid was
+ * not reaped (and so not reused) when the clock was read; without it, status is read
+ * again after the clock for that reason. */
 struct dn_procfs_ahead {
-    const char *stat, *io;
+    const char *stat, *io, *status;
+    bool after_clock;
 };
 
 /* Reads the counters (stat, io, status; statm only when status has no memory), with
@@ -90,6 +98,10 @@ int dn_procfs_read_memory(struct dn_procfs *p, struct dn_proc_raw *r);
  * enough) into rss_pages and vsize_bytes, as dn_procfs_read_memory does. 0, -ESRCH for
  * a process without memory, -EINVAL when the text stops inside them. */
 int dn_procfs_parse_statm(const char *buf, struct dn_proc_raw *r);
+
+/* The same two figures from a text of status read ahead (VmSize and VmRSS, statm's
+ * figures): 0, or -EINVAL when it stops short of its last line used or has no memory. */
+int dn_procfs_parse_status_memory(const char *buf, struct dn_proc_raw *r);
 
 /* The first field of /proc/PID/schedstat (with the space after it): the run time in ns of
  * that one thread (se.sum_exec_runtime, what its CPU clock adds up). 0, or -EINVAL when
