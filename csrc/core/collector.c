@@ -1202,7 +1202,9 @@ walk:
             out->has_parent = true;
             out->parent = p->last;
         } else {
-            if ((rc = dn_grow(&children, &children_cap, nchildren + 1, sizeof *children, 8)))
+            /* sized at once for the processes known (no copies as it grows) */
+            if ((rc = dn_grow(&children, &children_cap, nchildren + 1, sizeof *children,
+                              c->nprocs > 8 ? c->nprocs : 8)))
                 goto fail;
             children[nchildren].pid = pid;
             children[nchildren].ppid = raw.ppid;

@@ -136,7 +136,17 @@ static struct dn_ebpf_sample *ebpf_part_locked(struct dn_session *s, const struc
 
 static void gpu_part_locked(struct dn_session *s, struct dn_sample *x);
 
-/* Stores a sample taken under the lock: file, latest, memory. Takes ownership. */
+/* The last sample taken, or NULL. */
+static const struct dn_sample *latest_locked(const struct dn_session *s)
+{
+    if (s->latest_in_vec)
+        return &s->samples.items[s->samples.len - 1];
+    return s->have_latest ? &s->latest : NULL;
+}
+
+/* Stores a sample taken under the lock: file, memory, latest. Takes ownership. The
+ * latest sample is the one kept in memory, or x itself: never a copy (a sample of a
+ * large tree is hundreds of KB). */
 static void record_locked(struct dn_session *s, struct dn_sample *x)
 {
     if (s->o.enable_ebpf)
@@ -145,9 +155,14 @@ static void record_locked(struct dn_session *s, struct dn_sample *x)
     if (dn_writer_is_open(&s->writer))
         dn_writer_sample(&s->writer, x);
     dn_sample_clear(&s->latest);
-    s->have_latest = dn_sample_copy(&s->latest, x) == 0;
-    if (!s->o.store_in_memory || dn_sample_vec_push(&s->samples, x) != 0)
-        dn_sample_clear(x);
+    s->have_latest = s->latest_in_vec = false;
+    if (s->o.store_in_memory && dn_sample_vec_push(&s->samples, x) == 0) {
+        s->latest_in_vec = true;
+    } else {
+        s->latest = *x;
+        memset(x, 0, sizeof *x);
+        s->have_latest = true;
+    }
 }
 
 /* One collection under the lock. Returns 0, or -ESRCH when the root is gone. */
@@ -177,7 +192,8 @@ static struct dn_ebpf_sample *summary_ebpf_locked(struct dn_session *s)
         }
         dn_ebpf_sample_free(e);
     }
-    return s->have_latest && s->latest.ebpf ? dn_ebpf_sample_dup(s->latest.ebpf) : NULL;
+    const struct dn_sample *latest = latest_locked(s);
+    return latest && latest->ebpf ? dn_ebpf_sample_dup(latest->ebpf) : NULL;
 }
 
 /* The collector's summary plus the session's own parts (GPU). */
@@ -620,7 +636,8 @@ int dn_session_sample_once(struct dn_session *s, struct dn_sample *out)
     int rc = collect_locked(s, &x);
     if (rc == 0) {
         record_locked(s, &x); /* adds the eBPF part */
-        if (!s->have_latest || dn_sample_copy(out, &s->latest) != 0)
+        const struct dn_sample *latest = latest_locked(s);
+        if (!latest || dn_sample_copy(out, latest) != 0)
             rc = -ENOMEM;
     } else if (rc == -ESRCH) {
         reap_locked(s, false);
@@ -663,8 +680,9 @@ int dn_session_copy_latest(struct dn_session *s, struct dn_sample *out)
 {
     pthread_mutex_lock(&s->lock);
     int rc = 0;
-    if (s->have_latest)
-        rc = dn_sample_copy(out, &s->latest) == 0 ? 1 : -ENOMEM;
+    const struct dn_sample *latest = latest_locked(s);
+    if (latest)
+        rc = dn_sample_copy(out, latest) == 0 ? 1 : -ENOMEM;
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -672,6 +690,13 @@ int dn_session_copy_latest(struct dn_session *s, struct dn_sample *out)
 void dn_session_clear_samples(struct dn_session *s)
 {
     pthread_mutex_lock(&s->lock);
+    if (s->latest_in_vec) { /* the latest sample stays */
+        struct dn_sample *last = &s->samples.items[--s->samples.len];
+        s->latest = *last;
+        memset(last, 0, sizeof *last);
+        s->latest_in_vec = false;
+        s->have_latest = true;
+    }
     dn_sample_vec_clear(&s->samples);
     pthread_mutex_unlock(&s->lock);
 }
