@@ -38,13 +38,43 @@ void dn_key_cache_clear(struct dn_key_cache *kc)
         Py_CLEAR(kc->keys[i]);
         kc->names[i] = NULL;
     }
+    Py_CLEAR(kc->metrics_keys);
+    Py_CLEAR(kc->metrics_template);
 }
 
 int dn_key_cache_traverse(struct dn_key_cache *kc, visitproc visit, void *arg)
 {
     for (size_t i = 0; i < DN_KEY_CACHE_SLOTS; i++)
         Py_VISIT(kc->keys[i]);
+    Py_VISIT(kc->metrics_keys);
+    Py_VISIT(kc->metrics_template);
     return 0;
+}
+
+/* Makes kc's Metrics keys and template once. 0, or -1 with an exception set. */
+static int metrics_template(struct dn_key_cache *kc)
+{
+    if (kc->metrics_template)
+        return 0;
+    PyObject *keys = PyTuple_New((Py_ssize_t)dn_metrics_nfields);
+    PyObject *tmpl = PyDict_New();
+    if (!keys || !tmpl)
+        goto fail;
+    for (size_t i = 0; i < dn_metrics_nfields; i++) {
+        PyObject *k = PyUnicode_InternFromString(dn_metrics_fields[i].name);
+        if (!k)
+            goto fail;
+        PyTuple_SET_ITEM(keys, (Py_ssize_t)i, k);
+        if (PyDict_SetItem(tmpl, k, Py_None) < 0)
+            goto fail;
+    }
+    kc->metrics_keys = keys;
+    kc->metrics_template = tmpl;
+    return 0;
+fail:
+    Py_XDECREF(keys);
+    Py_XDECREF(tmpl);
+    return -1;
 }
 
 /* Attaches a new reference to the current container (stealing it). A dynamic key
@@ -156,10 +186,53 @@ static void p_boolean(void *ctx, const char *key, bool v)
     VALUE(PyBool_FromLong(v))
 }
 
+/* The Metrics fields into the current dict: a copy of the template (every key, set to
+ * None), then each value that is not null. A dict that already has keys gets them one
+ * by one (same keys, same order). */
+static void p_metrics(void *ctx, const struct dn_metrics *m)
+{
+    struct py_builder *b = ctx;
+    if (b->failed)
+        return;
+    PyObject *cur = b->depth > 0 ? b->stack[b->depth - 1] : NULL;
+    bool fresh = cur && PyDict_CheckExact(cur) && PyDict_GET_SIZE(cur) == 0;
+    if (fresh && (metrics_template(b->kc) < 0 || PyDict_Update(cur, b->kc->metrics_template) < 0)) {
+        b->failed = true;
+        return;
+    }
+    for (size_t i = 0; i < dn_metrics_nfields && !b->failed; i++) {
+        const struct dn_field *f = &dn_metrics_fields[i];
+        union dn_value v;
+        PyObject *obj;
+        switch (dn_field_value(m, f, &v)) {
+        case DN_VALUE_NULL:
+            if (fresh)
+                continue; /* None already */
+            obj = Py_NewRef(Py_None);
+            break;
+        case DN_VALUE_I64:
+            obj = PyLong_FromLongLong(v.i);
+            break;
+        case DN_VALUE_U64:
+            obj = PyLong_FromUnsignedLongLong(v.u);
+            break;
+        default:
+            obj = PyFloat_FromDouble(v.f);
+            break;
+        }
+        if (!fresh) {
+            attach(b, f->name, obj);
+            continue;
+        }
+        if (!obj || PyDict_SetItem(cur, PyTuple_GET_ITEM(b->kc->metrics_keys, (Py_ssize_t)i), obj) < 0)
+            b->failed = true;
+        Py_XDECREF(obj);
+    }
+}
+
 static const struct dn_emitter_ops py_ops = {
     p_begin_object, p_end, p_begin_list, p_end, p_i64, p_u64, p_f64, p_str, p_null, p_boolean,
-    p_begin_object_dyn,
-    NULL, /* metrics: field by field */
+    p_begin_object_dyn, p_metrics,
 };
 
 static PyObject *finish(struct py_builder *b)

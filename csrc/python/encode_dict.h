@@ -14,6 +14,11 @@
 struct dn_key_cache {
     const char *names[DN_KEY_CACHE_SLOTS];
     PyObject *keys[DN_KEY_CACHE_SLOTS];
+    /* The Metrics fields' keys (a tuple, in schema order) and a dict of them all set to
+     * None: a Metrics dict starts as a copy of it, whose key table is cloned at once
+     * instead of growing (and being rebuilt) three times as its 26 keys go in. */
+    PyObject *metrics_keys;
+    PyObject *metrics_template;
 };
 
 void dn_key_cache_clear(struct dn_key_cache *kc);
