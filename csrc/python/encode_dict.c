@@ -94,7 +94,16 @@ static bool attach_key(struct py_builder *b, const char *key, PyObject *obj, boo
     int rc;
     if (PyDict_Check(parent)) {
         PyObject *k = dynamic ? NULL : key_object(b->kc, key);
-        rc = k ? PyDict_SetItem(parent, k, obj) : PyDict_SetItemString(parent, key, obj);
+        if (k) {
+            rc = PyDict_SetItem(parent, k, obj);
+        } else if (PyErr_Occurred()) {
+            rc = -1;
+        } else {
+            /* not interned (PyDict_SetItemString would): "pid:tid" keys are made once */
+            PyObject *fresh = PyUnicode_FromString(key);
+            rc = fresh ? PyDict_SetItem(parent, fresh, obj) : -1;
+            Py_XDECREF(fresh);
+        }
     } else {
         rc = PyList_Append(parent, obj);
     }
