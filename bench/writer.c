@@ -87,9 +87,11 @@ int main(int argc, char **argv)
         return 2;
     char path[4096];
     snprintf(path, sizeof path, "%s/denet-bench-writer-%d", dir, (int)getpid());
-    struct dn_child *children = calloc((size_t)n, sizeof *children);
-    if (!children)
+    struct dn_child *children = NULL; /* as the collector makes it (dn_sample_clear frees it) */
+    size_t cap = 0;
+    if (dn_children_grow(&children, &cap, (size_t)n, (size_t)n))
         return 1;
+    memset(children, 0, (size_t)n * sizeof *children);
     printf("writing one tree sample of %d processes: µs per sample (µs per process), thread "
            "CPU time, median of %d rounds\n",
            n, ROUNDS);
@@ -130,6 +132,6 @@ int main(int argc, char **argv)
         }
     }
     printf("(the file in %s)\n", dir);
-    free(children);
+    dn_children_unref(children);
     return 0;
 }

@@ -1203,8 +1203,8 @@ walk:
             out->parent = p->last;
         } else {
             /* sized at once for the processes known (no copies as it grows) */
-            if ((rc = dn_grow(&children, &children_cap, nchildren + 1, sizeof *children,
-                              c->nprocs > 8 ? c->nprocs : 8)))
+            if ((rc = dn_children_grow(&children, &children_cap, nchildren + 1,
+                                       c->nprocs > 8 ? c->nprocs : 8)))
                 goto fail;
             children[nchildren].pid = pid;
             children[nchildren].ppid = raw.ppid;
@@ -1227,7 +1227,7 @@ walk:
     sweep_departed(c);
 
     if (!root_ok) {
-        free(children);
+        dn_children_unref(children);
         memset(out, 0, sizeof *out);
         return -ESRCH;
     }
@@ -1283,7 +1283,7 @@ walk:
     return 0;
 
 fail:
-    free(children);
+    dn_children_unref(children);
     memset(out, 0, sizeof *out);
     return rc;
 }

@@ -1,6 +1,7 @@
 #include "core/sample.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,9 +9,47 @@
 #include "core/gpu_sample.h"
 #include "core/grow.h"
 
+/* The header before a children array: its extra references (0: one owner). */
+union children_hdr {
+    unsigned extra_refs;
+    max_align_t align;
+};
+
+static union children_hdr *children_hdr(struct dn_child *c)
+{
+    return (union children_hdr *)(void *)((char *)c - sizeof(union children_hdr));
+}
+
+int dn_children_grow(struct dn_child **children, size_t *cap, size_t need, size_t first)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : first;
+    while (ncap < need)
+        ncap *= 2;
+    union children_hdr *h = *children ? children_hdr(*children) : NULL;
+    h = realloc(h, sizeof *h + ncap * sizeof **children);
+    if (!h)
+        return -ENOMEM;
+    if (!*children)
+        h->extra_refs = 0;
+    *children = (struct dn_child *)(void *)(h + 1);
+    *cap = ncap;
+    return 0;
+}
+
+void dn_children_unref(struct dn_child *children)
+{
+    if (!children)
+        return;
+    union children_hdr *h = children_hdr(children);
+    if (__atomic_fetch_sub(&h->extra_refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(h); /* it was the last reference */
+}
+
 void dn_sample_clear(struct dn_sample *s)
 {
-    free(s->children);
+    dn_children_unref(s->children);
     dn_ebpf_sample_free(s->ebpf);
     dn_gpu_sample_free(s->gpu);
     memset(s, 0, sizeof *s);
@@ -19,22 +58,13 @@ void dn_sample_clear(struct dn_sample *s)
 int dn_sample_copy(struct dn_sample *dst, const struct dn_sample *src)
 {
     *dst = *src;
-    dst->children = NULL;
     dst->ebpf = NULL;
     dst->gpu = NULL;
-    if (src->nchildren) {
-        dst->children = malloc(src->nchildren * sizeof *dst->children);
-        if (!dst->children)
-            return -ENOMEM;
-        memcpy(dst->children, src->children, src->nchildren * sizeof *dst->children);
-    }
-    if (src->ebpf) {
-        dst->ebpf = dn_ebpf_sample_dup(src->ebpf);
-        if (!dst->ebpf) {
-            free(dst->children);
-            dst->children = NULL;
-            return -ENOMEM;
-        }
+    if (src->children) /* shared (immutable): one more reference */
+        __atomic_fetch_add(&children_hdr(src->children)->extra_refs, 1, __ATOMIC_RELAXED);
+    if (src->ebpf && !(dst->ebpf = dn_ebpf_sample_dup(src->ebpf))) {
+        dn_sample_clear(dst);
+        return -ENOMEM;
     }
     if (src->gpu && !(dst->gpu = dn_gpu_sample_dup(src->gpu))) {
         dn_sample_clear(dst);

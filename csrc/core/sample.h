@@ -42,7 +42,17 @@ struct dn_sample {
 };
 
 void dn_sample_clear(struct dn_sample *s);            /* frees owned memory, zeroes */
-int dn_sample_copy(struct dn_sample *dst, const struct dn_sample *src); /* deep copy; -ENOMEM */
+/* A copy of src: its children and off-CPU part are shared with src (immutable once the
+ * sample is taken, they are reference counted), the rest copied. 0 or -ENOMEM. */
+int dn_sample_copy(struct dn_sample *dst, const struct dn_sample *src);
+
+/* A sample's children array (dn_sample.children) is shared by the copies of the sample
+ * (the one kept in memory, the latest, the one handed to Python): a reference count sits
+ * in a header before its first element, so it comes only from dn_children_grow, which
+ * grows it while it is being built (one owner) as dn_grow does. dn_children_unref
+ * drops one reference (NULL: nothing), freeing it with the last. */
+int dn_children_grow(struct dn_child **children, size_t *cap, size_t need, size_t first);
+void dn_children_unref(struct dn_child *children);
 
 /* A growable list of samples. */
 struct dn_sample_vec {
