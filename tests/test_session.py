@@ -10,7 +10,7 @@ import pytest
 
 import denet
 
-from conftest import py_cmd
+from conftest import py_cmd, wait_until
 
 
 def test_full_disk_is_raised_at_stop_not_swallowed():
@@ -154,3 +154,33 @@ def test_execute_with_monitoring_warns_on_a_full_disk():
     with pytest.warns(RuntimeWarning, match="output_file"):
         code, _ = denet.execute_with_monitoring(["true"], output_file="/dev/full")
     assert code == 0
+
+
+def test_samples_kept_in_memory_are_the_samples_returned():
+    # A sample's children array is shared by the sample kept in memory, the latest one
+    # and the dict handed out (reference counted), and the kept ones live in chunks of
+    # mapped pages (sample.c, dn_sample_store_keep). Across several chunks (40 children:
+    # 9 KB a sample, 512 KB a chunk) and a clear_samples() in between, get_samples()
+    # must give back exactly what sample_once() returned.
+    cmd = ["sh", "-c", "for i in $(seq 40); do sleep 120 & done; wait"]
+    mon = denet.ProcessMonitor(cmd, store_in_memory=True)
+    kids = set()
+    try:
+        assert wait_until(lambda: len((mon.sample_once() or {}).get("children", [])) == 40)
+        mon.clear_samples()
+        first = [mon.sample_once() for _ in range(150)]
+        kids = {c["pid"] for c in first[0]["children"]}
+        assert all({c["pid"] for c in s["children"]} == kids for s in first)
+        assert mon.get_samples() == first
+        mon.clear_samples()
+        assert mon.get_samples() == []
+        second = [mon.sample_once() for _ in range(80)]
+        assert mon.get_samples() == second
+        assert {c["pid"] for c in second[-1]["children"]} == kids
+    finally:
+        for pid in kids:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        mon.stop()

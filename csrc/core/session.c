@@ -156,6 +156,8 @@ static void record_locked(struct dn_session *s, struct dn_sample *x)
         dn_writer_sample(&s->writer, x);
     dn_sample_clear(&s->latest);
     s->have_latest = s->latest_in_vec = false;
+    if (s->o.store_in_memory)
+        dn_sample_store_keep(&s->store, x);
     if (s->o.store_in_memory && dn_sample_vec_push(&s->samples, x) == 0) {
         s->latest_in_vec = true;
     } else {
@@ -789,6 +791,7 @@ void dn_session_destroy(struct dn_session *s)
     dn_tracker_close(s->tracker);
     dn_sample_vec_clear(&s->samples);
     dn_sample_clear(&s->latest);
+    dn_sample_store_close(&s->store);
     dn_ebpf_sample_free(s->final_ebpf);
     dn_gpu_close(s->gpu);
     free(s->gpu_error);

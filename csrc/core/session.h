@@ -70,6 +70,7 @@ struct dn_session {
     int writer_err;               /* the output file's first error (-errno), once closed */
     struct dn_metadata md;        /* md.cmd and md.executable are owned (malloc) */
     struct dn_sample_vec samples;
+    struct dn_sample_store store; /* where the samples kept put their children */
     struct dn_sample latest;      /* the last sample, when it is not samples' last item */
     bool have_latest;
     bool latest_in_vec;           /* the last sample is samples' last item (not copied) */
