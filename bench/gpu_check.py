@@ -478,18 +478,20 @@ def main():
                 rows.append([f"{elapsed:.1f}", pid, None if denet_mib is None else f"{denet_mib:.1f}",
                              used, diff, m.get("gpu_sm_utilization")])
             on_gpu = any(m.get("gpu_memory_bytes") for m in pids.values())
-            if cost is None and on_gpu and left() > 40:
-                cost = sample_once_cost(mon.get_pid())
-                calls = nvml_call_costs()
-                off_cost = off_gpu_cost()
-                raw = nvml_samples(set(pids))
-            elif len(sm_rows) < 4 and on_gpu and left() > 40:
+            # one SM reading first, before the costs below take their time (on a slow
+            # machine the workload may end meanwhile), then more after them
+            if len(sm_rows) < 4 and on_gpu and left() > 40 and (cost is not None or not sm_rows):
                 pmon = smi_pmon()
                 after = tree_pids(mon.latest_sample())
                 if pmon is not None:
                     for pid, m in sorted(after.items()):
                         sm_rows.append([f"{time.monotonic() - t0:.1f}", pid, m.get("gpu_sm_utilization"),
                                         pmon.get(pid)])
+            if cost is None and on_gpu and left() > 40:
+                cost = sample_once_cost(mon.get_pid())
+                calls = nvml_call_costs()
+                off_cost = off_gpu_cost()
+                raw = nvml_samples(set(pids))
         if mon.is_running():
             say("stopping the workload (time budget)")
             for sig in (signal.SIGTERM, signal.SIGKILL):

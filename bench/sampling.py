@@ -20,7 +20,9 @@ Tools, each timed per sample:
   process, the tree's shape, and the sample built as a dict.
 - denet eBPF (root): the same with enable_ebpf=True (its defaults: syscall counts and
   off-CPU figures in every sample), where one read of a BPF task iterator gives the tree.
-- each denet mode again with output_file= (JSON lines): the sample also written.
+- each denet mode again with output_file= (JSON lines): the sample also written; and again
+  with store_in_memory=True (the default; the others are measured without): the sample
+  also kept, as get_samples() returns them.
 Floors:
 - pread: one pread() of /proc/PID/stat per process of the tree, files kept open, nothing
   parsed (a C helper, timed inside itself): the least a /proc reader can do.
@@ -34,10 +36,11 @@ The /proc floor is pread + dicts, the eBPF floor BPF iterator + dicts.
 Within each of 15 rounds the tools take turns call by call, so that machine noise and
 cold caches hit all alike; each figure is the median of the rounds' means. The tables give
 wall-clock µs per sample and, in brackets, per process; "vs psutil" is how many times
-faster than psutil, "vs floor" how many times the floor (which writes no file). What the
-output file adds is the difference of the sampling thread's CPU time with and without it,
-round by round (less noisy than wall time on a shared machine); the files go to tmpfs
-(/dev/shm) when there is one, so that a disk's writeback is not counted.
+faster than psutil, "vs floor" how many times the floor (which writes no file and keeps
+nothing). What the output file adds, and what keeping the samples adds, is the
+difference of the sampling thread's CPU time with and without it, round by round (less
+noisy than wall time on a shared machine); the files go to tmpfs (/dev/shm) when there
+is one, so that a disk's writeback is not counted.
 
 Every tree is ended before the bench exits, on an error or Ctrl-C too: the bench closes
 the tree's control pipe (the tree exits and reaps its children), then kills what is left;
@@ -507,16 +510,18 @@ def main():
                     helpers.append(Helper(iter_argv))
                     tools["iter"] = ("helper", helpers[-1])
                 for name, on in modes:
-                    for out in (None, os.path.join(out_tmp, f"{name.strip('/')}-{n}.jsonl")):
-                        mon = denet.ProcessMonitor.from_pid(
-                            tree.root.pid, store_in_memory=False, enable_ebpf=on, quiet=True,
-                            **({"output_file": out} if out else {}))
+                    out = os.path.join(out_tmp, f"{name.strip('/')}-{n}.jsonl")
+                    for suffix, kw in (("", {}), (" + file", {"output_file": out}),
+                                       (" kept", {"store_in_memory": True})):
+                        kw = {"store_in_memory": False, **kw}
+                        mon = denet.ProcessMonitor.from_pid(tree.root.pid, enable_ebpf=on,
+                                                            quiet=True, **kw)
                         mons.append(mon)
                         s = mon.sample_once()
                         assert s["aggregated"]["process_count"] == n, (name, s["aggregated"])
                         if on:
                             assert mon.ebpf_error is None, mon.ebpf_error
-                        tools[name + (" + file" if out else "")] = ("py", mon.sample_once)
+                        tools[name + suffix] = ("py", mon.sample_once)
                 tasks[n] = system_tasks()
                 for state in ("idle", "active"):
                     results[(state, n)], cpu[(state, n)] = measure(tree, n, tools, args.rounds,
@@ -563,16 +568,20 @@ def main():
                          us(r["iter"], n) if "iter" in r else "-", str(tasks[n])])
     sysbench.print_table(["tree", "processes", "pread /proc/PID/stat", "15-field dicts",
                           "BPF task iterator", "tasks on the system"], rows)
-    print("\nwhat the output file adds, µs per process (the sampling thread's CPU time, the"
-          " median of the rounds' differences; the file on " + out_dir + "):")
-    rows = []
-    for state in ("idle", "active"):
-        for n in sizes:
-            c = cpu[(state, n)]
-            rows.append([state, str(n)] + [
-                f"{statistics.median(map(float.__sub__, c[name + ' + file'], c[name])) * 1e6 / n:.2f}"
-                for name, _ in modes])
-    sysbench.print_table(["tree", "processes"] + [f"denet {name}" for name, _ in modes], rows)
+    for suffix, what in ((" + file", "the output file adds, µs per process (the file on "
+                          + out_dir + ")"),
+                         (" kept", "keeping every sample in memory adds (store_in_memory=True,"
+                          " the default), µs per process")):
+        print(f"\nwhat {what}: the sampling thread's CPU time, the median of the rounds'"
+              " differences")
+        rows = []
+        for state in ("idle", "active"):
+            for n in sizes:
+                c = cpu[(state, n)]
+                rows.append([state, str(n)] + [
+                    f"{statistics.median(map(float.__sub__, c[name + suffix], c[name])) * 1e6 / n:.2f}"
+                    for name, _ in modes])
+        sysbench.print_table(["tree", "processes"] + [f"denet {name}" for name, _ in modes], rows)
     for note in notes:
         print("note:", note)
     return 0
