@@ -481,20 +481,21 @@ def test_rss_that_grows_while_the_process_does_not_run(path, request, monkeypatc
         mon.stop()
 
 
-# Told "N MIB", sleeps N times (N voluntary context switches) and then holds MIB MiB of
-# touched memory (the previous block is freed), and waits again.
+# Told "N MIB Q", sleeps N times (N voluntary context switches), holds Q real-time
+# signals queued (blocked: status's SigQ line shows them, one digit per power of ten),
+# then holds MIB MiB of touched memory (the previous block is freed), and waits again.
 SWITCHER = """
-    import os, resource, time
+    import os, resource, signal, time
     def burn(secs):
         t = time.process_time()
         while time.process_time() - t < secs:
             pass
-    # Ten involuntary switches or more first (preempted by a busy twin on the same CPU),
-    # so that the last line of status, which a text read ahead loses first, holds a
-    # number of two digits.
+    # A few involuntary switches first (preempted by a busy twin on the same CPU), so
+    # that the last line of status, which a text read ahead loses first, holds a number
+    # that is not 0.
     cpus = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(cpus)})
-    while resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw < 10:
+    while resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw < 3:
         twin = os.fork()
         if twin == 0:
             burn(0.03)
@@ -502,12 +503,20 @@ SWITCHER = """
         burn(0.03)
         os.waitpid(twin, 0)
     os.sched_setaffinity(0, cpus)
+    rt = signal.SIGRTMIN
+    signal.pthread_sigmask(signal.SIG_BLOCK, {rt})
+    queued = 0
     keep = b""
     say("ready")
     while (w := hear()) not in ("exit", ""):
-        n, mib = map(int, w.split())
+        n, mib, q = map(int, w.split())
         for _ in range(n):
             time.sleep(0.0002)
+        for _ in range(q - queued):
+            os.kill(os.getpid(), rt)  # real-time signals queue: one more each
+        for _ in range(queued - q):
+            signal.sigtimedwait([rt], 0)
+        queued = q
         keep = b""
         keep = b"\\1" * (mib << 20)
         say("ok")
@@ -515,20 +524,26 @@ SWITCHER = """
 
 
 def status_of(pid):
-    keys = ("VmRSS:", "voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")
+    """(the figures of /proc/PID/status the test checks, the length of the file). SigQ is
+    the number of signals queued for the user (every process of it), its first figure."""
     with open(f"/proc/{pid}/status") as f:
-        return {l.split(":")[0]: int(l.split()[1]) for l in f if l.startswith(keys)}
+        text = f.read()
+    keys = ("VmRSS:", "voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:", "SigQ:")
+    return ({l.split(":")[0]: int(l.split()[1].split("/")[0]) for l in text.splitlines()
+             if l.startswith(keys)}, len(text))
 
 
 @rss_exact
 @READ_PATHS
-def test_switches_and_memory_stay_exact_as_their_digits_grow(path, request, monkeypatch, steps):
+def test_switches_and_memory_stay_exact_as_status_grows_and_shrinks(path, request, monkeypatch,
+                                                                    steps):
     # A process that ran since the last sample has its stat, io and status read ahead,
-    # each read only as long as it was last time (collector.c, prefetch). status ends
-    # with the two context switch counts (its memory lines are padded to a fixed width):
-    # here the voluntary count grows by one digit, and once by two, between samples, so
-    # that the text read ahead stops short of its last line. Every sample must still hold
-    # what /proc/PID/status says, which this test reads itself while the process waits.
+    # each read only as long as it was last time (collector.c, prefetch). Between two
+    # samples here status grows by one byte, by two, and shrinks again (its SigQ line:
+    # signals queued for its user; its switch counts grow digits too), so that the text
+    # read ahead stops short of its last line, the two switch counts, or runs past the
+    # end. Every sample must still hold what /proc/PID/status says, which this test reads
+    # itself while the process waits.
     ebpf = use_path(path, request, monkeypatch)
     mon = monitor(program(steps, SWITCHER), ebpf, base_interval_ms=60000,
                   max_interval_ms=60000, stdout=steps.w)
@@ -537,30 +552,39 @@ def test_switches_and_memory_stay_exact_as_their_digits_grow(path, request, monk
         assert steps.expect() == "ready"
         pid = mon.get_pid()
         sample_of_idle(mon, [pid])
-        last = status_of(pid)
-        assert last["voluntary_ctxt_switches"] < 10 <= last["nonvoluntary_ctxt_switches"]
+        last, last_len = status_of(pid)
+        assert last["nonvoluntary_ctxt_switches"] > 0
         growth = []
         # a sample after every command: from the second on, each finds that the process
         # ran at the one before (what prefetch reads ahead for)
-        for n, mib in [(1, 0), (1, 0), (200, 0), (1, 100), (2000, 100), (1, 0), (2, 0)]:
-            steps.send(f"{n} {mib}")
+        q = 0  # signals the workload holds queued
+        for n, mib, sigq in [(1, 0, "keep"), (1, 0, "keep"), (1, 0, "+1"), (1, 100, "keep"),
+                             (1, 100, "+1"), (1, 0, "none"), (1, 0, "+2"), (200, 0, "none"),
+                             (1, 0, "keep")]:
+            # SigQ counts the user's queued signals: from what it shows, queue as many
+            # as take it to the next power of ten ("+1": one more digit) or the one after
+            users = last["SigQ"] - q
+            digits = len(str(last["SigQ"]))
+            q = {"keep": q, "none": 0, "+1": 10 ** digits - users,
+                 "+2": 10 ** (digits + 1) - users}[sigq]
+            steps.send(f"{n} {mib} {q}")
             assert steps.expect() == "ok"
             s, _ = sample_of_idle(mon, [pid])
             assert not s["children"], s["children"]
             s = s["parent"]
-            truth = status_of(pid)
+            truth, length = status_of(pid)
             assert s["ctx_switches_voluntary"] == truth["voluntary_ctxt_switches"], \
-                (path, n, mib, s["ctx_switches_voluntary"], truth)
+                (path, n, mib, sigq, s["ctx_switches_voluntary"], truth)
             assert s["ctx_switches_involuntary"] == truth["nonvoluntary_ctxt_switches"], \
-                (path, n, mib, s["ctx_switches_involuntary"], truth)
-            assert near(s["mem_rss_kb"], truth["VmRSS"]), (path, n, mib, s["mem_rss_kb"], truth)
-            growth.append(len(str(truth["voluntary_ctxt_switches"]))
-                          - len(str(last["voluntary_ctxt_switches"])))
-            last = truth
-        assert 2 in growth and 1 in growth, growth  # the text did grow
+                (path, n, mib, sigq, s["ctx_switches_involuntary"], truth)
+            assert near(s["mem_rss_kb"], truth["VmRSS"]), (path, n, mib, sigq, s["mem_rss_kb"], truth)
+            growth.append(length - last_len)
+            last, last_len = truth, length
+        # the text did grow by one byte and by two, and shrank
+        assert max(growth) >= 2 and 1 in growth and min(growth) < 0, growth
         # ran before the last sample, not since: its memory from the status read ahead
         s, _ = sample_of_idle(mon, [pid])
-        truth = status_of(pid)
+        truth, _ = status_of(pid)
         assert near(s["parent"]["mem_rss_kb"], truth["VmRSS"]), (path, s["parent"], truth)
         assert s["parent"]["ctx_switches_voluntary"] == truth["voluntary_ctxt_switches"]
         steps.send("exit")
