@@ -2,6 +2,8 @@
 import gc
 import os
 
+import pytest
+
 import denet
 from conftest import rss_exact
 
@@ -39,15 +41,22 @@ def test_ten_thousand_sample_once_calls_leave_rss_flat():
 
 
 @rss_exact
-def test_stored_samples_are_freed_by_clear_and_dealloc():
+@pytest.mark.parametrize("cmd", [["sleep", "30"], ["sh", "-c", "sleep 30 & sleep 30 & wait"]],
+                         ids=["one-process", "with-children"])
+def test_stored_samples_are_freed_by_clear_and_dealloc(cmd):
+    # with children, the kept samples' children arrays fill chunks of the sample store
+    # (3000 x 2 children: 1.3 MB, three chunks a round) that must be unmapped again
     before = None
     for round_ in range(6):
-        mon = denet.ProcessMonitor(["sleep", "30"])
+        mon = denet.ProcessMonitor(cmd)
         for _ in range(3000):
-            mon.sample_once()
+            s = mon.sample_once()
+        kids = [c["pid"] for c in s.get("children", [])]
+        assert len(kids) == (2 if cmd[0] == "sh" else 0), s
         assert len(mon.get_samples()) == 3000
         mon.clear_samples()
-        os.kill(mon.get_pid(), 9)
+        for pid in kids + [mon.get_pid()]:
+            os.kill(pid, 9)
         mon.wait()
         del mon
         gc.collect()
