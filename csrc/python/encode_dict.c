@@ -40,6 +40,10 @@ void dn_key_cache_clear(struct dn_key_cache *kc)
     }
     Py_CLEAR(kc->metrics_keys);
     Py_CLEAR(kc->metrics_template);
+    for (size_t i = 0; i < DN_VALUE_CACHE_SLOTS; i++) {
+        Py_CLEAR(kc->values[i]);
+        kc->value_at[i] = NULL;
+    }
 }
 
 int dn_key_cache_traverse(struct dn_key_cache *kc, visitproc visit, void *arg)
@@ -48,6 +52,8 @@ int dn_key_cache_traverse(struct dn_key_cache *kc, visitproc visit, void *arg)
         Py_VISIT(kc->keys[i]);
     Py_VISIT(kc->metrics_keys);
     Py_VISIT(kc->metrics_template);
+    for (size_t i = 0; i < DN_VALUE_CACHE_SLOTS; i++)
+        Py_VISIT(kc->values[i]);
     return 0;
 }
 
@@ -180,9 +186,31 @@ static void p_f64(void *ctx, const char *key, double v)
     VALUE(PyFloat_FromDouble(v))
 }
 
+/* The string of text v: the one made for the same address last time when the text
+ * there is the same (no new object), else a new one, kept for next time. */
+static PyObject *str_value(struct dn_key_cache *kc, const char *v)
+{
+    size_t len = strlen(v);
+    size_t h = ((uintptr_t)v >> 4 ^ (uintptr_t)v >> 14) & (DN_VALUE_CACHE_SLOTS - 1);
+    PyObject *c = kc->values[h];
+    if (c && kc->value_at[h] == v) {
+        Py_ssize_t n;
+        const char *u = PyUnicode_AsUTF8AndSize(c, &n);
+        if (u && (size_t)n == len && memcmp(u, v, len) == 0)
+            return Py_NewRef(c);
+        PyErr_Clear(); /* not representable as UTF-8: made anew */
+    }
+    PyObject *o = PyUnicode_DecodeUTF8(v, (Py_ssize_t)len, "replace");
+    if (o) {
+        Py_XSETREF(kc->values[h], Py_NewRef(o));
+        kc->value_at[h] = v;
+    }
+    return o;
+}
+
 static void p_str(void *ctx, const char *key, const char *v)
 {
-    VALUE(PyUnicode_DecodeUTF8(v, (Py_ssize_t)strlen(v), "replace"))
+    VALUE(str_value(b->kc, v))
 }
 
 static void p_null(void *ctx, const char *key)

@@ -10,6 +10,7 @@
 /* Dict keys are static C strings; their Python strings are made once and kept here
  * (in the module state), keyed by address. */
 #define DN_KEY_CACHE_SLOTS 512
+#define DN_VALUE_CACHE_SLOTS 1024
 
 struct dn_key_cache {
     const char *names[DN_KEY_CACHE_SLOTS];
@@ -19,6 +20,11 @@ struct dn_key_cache {
      * instead of growing (and being rebuilt) three times as its 26 keys go in. */
     PyObject *metrics_keys;
     PyObject *metrics_template;
+    /* String values by the address of their C text (commands, thread and process names
+     * come from the collectors' interned strings, the same address sample after sample):
+     * reused when the text there is still the same, checked byte for byte. */
+    const char *value_at[DN_VALUE_CACHE_SLOTS];
+    PyObject *values[DN_VALUE_CACHE_SLOTS];
 };
 
 void dn_key_cache_clear(struct dn_key_cache *kc);
