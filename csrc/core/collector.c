@@ -895,7 +895,8 @@ static int read_procfs(const struct dn_collector *c, struct dn_proc *p, struct d
                        ah.stat || ah.io || ah.status ? &ah : NULL) != 0)
         return -1;
     if (raw->num_threads > 1)
-        dn_procfs_read_threads(&p->fs, raw); /* its own files give the main thread's */
+        /* its own files give the main thread's */
+        dn_procfs_read_threads(&p->fs, raw, c->o.blkio_accounted);
     if (want_hwm)
         p->next_hwm_ns = t + DN_HWM_PERIOD_NS;
     p->last_raw = *raw;

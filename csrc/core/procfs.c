@@ -409,7 +409,7 @@ int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm,
     return 0;
 }
 
-int dn_procfs_read_threads(struct dn_procfs *p, struct dn_proc_raw *r)
+int dn_procfs_read_threads(struct dn_procfs *p, struct dn_proc_raw *r, bool blkio)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/task", (int)p->pid);
@@ -435,6 +435,8 @@ int dn_procfs_read_threads(struct dn_procfs *p, struct dn_proc_raw *r)
         parse_status(buf, &st);
         nv += st.nvcsw;
         niv += st.nivcsw;
+        if (!blkio)
+            continue;
         snprintf(fpath, sizeof fpath, "/proc/%d/task/%s/stat", (int)p->pid, e->d_name);
         fd = open(fpath, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
@@ -448,7 +450,8 @@ int dn_procfs_read_threads(struct dn_procfs *p, struct dn_proc_raw *r)
     closedir(d);
     r->nvcsw = nv;
     r->nivcsw = niv;
-    r->blkio_delay_ns = blkio_ticks * (1000000000ULL / (uint64_t)dn_clk_tck());
+    if (blkio)
+        r->blkio_delay_ns = blkio_ticks * (1000000000ULL / (uint64_t)dn_clk_tck());
     return 0;
 }
 

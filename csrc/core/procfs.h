@@ -79,10 +79,12 @@ struct dn_procfs_ahead {
 int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *out, bool want_hwm,
                    const uint64_t *cpu_ns, const struct dn_procfs_ahead *ahead);
 
-/* Context switches and block I/O delay of every live thread (/proc/PID/task/TID/status
- * and stat) into r, for a process with more than one thread: its own files give the
- * main thread's only. Returns 0 or -errno; a vanished thread is skipped. */
-int dn_procfs_read_threads(struct dn_procfs *p, struct dn_proc_raw *r);
+/* Context switches and, with blkio, block I/O delay of every live thread
+ * (/proc/PID/task/TID/status, and stat for the delay) into r, for a process with more
+ * than one thread: its own files give the main thread's only. Without blkio (the kernel
+ * does no delay accounting: the delay is not reported) no thread's stat is read.
+ * Returns 0 or -errno; a vanished thread is skipped. */
+int dn_procfs_read_threads(struct dn_procfs *p, struct dn_proc_raw *r, bool blkio);
 
 /* The CPU time of the whole thread group in ns (one clock_gettime). Returns 0, -ESRCH
  * when the process is gone, -ENOTSUP when its clock is unavailable. */
