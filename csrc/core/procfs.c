@@ -422,9 +422,10 @@ int dn_procfs_read_threads(struct dn_procfs *p, struct dn_proc_raw *r, bool blki
     while ((e = readdir(d))) {
         if (!isdigit((unsigned char)e->d_name[0]))
             continue;
-        char fpath[320];
-        snprintf(fpath, sizeof fpath, "/proc/%d/task/%s/status", (int)p->pid, e->d_name);
-        int fd = open(fpath, O_RDONLY | O_CLOEXEC);
+        /* relative to the task directory: the kernel walks two names, not five */
+        char fpath[300];
+        snprintf(fpath, sizeof fpath, "%s/status", e->d_name);
+        int fd = openat(dirfd(d), fpath, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             continue; /* exited meanwhile */
         ssize_t n = read_all(fd, buf, sizeof buf);
@@ -437,8 +438,8 @@ int dn_procfs_read_threads(struct dn_procfs *p, struct dn_proc_raw *r, bool blki
         niv += st.nivcsw;
         if (!blkio)
             continue;
-        snprintf(fpath, sizeof fpath, "/proc/%d/task/%s/stat", (int)p->pid, e->d_name);
-        fd = open(fpath, O_RDONLY | O_CLOEXEC);
+        snprintf(fpath, sizeof fpath, "%s/stat", e->d_name);
+        fd = openat(dirfd(d), fpath, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             continue;
         n = read_all(fd, buf, sizeof buf);
