@@ -296,22 +296,36 @@ static void parse_status(const char *buf, struct dn_status *st)
 #undef TAKE
 }
 
-/* The length of /proc/PID/io up to the end of its write_bytes line (the last one used),
- * or 0 when that line is not there whole. */
-static unsigned io_end(const char *buf)
+/* The length of text buf up to the end of the line that starts with key (after a
+ * newline), or 0 when that line is not there whole. */
+static unsigned line_end(const char *buf, const char *key)
 {
-    const char *s = strstr(buf, "\nwrite_bytes:");
+    const char *s = strstr(buf, key);
     const char *nl = s ? strchr(s + 1, '\n') : NULL;
     return nl ? (unsigned)(nl + 1 - buf) : 0;
 }
 
-/* The length of /proc/PID/status up to the end of its nonvoluntary_ctxt_switches line
- * (the last one used, and the file's last), or 0 when that line is not there whole. */
+/* /proc/PID/io up to the end of its write_bytes line (the last one used). */
+static unsigned io_end(const char *buf)
+{
+    return line_end(buf, "\nwrite_bytes:");
+}
+
+/* /proc/PID/status up to the end of its nonvoluntary_ctxt_switches line (the last one
+ * used, and the file's last). */
 static unsigned status_end(const char *buf)
 {
-    const char *s = strstr(buf, "\nnonvoluntary_ctxt_switches:");
-    const char *nl = s ? strchr(s + 1, '\n') : NULL;
-    return nl ? (unsigned)(nl + 1 - buf) : 0;
+    return line_end(buf, "\nnonvoluntary_ctxt_switches:");
+}
+
+/* status's memory (VmSize, VmRSS: statm's figures) into r; false when it has none. */
+static bool status_memory(const struct dn_status *st, struct dn_proc_raw *r)
+{
+    if (!st->have_mem || st->vm_size_kb == 0)
+        return false;
+    r->vsize_bytes = st->vm_size_kb * 1024;
+    r->rss_pages = st->vm_rss_kb / (uint64_t)dn_page_kb();
+    return true;
 }
 
 static void parse_io(const char *buf, struct dn_proc_raw *r)
@@ -383,13 +397,15 @@ int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm,
      * top read. statm is read only when status gives no memory. */
     struct dn_status st;
     const char *status = NULL;
-    if (ahead && ahead->after_clock && ahead->status && status_end(ahead->status)) {
+    unsigned end = ahead && ahead->after_clock && ahead->status ? status_end(ahead->status) : 0;
+    if (end) {
         status = ahead->status;
     } else if (read_file(p, p->status_fd, "status", buf, sizeof buf) > 0) {
         status = buf;
+        end = status_end(buf);
     }
     if (status) {
-        p->status_ahead_len = status_end(status);
+        p->status_ahead_len = end;
         parse_status(status, &st);
         r->nvcsw = st.nvcsw;
         r->nivcsw = st.nivcsw;
@@ -400,12 +416,8 @@ int dn_procfs_read(struct dn_procfs *p, struct dn_proc_raw *r, bool want_hwm,
     } else {
         st.have_mem = false;
     }
-    if (st.have_mem && st.vm_size_kb > 0) {
-        r->vsize_bytes = st.vm_size_kb * 1024;
-        r->rss_pages = st.vm_rss_kb / (uint64_t)dn_page_kb();
-    } else {
+    if (!status_memory(&st, r))
         dn_procfs_read_memory(p, r);
-    }
     return 0;
 }
 
@@ -490,11 +502,7 @@ int dn_procfs_parse_status_memory(const char *buf, struct dn_proc_raw *r)
     if (!status_end(buf)) /* cut short */
         return -EINVAL;
     parse_status(buf, &st);
-    if (!st.have_mem || st.vm_size_kb == 0)
-        return -EINVAL;
-    r->vsize_bytes = st.vm_size_kb * 1024;
-    r->rss_pages = st.vm_rss_kb / (uint64_t)dn_page_kb();
-    return 0;
+    return status_memory(&st, r) ? 0 : -EINVAL;
 }
 
 int dn_procfs_read_memory(struct dn_procfs *p, struct dn_proc_raw *r)

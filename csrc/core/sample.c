@@ -50,9 +50,7 @@ int dn_children_grow(struct dn_child **children, size_t *cap, size_t need, size_
 {
     if (need <= *cap)
         return 0;
-    size_t ncap = *cap ? *cap : first;
-    while (ncap < need)
-        ncap *= 2;
+    size_t ncap = dn_grow_cap(*cap, need, first);
     union children_hdr *h = *children ? children_hdr(*children) : NULL;
     h = realloc(h, sizeof *h + ncap * sizeof **children);
     if (!h)
