@@ -51,18 +51,25 @@ int dn_sample_copy(struct dn_sample *dst, const struct dn_sample *src);
  * in a header before its first element, so it comes only from dn_children_grow, which
  * grows it while it is being built (one owner) as dn_grow does. dn_children_unref
  * drops one reference (NULL: nothing), freeing it with the last. */
-int dn_children_grow(struct dn_child **children, size_t *cap, size_t need, size_t first);
+struct dn_sample_store;
+/* A new array (*children NULL) comes from store st when it is not NULL (a sample to be
+ * kept is built where it will stay), else from the heap. */
+int dn_children_grow(struct dn_child **children, size_t *cap, size_t need, size_t first,
+                     struct dn_sample_store *st);
 void dn_children_unref(struct dn_child *children);
+void dn_children_drop_spare(void); /* frees the array kept for reuse (sample.c) */
 
 /* Where the samples kept in memory (store_in_memory) put their children arrays: pages
  * mapped and faulted in 512 KB at a time, so that keeping a sample does not take a page
  * fault for each page of its array (about 14 µs each on the development VM, over half of
  * a 200-process sample). An array there is freed with its last reference as any other;
  * a chunk is unmapped with its last array. dn_sample_store_keep moves s's children
- * there (left where they are when no chunk can be mapped). */
+ * there (left where they are when no chunk can be mapped), or, when they were built
+ * there, gives back the room they did not use. */
 struct dn_chunk;
 struct dn_sample_store {
     struct dn_chunk *cur;
+    void *last; /* the array last placed in cur, whose unused end can be given back */
 };
 void dn_sample_store_keep(struct dn_sample_store *st, struct dn_sample *s);
 void dn_sample_store_close(struct dn_sample_store *st);

@@ -172,7 +172,7 @@ static int collect_locked(struct dn_session *s, struct dn_sample *out)
 {
     if (s->gone || !s->collector)
         return -ESRCH;
-    int rc = dn_collector_collect(s->collector, out);
+    int rc = dn_collector_collect(s->collector, out, s->o.store_in_memory ? &s->store : NULL);
     if (rc == -ESRCH)
         s->gone = true;
     if (rc == 0)

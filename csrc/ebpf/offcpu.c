@@ -130,6 +130,12 @@ struct dn_offcpu {
     size_t nmaps_read, maps_read_cap;
 
     struct dn_map_buf kbuf, trbuf, sbuf;
+    /* The key hash as read the time before kbuf (valid with kprev_ok): an entry at the
+     * same place with the same figures was taken then, and is skipped. Dropped whenever
+     * a key's base moves (free_dead_slots, fold), the one thing that would make taking
+     * the same figures again do something. */
+    struct dn_map_buf kprev;
+    bool kprev_ok;
     uint64_t ips[DN_OC_USTACK_DEPTH > DN_OC_KSTACK_DEPTH ? DN_OC_USTACK_DEPTH : DN_OC_KSTACK_DEPTH];
 
     uint64_t version; /* changes whenever what a snapshot shows may have changed */
@@ -738,6 +744,7 @@ static int free_dead_slots(struct dn_offcpu *o)
     }
     if (!ndead)
         goto out;
+    o->kprev_ok = false; /* bases move */
     qsort(dead, ndead, sizeof *dead, cmp_u64);
     for (size_t i = 0; i < o->keys.cap; i++) {
         struct acc_key *k = o->keys.slots[i];
@@ -790,6 +797,7 @@ static int fold(struct dn_offcpu *o)
     }
     if (!ngone)
         return 0;
+    o->kprev_ok = false; /* keys change generation */
 
     retire(o, &o->keys, offsetof(struct acc_key, k.tgid), offsetof(struct acc_key, gen), gone,
            ngone, retire_acc_key);
@@ -874,15 +882,30 @@ static int refresh(struct dn_offcpu *o)
     if (dn_change_gate_open(&o->keys_gate, &o->skel->bss->changes[0].keys,
                             sizeof o->skel->bss->changes[0], o->change_slots,
                             free_due || fold_now)) {
+        /* Most entries are as they were (the hash keeps an entry in place while only its
+         * figures change; a new one shifts those after it once): compared with the last
+         * read at the same place, not looked up. */
+        struct dn_map_buf last = o->kprev;
+        size_t same = o->kprev_ok ? last.n : 0;
+        o->kprev = o->kbuf;
+        o->kbuf = last;
+        o->kprev_ok = false;
         rc = dn_bpf_read_map(o->keys_fd, sizeof(struct dn_oc_key), sizeof(struct dn_oc_val),
                              DN_OC_KEYS_MAX, &o->kbuf);
-        if (rc)
+        if (rc) {
+            o->kbuf.n = 0;
             return rc;
-        const struct dn_oc_key *kk = o->kbuf.keys;
-        const struct dn_oc_val *kv = o->kbuf.vals;
-        for (size_t i = 0; i < o->kbuf.n; i++)
+        }
+        const struct dn_oc_key *kk = o->kbuf.keys, *pk = o->kprev.keys;
+        const struct dn_oc_val *kv = o->kbuf.vals, *pv = o->kprev.vals;
+        for (size_t i = 0; i < o->kbuf.n; i++) {
+            if (i < same && !memcmp(&kk[i], &pk[i], sizeof *kk) &&
+                !memcmp(&kv[i], &pv[i], sizeof *kv))
+                continue;
             if ((rc = update_key(o, &kk[i], &kv[i], NULL, NULL, NULL)))
                 return rc;
+        }
+        o->kprev_ok = true;
     }
     if (free_due) {
         if ((rc = free_dead_slots(o)))
@@ -1038,7 +1061,7 @@ void dn_offcpu_free(struct dn_offcpu *o)
     free(o->maps_read);
     free(o->known);
     free(o->views);
-    struct dn_map_buf *bufs[] = {&o->kbuf, &o->trbuf, &o->sbuf};
+    struct dn_map_buf *bufs[] = {&o->kbuf, &o->kprev, &o->trbuf, &o->sbuf};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         free(bufs[i]->keys);
         free(bufs[i]->vals);

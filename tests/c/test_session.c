@@ -11,6 +11,7 @@
 
 #include "core/procfs.h"
 #include "core/memchar.h"
+#include "core/sample.h"
 #include "core/session.h"
 #include "ebpf/ebpf_sample.h"
 
@@ -113,9 +114,80 @@ static void test_memchar_rules(void)
           m.psi_some_fraction);
 }
 
+static void fill(struct dn_child *c, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++) {
+        memset(&c[i], 0, sizeof c[i]);
+        c[i].pid = (pid_t)(1000 + i);
+        c[i].metrics.mem_rss_kb = 7 * i;
+    }
+}
+
+static bool filled(const struct dn_child *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (c[i].pid != (pid_t)(1000 + i) || c[i].metrics.mem_rss_kb != 7 * i)
+            return false;
+    return true;
+}
+
+/* Children arrays: built in the store (a kept sample), moved out when the tree outgrew
+ * the room reserved, trimmed to what they hold when kept; heap arrays reused. Run under
+ * ASan by `make asan` (a wrong size or a double unmap shows there). */
+static void test_children_arrays(void)
+{
+    struct dn_sample_store st = {0};
+    struct dn_child *a = NULL, *b = NULL, *c = NULL;
+    size_t acap = 0, bcap = 0, ccap = 0;
+    CHECK(dn_children_grow(&a, &acap, 1, 4, &st) == 0 && acap == 4, "array in the store");
+    fill(a, 0, 4);
+    CHECK(dn_children_grow(&a, &acap, 5, 4, &st) == 0 && acap >= 5 && filled(a, 4),
+          "outgrown array keeps its children");
+    fill(a, 4, 5);
+    struct dn_sample x = {.nchildren = 5, .children = a};
+    dn_sample_store_keep(&st, &x); /* a heap array: copied into the store */
+    CHECK(x.children != a && filled(x.children, 5), "kept array copied");
+
+    CHECK(dn_children_grow(&b, &bcap, 1, 64, &st) == 0 && bcap == 64, "second array");
+    fill(b, 0, 3);
+    struct dn_sample y = {.nchildren = 3, .children = b};
+    dn_sample_store_keep(&st, &y); /* built there: trimmed to 3 */
+    CHECK(y.children == b && filled(b, 3), "array built in the store stays");
+    CHECK(dn_children_grow(&c, &ccap, 1, 8, &st) == 0, "third array");
+    CHECK((char *)c > (char *)b && (size_t)((char *)c - (char *)b) < 4 * sizeof *b + 128,
+          "the room the kept array did not use is given back (%td bytes apart)",
+          (char *)c - (char *)b);
+    fill(c, 0, 8);
+    CHECK(filled(b, 3) && filled(x.children, 5), "neighbours untouched");
+    dn_children_unref(c);
+
+    struct dn_sample z;
+    CHECK(dn_sample_copy(&z, &y) == 0 && z.children == y.children, "copies share children");
+    dn_sample_clear(&y);
+    CHECK(filled(z.children, 3), "shared array outlives one owner");
+    dn_sample_clear(&z);
+    dn_sample_clear(&x);
+    dn_sample_store_close(&st); /* the chunk goes with its last array */
+
+    /* heap arrays: the last one freed is the next one's */
+    struct dn_child *h = NULL, *k = NULL;
+    size_t hcap = 0, kcap = 0;
+    CHECK(dn_children_grow(&h, &hcap, 1, 32, NULL) == 0, "heap array");
+    fill(h, 0, 32);
+    struct dn_child *was = h;
+    dn_children_unref(h);
+    CHECK(dn_children_grow(&k, &kcap, 1, 16, NULL) == 0 && k == was && kcap == 32,
+          "freed array reused (cap %zu)", kcap);
+    CHECK(dn_children_grow(&k, &kcap, 40, 16, NULL) == 0 && kcap >= 40 && filled(k, 32),
+          "reused array grows");
+    dn_children_unref(k);
+    dn_children_drop_spare();
+}
+
 int main(void)
 {
     test_memchar_rules();
+    test_children_arrays();
     struct dn_summary sum;
     int code;
     const char *const write_1mib[] = {"head", "-c", "1048576", "/dev/zero", NULL};
