@@ -1,10 +1,12 @@
 #include "symbolize/usym.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/grow.h"
 #include "core/htab.h"
@@ -55,6 +57,8 @@ struct dn_usym {
     struct dn_htab procs; /* tgid -> struct pmaps */
     char path_buf[4200];
     char sym_buf[512], src_buf[512]; /* the last result, copied out of the shared cache */
+    char *text; /* the last maps file read */
+    size_t text_cap;
 };
 
 struct dn_usym *dn_usym_new(void)
@@ -84,39 +88,84 @@ void dn_usym_free(struct dn_usym *u)
     for (size_t i = 0; i < u->procs.cap; i++)
         pmaps_free(u->procs.slots[i]);
     dn_htab_free(&u->procs);
+    free(u->text);
     free(u);
 }
 
-static int parse_maps(FILE *f, struct pmaps *p)
+/* A hexadecimal or decimal field at *s, and *s past it; false when there is none. */
+static bool field(const char **s, const char *end, unsigned base, unsigned long long *out)
 {
-    char line[4352];
+    const char *c = *s;
+    unsigned long long v = 0;
+    for (; c < end; c++) {
+        unsigned d = *c >= '0' && *c <= '9'                  ? (unsigned)(*c - '0')
+                     : base == 16 && *c >= 'a' && *c <= 'f' ? (unsigned)(*c - 'a' + 10)
+                                                            : 99;
+        if (d >= base)
+            break;
+        v = v * base + d;
+    }
+    if (c == *s)
+        return false;
+    *out = v;
+    *s = c;
+    return true;
+}
+
+/* One line of /proc/PID/maps, "start-end perms offset maj:min inode   path", in
+ * [line, end): into *m when it is executable code (1), 0 when it is not, -1 when
+ * malformed. Parsed by hand: sscanf took half of reading a process's maps. */
+static int parse_line(const char *line, const char *end, struct xmap *m, const char **path,
+                      size_t *path_len)
+{
+    const char *c = line;
+    unsigned long long start, stop, off, dev, ino;
+    if (!field(&c, end, 16, &start) || c == end || *c++ != '-' || !field(&c, end, 16, &stop) ||
+        end - c < 6 || *c != ' ')
+        return -1;
+    if (c[3] != 'x') /* "rwxp": frames are in code only */
+        return 0;
+    c += 6;
+    if (!field(&c, end, 16, &off) || c == end || *c++ != ' ' || !field(&c, end, 16, &dev) ||
+        c == end || *c++ != ':' || !field(&c, end, 16, &dev) || c == end || *c++ != ' ' ||
+        !field(&c, end, 10, &ino))
+        return -1;
+    while (c < end && *c == ' ')
+        c++;
+    *m = (struct xmap){start, stop, off, ino, K_ANON, NULL};
+    *path = c;
+    *path_len = (size_t)(end - c);
+    return 1;
+}
+
+static int parse_maps(const char *text, size_t len, struct pmaps *p)
+{
     size_t cap = 0;
-    while (fgets(line, sizeof line, f)) {
-        unsigned long long start, end, off, ino;
-        char perms[8];
-        unsigned maj, min;
-        int path_at = 0;
-        if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu %n", &start, &end, perms, &off, &maj, &min,
-                   &ino, &path_at) < 7)
+    for (const char *line = text, *stop = text + len; line < stop;) {
+        const char *end = memchr(line, '\n', (size_t)(stop - line));
+        if (!end)
+            end = stop;
+        struct xmap m;
+        const char *path;
+        size_t plen;
+        int r = parse_line(line, end, &m, &path, &plen);
+        line = end + 1;
+        if (r <= 0)
             continue;
-        if (!strchr(perms, 'x')) /* frames are in code only */
-            continue;
-        char *path = path_at ? line + path_at : line + strlen(line);
-        path[strcspn(path, "\n")] = '\0';
-        struct xmap m = {start, end, off, ino, K_ANON, NULL};
-        size_t len = strlen(path);
-        if (path[0] == '/') {
-            static const char del[] = " (deleted)";
-            if (strncmp(path, "/memfd:", 7) == 0)
+        static const char del[] = " (deleted)";
+        if (plen && path[0] == '/') {
+            if (plen > 7 && memcmp(path, "/memfd:", 7) == 0)
                 m.kind = K_MEMFD;
-            else if (len > sizeof del - 1 && strcmp(path + len - (sizeof del - 1), del) == 0)
+            else if (plen > sizeof del - 1 &&
+                     memcmp(path + plen - (sizeof del - 1), del, sizeof del - 1) == 0)
                 m.kind = K_DELETED;
             else
                 m.kind = K_FILE;
-        } else if (strcmp(path, "[vdso]") == 0 || strcmp(path, "[vsyscall]") == 0) {
+        } else if ((plen == 6 && memcmp(path, "[vdso]", 6) == 0) ||
+                   (plen == 10 && memcmp(path, "[vsyscall]", 10) == 0)) {
             m.kind = K_SPECIAL;
         }
-        if ((m.kind == K_FILE || m.kind == K_SPECIAL) && !(m.path = strdup(path)))
+        if ((m.kind == K_FILE || m.kind == K_SPECIAL) && !(m.path = strndup(path, plen)))
             return -ENOMEM;
         if (dn_grow(&p->v, &cap, p->n + 1, sizeof *p->v, 16)) {
             free(m.path);
@@ -127,21 +176,52 @@ static int parse_maps(FILE *f, struct pmaps *p)
     return 0;
 }
 
+/* The whole text of a /proc file into u->text (grown as needed): its length, or -errno. */
+static ssize_t read_text(struct dn_usym *u, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t len = 0;
+    for (;;) {
+        if (u->text_cap - len < 4096) {
+            size_t ncap = u->text_cap ? 2 * u->text_cap : 16384;
+            char *t = realloc(u->text, ncap);
+            if (!t) {
+                close(fd);
+                return -ENOMEM;
+            }
+            u->text = t;
+            u->text_cap = ncap;
+        }
+        ssize_t got = read(fd, u->text + len, u->text_cap - len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        if (got == 0)
+            break;
+        len += (size_t)got;
+    }
+    close(fd);
+    return (ssize_t)len;
+}
+
 int dn_usym_read_maps(struct dn_usym *u, pid_t tgid)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/maps", (int)tgid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return -errno;
+    ssize_t len = read_text(u, path);
+    if (len < 0)
+        return (int)len;
     struct pmaps *p = calloc(1, sizeof *p);
-    if (!p) {
-        fclose(f);
+    if (!p)
         return -ENOMEM;
-    }
     p->tgid = (uint32_t)tgid;
-    int rc = parse_maps(f, p);
-    fclose(f);
+    int rc = parse_maps(u->text, (size_t)len, p);
     if (rc == 0 && p->n == 0)
         rc = -ENOENT; /* a zombie: nothing mapped any more */
     if (rc) {

@@ -160,6 +160,18 @@ static void test_usym(void)
     if (dfd >= 0 && ftruncate(dfd, 4096) == 0)
         del = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, dfd, 0);
     unlink(path);
+    /* a path with spaces (the rest of the line is the path) */
+    char spaced[] = "/tmp/denet offcpu test XXXXXX";
+    int sfd = mkstemp(spaced);
+    void *sp = MAP_FAILED;
+    if (sfd >= 0 && ftruncate(sfd, 4096) == 0)
+        sp = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, sfd, 0);
+    /* maps text far longer than the first read buffer: 800 mappings that cannot merge */
+    enum { NMAPS = 800 };
+    char *many = mmap(NULL, NMAPS * 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (many != MAP_FAILED)
+        for (int i = 0; i < NMAPS; i += 2)
+            mprotect(many + (size_t)i * 4096, 4096, PROT_READ | PROT_EXEC);
 
     CHECK(dn_usym_read_maps(u, me) == 0 && dn_usym_has_maps(u, me), "reading our maps");
     uint64_t fn = (uint64_t)(uintptr_t)marker_function;
@@ -195,6 +207,23 @@ static void test_usym(void)
     }
     dn_usym_resolve(u, me, 16, 16, &f);
     CHECK(f.status == DN_USYM_UNMAPPED && !f.symbol, "unmapped: %d", f.status);
+    if (sp != MAP_FAILED) {
+        dn_usym_resolve(u, me, (uint64_t)(uintptr_t)sp + 8, 0, &f);
+        CHECK(f.module && strcmp(f.module, strrchr(spaced, '/') + 1) == 0 && !f.symbol,
+              "path with spaces: module %s", f.module ? f.module : "-");
+        munmap(sp, 4096);
+    }
+    if (many != MAP_FAILED) {
+        dn_usym_resolve(u, me, (uint64_t)(uintptr_t)many + (NMAPS - 2) * 4096 + 8, 0, &f);
+        CHECK(f.status == DN_USYM_ANON, "last of %d mappings: %d", NMAPS, f.status);
+        dn_usym_resolve(u, me, (uint64_t)(uintptr_t)many + (NMAPS - 1) * 4096 + 8, 0, &f);
+        CHECK(f.status == DN_USYM_UNMAPPED, "not code: %d", f.status);
+        munmap(many, NMAPS * 4096);
+    }
+    if (sfd >= 0) {
+        unlink(spaced);
+        close(sfd);
+    }
 
     /* a process that is gone keeps the maps read before */
     CHECK(dn_usym_read_maps(u, 0x3fffff00) < 0, "no such process");
