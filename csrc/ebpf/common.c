@@ -27,8 +27,10 @@ void dn_ebpf_explain(char *buf, size_t len, const char *what, int neg_errno)
         fix = "the kernel lacks BTF or the tracepoint; a kernel with "
               "CONFIG_DEBUG_INFO_BTF=y (/sys/kernel/btf/vmlinux) is needed";
     else if (e == ENOTSUP || e == EOPNOTSUPP || e == EINVAL)
-        fix = "the kernel does not support BTF tracepoints (tp_btf); Linux 5.5 or newer "
-              "with CONFIG_DEBUG_INFO_BTF=y is needed";
+        fix = "the kernel refused a BPF program: it lacks BTF tracepoints (tp_btf; Linux "
+              "5.5 or newer with CONFIG_DEBUG_INFO_BTF=y is needed), or its verifier "
+              "rejected the program (set DENET_DEBUG_BPF=1 to see the verifier's log, and "
+              "report it with the kernel version)";
     else if (e == ENOMEM || e == E2BIG)
         fix = "raise the locked-memory limit (ulimit -l) or free memory";
     else
