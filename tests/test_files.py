@@ -4,6 +4,7 @@ writers and from the Python ones: values compared, not just counted."""
 import json
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -346,3 +347,47 @@ def test_c_writers_escape_odd_strings(tmp_path, fmt, steps):
     assert any(c["command"] == want for s in samples for c in s["children"])
     if fmt != "csv":
         assert records[0]["kind"] == "metadata" and records[0]["cmd"] == cmd
+
+
+@pytest.mark.parametrize("ebpf", [False, True], ids=["procfs", "ebpf"])
+def test_dicts_match_the_file_sample_after_sample_while_the_tree_changes(tmp_path, ebpf, request):
+    # A Metrics dict is built from the one made for the same process the sample before
+    # (only what changed is made again): each dict sample_once() returns must still be
+    # what the JSON writer, which builds its text afresh, wrote for that same sample, and
+    # a dict the caller changes must not leak into the next sample. The tree churns
+    # through some 250 short-lived processes (pids that go, and entries dropped) while
+    # one child grows its memory.
+    if ebpf:
+        request.getfixturevalue("require_ebpf")
+    path = tmp_path / "run.jsonl"
+    grow = ("import time\nb = []\nfor i in range(60):\n"
+            "    b.append(bytearray(256 * 1024)); time.sleep(0.02)\n")
+    script = (f"{sys.executable} -c '{grow}' & "
+              "for j in 1 2 3 4 5; do for i in $(seq 50); do sleep 0.02 & done; wait; done; wait")
+    mon = denet.ProcessMonitor(["sh", "-c", script], base_interval_ms=1000, max_interval_ms=1000,
+                               output_file=str(path), enable_ebpf=ebpf, store_in_memory=False,
+                               quiet=True)
+    got = []
+    while mon.is_running():
+        s = mon.sample_once()
+        if s is None:
+            break
+        got.append(json.loads(json.dumps(s)))  # a deep copy, before the caller's changes
+        for c in s["children"]:
+            c["metrics"]["mem_rss_kb"] = -1  # what a caller may do with its dicts
+            del c["metrics"]["ts_ms"]
+        s["parent"].clear()
+        time.sleep(0.01)
+    mon.stop()
+    written = [r for r in load_metrics(path) if "children" in r]
+    by_ts = {r["ts_ms"]: r for r in written}
+    matched = [g for g in got if g["ts_ms"] in by_ts]
+    assert len(matched) >= 20, (len(got), len(written))
+    pids, rss = set(), {}
+    for g in matched:
+        assert g == by_ts[g["ts_ms"]], g["ts_ms"]
+        for c in g["children"]:
+            pids.add(c["pid"])
+            rss.setdefault(c["pid"], set()).add(c["metrics"]["mem_rss_kb"])
+    assert len(pids) >= 100, len(pids)
+    assert max(len(v) for v in rss.values()) >= 5, "no child's memory changed across samples"

@@ -20,10 +20,10 @@ static void emit_gpu(const struct dn_emitter *e, const struct dn_gpu_sample *g);
 static void emit_gpu_summary(const struct dn_emitter *e, const char *key,
                              const struct dn_gpu_summary *g);
 
-void dn_emit_metrics_fields(const struct dn_emitter *e, const struct dn_metrics *m)
+void dn_emit_metrics_fields(const struct dn_emitter *e, const struct dn_metrics *m, int64_t id)
 {
     if (OPS->metrics) {
-        OPS->metrics(CTX, m);
+        OPS->metrics(CTX, m, id);
         return;
     }
     for (size_t i = 0; i < dn_metrics_nfields; i++) {
@@ -271,7 +271,7 @@ static void emit_children(const struct dn_emitter *e, const char *key, const str
         OPS->i64(CTX, "ppid", c->ppid);
         OPS->str(CTX, "command", c->command ? c->command : "");
         OPS->begin_object(CTX, "metrics");
-        dn_emit_metrics_fields(e, &c->metrics);
+        dn_emit_metrics_fields(e, &c->metrics, c->pid);
         OPS->end_object(CTX);
         OPS->end_object(CTX);
     }
@@ -290,7 +290,7 @@ void dn_emit_sample(const struct dn_emitter *e, const struct dn_sample *s, bool 
         OPS->begin_object(CTX, NULL);
         if (tag)
             OPS->str(CTX, "kind", "sample");
-        dn_emit_metrics_fields(e, &s->parent);
+        dn_emit_metrics_fields(e, &s->parent, DN_METRICS_ID_PARENT);
         if (s->ebpf)
             emit_ebpf(e, s->ebpf);
         dn_emit_memchar_sample(e, s);
@@ -305,7 +305,7 @@ void dn_emit_sample(const struct dn_emitter *e, const struct dn_sample *s, bool 
     OPS->i64(CTX, "ts_ms", s->ts_ms);
     if (s->has_parent) {
         OPS->begin_object(CTX, "parent");
-        dn_emit_metrics_fields(e, &s->parent);
+        dn_emit_metrics_fields(e, &s->parent, DN_METRICS_ID_PARENT);
         OPS->end_object(CTX);
     } else {
         OPS->null(CTX, "parent");
@@ -313,7 +313,7 @@ void dn_emit_sample(const struct dn_emitter *e, const struct dn_sample *s, bool 
     emit_children(e, "children", s);
     if (s->has_aggregated) {
         OPS->begin_object(CTX, "aggregated");
-        dn_emit_metrics_fields(e, &s->aggregated);
+        dn_emit_metrics_fields(e, &s->aggregated, DN_METRICS_ID_AGGREGATED);
         OPS->u64(CTX, "process_count", s->process_count);
         if (s->ebpf)
             emit_ebpf(e, s->ebpf);

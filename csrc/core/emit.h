@@ -29,8 +29,10 @@ struct dn_emitter_ops {
     /* begin_object with a key made at run time ("pid:tid"), not a static string */
     void (*begin_object_dyn)(void *ctx, const char *key);
     /* Optional (NULL: one call above for each field): the Metrics fields, in schema order,
-     * into the object being written, as dn_emit_metrics_fields() defines them. */
-    void (*metrics)(void *ctx, const struct dn_metrics *m);
+     * into the object being written, as dn_emit_metrics_fields() defines them. id says
+     * whose they are (a child's pid, or one of DN_METRICS_ID_*), so that a back end may
+     * reuse what it made for the same one the last time. */
+    void (*metrics)(void *ctx, const struct dn_metrics *m, int64_t id);
 };
 
 struct dn_emitter {
@@ -47,8 +49,13 @@ struct dn_metadata {
 };
 
 /* The kind tag ("kind": "tree"/"sample"/...) is written when tag is true (files). */
-/* The Metrics fields, in schema order, into the object being written. */
-void dn_emit_metrics_fields(const struct dn_emitter *e, const struct dn_metrics *m);
+/* Ids of Metrics that are not a child's (whose id is its pid). */
+#define DN_METRICS_ID_PARENT (-1)
+#define DN_METRICS_ID_AGGREGATED (-2)
+
+/* The Metrics fields, in schema order, into the object being written; id as for the
+ * `metrics` op. */
+void dn_emit_metrics_fields(const struct dn_emitter *e, const struct dn_metrics *m, int64_t id);
 /* The children list of a tree sample, as a top-level list. */
 void dn_emit_children(const struct dn_emitter *e, const struct dn_sample *s);
 void dn_emit_sample(const struct dn_emitter *e, const struct dn_sample *s, bool tag);

@@ -622,8 +622,9 @@ static void j_f64(void *ctx, const char *key, double v)
 }
 
 /* The Metrics fields, in one call rather than one for each field. */
-static void j_metrics(void *ctx, const struct dn_metrics *m)
+static void j_metrics(void *ctx, const struct dn_metrics *m, int64_t id)
 {
+    (void)id; /* text is written afresh each time */
     struct dn_json_writer *w = ctx;
     for (size_t i = 0; i < dn_metrics_nfields; i++) {
         const struct dn_field *f = &dn_metrics_fields[i];

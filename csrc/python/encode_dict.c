@@ -12,6 +12,15 @@ struct py_builder {
     struct dn_key_cache *kc;
 };
 
+/* A record of dn_key_cache.memo: the Metrics dict made last for one id, kept privately,
+ * and the C values it holds. */
+struct metrics_memo {
+    int64_t id;    /* key */
+    uint64_t used; /* the conversion that used it last */
+    struct dn_metrics last;
+    PyObject *dict;
+};
+
 /* The interned Python string for a static C key (borrowed), or NULL on error. */
 static PyObject *key_object(struct dn_key_cache *kc, const char *name)
 {
@@ -44,6 +53,15 @@ void dn_key_cache_clear(struct dn_key_cache *kc)
         Py_CLEAR(kc->values[i]);
         kc->value_at[i] = NULL;
     }
+    for (size_t i = 0; i < kc->memo.cap; i++) {
+        struct metrics_memo *mm = kc->memo.slots[i];
+        if (mm) {
+            Py_XDECREF(mm->dict);
+            free(mm);
+        }
+    }
+    dn_htab_free(&kc->memo);
+    memset(&kc->memo, 0, sizeof kc->memo);
 }
 
 int dn_key_cache_traverse(struct dn_key_cache *kc, visitproc visit, void *arg)
@@ -54,6 +72,11 @@ int dn_key_cache_traverse(struct dn_key_cache *kc, visitproc visit, void *arg)
     Py_VISIT(kc->metrics_template);
     for (size_t i = 0; i < DN_VALUE_CACHE_SLOTS; i++)
         Py_VISIT(kc->values[i]);
+    for (size_t i = 0; i < kc->memo.cap; i++) {
+        struct metrics_memo *mm = kc->memo.slots[i];
+        if (mm)
+            Py_VISIT(mm->dict);
+    }
     return 0;
 }
 
@@ -223,48 +246,124 @@ static void p_boolean(void *ctx, const char *key, bool v)
     VALUE(PyBool_FromLong(v))
 }
 
-/* The Metrics fields into the current dict: a copy of the template (every key, set to
- * None), then each value that is not null. A dict that already has keys gets them one
- * by one (same keys, same order). */
-static void p_metrics(void *ctx, const struct dn_metrics *m)
+static void memo_drop(struct dn_key_cache *kc, struct metrics_memo *mm)
+{
+    dn_htab_del(&kc->memo, &mm->id);
+    Py_XDECREF(mm->dict);
+    free(mm);
+}
+
+/* id's record, made when there is none (NULL: out of memory, no reuse). */
+static struct metrics_memo *memo_get(struct dn_key_cache *kc, int64_t id)
+{
+    if (!kc->memo.ksz)
+        dn_htab_init(&kc->memo, sizeof(int64_t));
+    struct metrics_memo *mm = dn_htab_get(&kc->memo, &id);
+    if (!mm) {
+        if (!(mm = calloc(1, sizeof *mm)))
+            return NULL;
+        mm->id = id;
+        if (dn_htab_put(&kc->memo, mm) != 0) {
+            free(mm);
+            return NULL;
+        }
+    }
+    if (mm->used != kc->conversions) {
+        mm->used = kc->conversions;
+        kc->memo_used++;
+    }
+    return mm;
+}
+
+/* After a conversion: the records it did not use go once they outnumber the used. */
+static void memo_sweep(struct dn_key_cache *kc)
+{
+    if (kc->memo.n <= 2 * kc->memo_used + 64)
+        return;
+    for (size_t i = 0; i < kc->memo.cap;) {
+        struct metrics_memo *mm = kc->memo.slots[i];
+        if (mm && mm->used != kc->conversions) {
+            memo_drop(kc, mm); /* the table shifts: look at slot i again */
+            continue;
+        }
+        i++;
+    }
+}
+
+static PyObject *value_object(enum dn_value_kind k, const union dn_value *v)
+{
+    switch (k) {
+    case DN_VALUE_NULL:
+        return Py_NewRef(Py_None);
+    case DN_VALUE_I64:
+        return PyLong_FromLongLong(v->i);
+    case DN_VALUE_U64:
+        return PyLong_FromUnsignedLongLong(v->u);
+    default:
+        return PyFloat_FromDouble(v->f);
+    }
+}
+
+/* The Metrics fields into the current dict. A fresh dict starts as a copy of the one
+ * made last time for the same id, then takes the values that changed since (compared
+ * in C); the first time, as a copy of the template (every key, set to None), then takes
+ * each value that is not null. A dict that already has keys gets them one by one (same
+ * keys, same order). */
+static void p_metrics(void *ctx, const struct dn_metrics *m, int64_t id)
 {
     struct py_builder *b = ctx;
     if (b->failed)
         return;
     PyObject *cur = b->depth > 0 ? b->stack[b->depth - 1] : NULL;
     bool fresh = cur && PyDict_CheckExact(cur) && PyDict_GET_SIZE(cur) == 0;
-    if (fresh && (metrics_template(b->kc) < 0 || PyDict_Update(cur, b->kc->metrics_template) < 0)) {
+    if (!fresh) {
+        for (size_t i = 0; i < dn_metrics_nfields && !b->failed; i++) {
+            union dn_value v;
+            enum dn_value_kind k = dn_field_value(m, &dn_metrics_fields[i], &v);
+            attach(b, dn_metrics_fields[i].name, value_object(k, &v));
+        }
+        return;
+    }
+    if (metrics_template(b->kc) < 0) {
         b->failed = true;
         return;
     }
-    for (size_t i = 0; i < dn_metrics_nfields && !b->failed; i++) {
-        const struct dn_field *f = &dn_metrics_fields[i];
-        union dn_value v;
-        PyObject *obj;
-        switch (dn_field_value(m, f, &v)) {
-        case DN_VALUE_NULL:
-            if (fresh)
-                continue; /* None already */
-            obj = Py_NewRef(Py_None);
-            break;
-        case DN_VALUE_I64:
-            obj = PyLong_FromLongLong(v.i);
-            break;
-        case DN_VALUE_U64:
-            obj = PyLong_FromUnsignedLongLong(v.u);
-            break;
-        default:
-            obj = PyFloat_FromDouble(v.f);
-            break;
-        }
-        if (!fresh) {
-            attach(b, f->name, obj);
-            continue;
-        }
-        if (!obj || PyDict_SetItem(cur, PyTuple_GET_ITEM(b->kc->metrics_keys, (Py_ssize_t)i), obj) < 0)
-            b->failed = true;
-        Py_XDECREF(obj);
+    struct metrics_memo *mm = memo_get(b->kc, id);
+    bool reuse = mm && mm->dict;
+    if (PyDict_Update(cur, reuse ? mm->dict : b->kc->metrics_template) < 0) {
+        b->failed = true;
+        return;
     }
+    for (size_t i = 0; i < dn_metrics_nfields; i++) {
+        const struct dn_field *f = &dn_metrics_fields[i];
+        union dn_value v = {0}, was = {0};
+        enum dn_value_kind k = dn_field_value(m, f, &v);
+        if (reuse) {
+            if (dn_field_value(&mm->last, f, &was) == k && !memcmp(&v, &was, sizeof v))
+                continue; /* unchanged: the copy has it */
+        } else if (k == DN_VALUE_NULL) {
+            continue; /* None already */
+        }
+        PyObject *key = PyTuple_GET_ITEM(b->kc->metrics_keys, (Py_ssize_t)i);
+        PyObject *obj = value_object(k, &v);
+        bool ok = obj && PyDict_SetItem(cur, key, obj) == 0 &&
+                  (!reuse || PyDict_SetItem(mm->dict, key, obj) == 0);
+        Py_XDECREF(obj);
+        if (!ok) {
+            if (mm)
+                memo_drop(b->kc, mm); /* it may no longer hold mm->last */
+            b->failed = true;
+            return;
+        }
+    }
+    if (!mm)
+        return;
+    if (!reuse && !(mm->dict = PyDict_Copy(cur))) {
+        memo_drop(b->kc, mm);
+        b->failed = true;
+        return;
+    }
+    memcpy(&mm->last, m, sizeof *m);
 }
 
 static const struct dn_emitter_ops py_ops = {
@@ -287,7 +386,10 @@ PyObject *dn_sample_to_dict(struct dn_key_cache *kc, const struct dn_sample *s)
 {
     struct py_builder b = {.kc = kc};
     struct dn_emitter e = {&py_ops, &b};
+    kc->conversions++;
+    kc->memo_used = 0;
     dn_emit_sample(&e, s, false);
+    memo_sweep(kc);
     return finish(&b);
 }
 

@@ -6,6 +6,7 @@
 #include <Python.h>
 
 #include "core/emit.h"
+#include "core/htab.h"
 
 /* Dict keys are static C strings; their Python strings are made once and kept here
  * (in the module state), keyed by address. */
@@ -25,6 +26,14 @@ struct dn_key_cache {
      * reused when the text there is still the same, checked byte for byte. */
     const char *value_at[DN_VALUE_CACHE_SLOTS];
     PyObject *values[DN_VALUE_CACHE_SLOTS];
+    /* The Metrics dict made last for each id (a child's pid, the parent, the aggregate),
+     * kept privately with the C values it holds: the next one for the same id is a copy
+     * of it (its key table cloned at once), with only the values that changed made and
+     * set. A process that slept since has only its timestamp to change. Records not used
+     * by a conversion are dropped once they outnumber the used ones. */
+    struct dn_htab memo; /* struct metrics_memo, by id */
+    uint64_t conversions; /* sample conversions so far */
+    size_t memo_used;     /* records the current conversion used */
 };
 
 void dn_key_cache_clear(struct dn_key_cache *kc);

@@ -301,7 +301,7 @@ static void test_metrics_fields(void)
         /* in one call, keys from the table */
         dn_json_emitter(&e, &w, &one, &keys);
         e.ops->begin_object(e.ctx, NULL);
-        dn_emit_metrics_fields(&e, &m);
+        dn_emit_metrics_fields(&e, &m, DN_METRICS_ID_PARENT);
         e.ops->end_object(e.ctx);
         /* field by field, each key escaped */
         dn_json_emitter(&e, &w, &each, NULL);
@@ -309,7 +309,7 @@ static void test_metrics_fields(void)
         by_field.metrics = NULL;
         e.ops = &by_field;
         e.ops->begin_object(e.ctx, NULL);
-        dn_emit_metrics_fields(&e, &m);
+        dn_emit_metrics_fields(&e, &m, DN_METRICS_ID_PARENT);
         e.ops->end_object(e.ctx);
         ref_metrics(&want, &m);
         CHECK(!strcmp(one.data, want.data), "metrics in one call: %s\nprintf: %s", one.data,
