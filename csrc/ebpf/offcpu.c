@@ -64,6 +64,8 @@ struct acc_key {
     uint64_t base_count, base_total_ns; /* as for acc_thread */
     struct symstack *us, *ks;
     struct group *gw, *gs; /* its wait group and (with stacks) its stack group */
+    struct acc_key *next_in_gs; /* the key made before it in the same stack group */
+    enum dn_wait_class cls;
 };
 
 /* Keys grouped per (process, user stack, kernel stack) for stack_traces, or per
@@ -75,6 +77,7 @@ struct group {
     uint32_t pad; /* key ends here */
     uint64_t total_ns, count;
     struct acc_key *heaviest;
+    struct acc_key *keys; /* a stack group's keys, newest first (through next_in_gs) */
 };
 
 /* What was taken from a slot last time. Every figure of a slot moves with its count
@@ -119,6 +122,7 @@ struct dn_offcpu {
     struct dn_change_gate keys_gate;  /* its `changes[].keys`: keys written to the hash */
     size_t change_slots;
     uint64_t dropped;
+    uint64_t class_ns[DN_WAIT_NCLASSES]; /* off-CPU time of all keys, by wait class */
     struct dn_arena *arena;
     struct dn_usym *usym;
     struct dn_htab threads, keys, ucache, kcache;
@@ -538,10 +542,15 @@ static int update_key(struct dn_offcpu *o, const struct dn_oc_key *k, const stru
             free(a);
             return -ENOMEM;
         }
+        a->cls = key_class(a);
         a->gw = group_for(&o->gwait, a, false);
         a->gs = o->stacks ? group_for(&o->gstack, a, true) : NULL;
         if (!a->gw || (o->stacks && !a->gs))
             return -ENOMEM;
+        if (a->gs) {
+            a->next_in_gs = a->gs->keys;
+            a->gs->keys = a;
+        }
         o->version++;
     }
     if (out)
@@ -552,6 +561,7 @@ static int update_key(struct dn_offcpu *o, const struct dn_oc_key *k, const stru
         uint64_t dc = count - a->count, dt = total - a->total_ns;
         a->count = count;
         a->total_ns = total;
+        o->class_ns[a->cls] += dt;
         group_add(a->gw, a, dc, dt);
         group_add(a->gs, a, dc, dt);
         o->version++;
@@ -1202,17 +1212,15 @@ static int add_bottlenecks(struct dn_offcpu *o, struct dn_offcpu_sample *s)
 }
 
 /* The [pid, tid] of the threads that waited in stack group x (at most MAX_STACK_THREADS),
- * found again for the few groups a sample lists rather than kept for every group. */
-static void stack_threads(const struct dn_offcpu *o, const struct group *x,
-                          struct dn_offcpu_stack *st)
+ * found again from its keys for the few groups a sample lists. */
+static void stack_threads(const struct group *x, struct dn_offcpu_stack *st)
 {
     st->threads = malloc(MAX_STACK_THREADS * sizeof *st->threads);
     if (!st->threads)
         return;
-    for (size_t i = 0; i < o->keys.cap && st->nthreads < MAX_STACK_THREADS; i++) {
-        const struct acc_key *a = o->keys.slots[i];
-        if (!a || !a->total_ns || a->k.tgid != x->tgid || a->gen != x->gen ||
-            a->k.ustack != x->a || a->k.kstack != x->b)
+    for (const struct acc_key *a = x->keys; a && st->nthreads < MAX_STACK_THREADS;
+         a = a->next_in_gs) {
+        if (!a->total_ns)
             continue;
         bool listed = false;
         for (uint32_t t = 0; t < st->nthreads && !listed; t++)
@@ -1250,7 +1258,7 @@ static int add_stacks(struct dn_offcpu *o, struct dn_offcpu_sample *s)
         st->state = a->k.state;
         st->syscall = a->k.syscall;
         st->wait = key_class(a);
-        stack_threads(o, x, st);
+        stack_threads(x, st);
         if (a->us) {
             st->nuser = a->us->n;
             st->user = a->us->frames;
@@ -1316,10 +1324,14 @@ int dn_offcpu_snapshot(struct dn_offcpu *o, struct dn_offcpu_sample **out)
      * thousands of short-lived processes would otherwise grow every sample). */
     s->nthreads = n < MAX_THREAD_STATS ? n : MAX_THREAD_STATS;
 
-    for (size_t i = 0; i < o->keys.cap; i++) {
-        const struct acc_key *a = o->keys.slots[i];
-        if (a && wanted(o, a->k.tgid))
-            s->class_ns[key_class(a)] += a->total_ns;
+    if (!o->only_tgid) {
+        memcpy(s->class_ns, o->class_ns, sizeof s->class_ns);
+    } else {
+        for (size_t i = 0; i < o->keys.cap; i++) {
+            const struct acc_key *a = o->keys.slots[i];
+            if (a && wanted(o, a->k.tgid))
+                s->class_ns[a->cls] += a->total_ns;
+        }
     }
     if ((rc = add_bottlenecks(o, s)) || (o->stacks && (rc = add_stacks(o, s)))) {
         dn_offcpu_sample_unref(s);
