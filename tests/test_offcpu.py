@@ -401,6 +401,71 @@ def test_child_that_exits_between_samples_keeps_its_time_and_frames(require_ebpf
     assert "user_stack_error" not in sleep[0], sleep[0]
 
 
+FORKER_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* batches of children, each sleeping once and exiting: batches, per batch, ms each
+ * child sleeps, ms between batches */
+int main(int argc, char **argv)
+{
+    if (argc != 5)
+        return 2;
+    int batches = atoi(argv[1]), per = atoi(argv[2]), ms = atoi(argv[3]), gap = atoi(argv[4]);
+    for (int b = 0; b < batches; b++) {
+        for (int i = 0; i < per; i++) {
+            pid_t p = fork();
+            if (p == 0) {
+                struct timespec ts = {0, ms * 1000000L};
+                nanosleep(&ts, NULL);
+                _exit(0);
+            }
+            printf("child%d %d\n", b * per + i, (int)p);
+        }
+        while (wait(NULL) > 0)
+            ;
+        struct timespec g = {0, gap * 1000000L};
+        nanosleep(&g, NULL);
+    }
+    return 0;
+}
+"""
+
+
+def test_processes_that_exited_keep_their_figures_in_every_total(require_ebpf, cc, tmp_path):
+    # 300 children, 10 at a time over about 2 s, each sleeping 20 ms once: the figures of
+    # exited processes are kept apart (a sample walks only the live ones) with their
+    # totals and heaviest threads, groups and stacks. All 301 threads are listed, so the
+    # totals must be exactly the sums of the listed threads, and every child is there
+    # with its sleep.
+    exe = cc("forker", FORKER_C)
+    _, oc, p = run([exe, "30", "10", "20", "40"], tmp_path, base_interval_ms=100,
+                   max_interval_ms=100)
+    kids = [v for k, v in p.items() if k.startswith("child")]
+    assert len(kids) == 300, p
+    for pid in kids:
+        t = thread(oc, pid, pid)
+        assert t["total_time_ns"] >= 19e6 and t["count"] >= 1, t
+    listed = list(oc["thread_stats"].values())
+    assert len(listed) == len(set(kids)) + 1, len(listed)  # the children and the parent
+    assert oc["total_time_ns"] == sum(t["total_time_ns"] for t in listed)
+    assert oc["total_events"] == sum(t["count"] for t in listed)
+    assert oc["max_time_ns"] == max(t["max_time_ns"] for t in listed)
+    assert oc["min_time_ns"] == min(t["min_time_ns"] for t in listed)
+    totals = [t["total_time_ns"] for t in listed]
+    assert totals == sorted(totals, reverse=True)  # heaviest first
+    top = oc["top_blocking_threads"]
+    assert [(t["pid"], t["tid"]) for t in top] == [(t["pid"], t["tid"]) for t in listed[:10]]
+    assert oc["analysis"]["bottleneck_type"] == "sleep", oc["analysis"]
+    sleeps = [st for st in oc["stack_traces"] if st["wait"] == "sleep" and
+              any(tid in kids for _, tid in st["threads"])]
+    assert sleeps and any("nanosleep" in s for s in symbols(sleeps[0]["user_stack"])), sleeps
+    assert sum(st["total_time_ns"] for st in oc["stack_traces"]) <= oc["total_time_ns"]
+
+
 # -------------------------------------------------------------------- flame graphs
 
 

@@ -127,6 +127,18 @@ struct dn_offcpu {
     struct dn_usym *usym;
     struct dn_htab threads, keys, ucache, kcache;
     struct dn_htab gwait, gstack; /* struct group, by wait and by stack */
+    /* The same records of exited processes (their figures final), apart, so that a
+     * sample's walks over the live ones do not grow with every process a run saw. What
+     * a sample shows of them is kept as they retire: */
+    struct dn_htab old_threads, old_keys, old_gwait, old_gstack;
+    struct {
+        uint64_t total_ns, count, min_ns, max_ns;          /* of their threads */
+        struct acc_thread *top[MAX_THREAD_STATS];          /* the heaviest, heaviest first */
+        size_t ntop;
+        uint64_t wait_ns;                                  /* of their wait groups */
+        struct group *wait_top[MAX_BOTTLENECKS], *stack_top[TOP_STACKS];
+        size_t nwait_top, nstack_top;
+    } old;
 
     struct dn_oc_event *pending; /* announced stacks not yet symbolized */
     size_t npending, pending_cap;
@@ -606,11 +618,62 @@ static bool is_gone(const uint32_t *gone, size_t ngone, uint32_t tgid)
     return false;
 }
 
+static int cmp_group(const void *a, const void *b);
+static int cmp_acc_thread(const struct acc_thread *x, const struct acc_thread *y);
+
+/* g into top[0..*n) (heaviest first, at most k), when it is among the k heaviest. */
+static void group_top_insert(struct group **top, size_t *n, size_t k, struct group *g)
+{
+    if (*n == k && cmp_group(&g, &top[k - 1]) >= 0)
+        return;
+    size_t j = *n < k ? (*n)++ : k - 1;
+    while (j > 0 && cmp_group(&g, &top[j - 1]) < 0) {
+        top[j] = top[j - 1];
+        j--;
+    }
+    top[j] = g;
+}
+
+/* An exited process's thread, its figures final: into the totals and top list of old. */
+static void retired_thread(struct dn_offcpu *o, void *e)
+{
+    struct acc_thread *a = e;
+    if (!a->count)
+        return;
+    o->old.total_ns += a->total_ns;
+    o->old.count += a->count;
+    if (a->max_ns > o->old.max_ns)
+        o->old.max_ns = a->max_ns;
+    if (!o->old.min_ns || a->min_ns < o->old.min_ns)
+        o->old.min_ns = a->min_ns;
+    size_t k = MAX_THREAD_STATS, *n = &o->old.ntop;
+    struct acc_thread **top = o->old.top;
+    if (*n == k && cmp_acc_thread(a, top[k - 1]) >= 0)
+        return;
+    size_t j = *n < k ? (*n)++ : k - 1;
+    while (j > 0 && cmp_acc_thread(a, top[j - 1]) < 0) {
+        top[j] = top[j - 1];
+        j--;
+    }
+    top[j] = a;
+}
+
+/* Moves record e from table `from` to table `to`. Were `to` out of memory, e stays in
+ * `from` (a put right after a del never has to grow it): a retired record there is
+ * told by its generation, and the walks over live records skip it. */
+static void move_record(struct dn_htab *from, struct dn_htab *to, void *e)
+{
+    if (dn_htab_put(to, e) != 0)
+        (void)dn_htab_put(from, e);
+}
+
 /* The entries of table h (acc_thread or acc_key: tgid at offset `tgid_at`, gen after
  * the key) of the processes in gone[0..ngone) (pairs tgid, generation) get their
- * generation: they leave the kernel's figures. `touch` runs on each once it has it. */
-static void retire(struct dn_offcpu *o, struct dn_htab *h, size_t tgid_at, size_t gen_at,
-                   const uint32_t *gone, size_t ngone, void (*touch)(struct dn_offcpu *, void *))
+ * generation and move to table `old`: they leave the kernel's figures. `touch` runs on
+ * each once it has it. */
+static void retire(struct dn_offcpu *o, struct dn_htab *h, struct dn_htab *old, size_t tgid_at,
+                   size_t gen_at, const uint32_t *gone, size_t ngone,
+                   void (*touch)(struct dn_offcpu *, void *))
 {
     void **moving = NULL;
     size_t n = 0, cap = 0;
@@ -632,21 +695,26 @@ static void retire(struct dn_offcpu *o, struct dn_htab *h, size_t tgid_at, size_
                 *(uint32_t *)(e + gen_at) = gone[j + 1];
         if (touch)
             touch(o, e);
-        /* A put right after a del never has to grow the table, so it cannot fail; were
-         * it to, the record is left out of the table (not freed: groups point to it). */
-        (void)dn_htab_put(h, e);
+        move_record(h, old, e);
     }
     free(moving);
 }
 
 /* A group of a gone process takes the generation of its keys (all of them go at once:
- * a group is one process's). */
-static void regen_group(struct dn_htab *h, struct group *g, uint32_t gen)
+ * a group is one process's) and moves to the old groups (into their top list). */
+static void regen_group(struct dn_offcpu *o, struct group *g, uint32_t gen, bool by_stack)
 {
+    struct dn_htab *h = by_stack ? &o->gstack : &o->gwait;
     if (!g || g->gen == gen || !dn_htab_del(h, g))
         return;
     g->gen = gen;
-    (void)dn_htab_put(h, g); /* cannot fail, as in retire() */
+    move_record(h, by_stack ? &o->old_gstack : &o->old_gwait, g);
+    if (by_stack) {
+        group_top_insert(o->old.stack_top, &o->old.nstack_top, TOP_STACKS, g);
+    } else {
+        o->old.wait_ns += g->total_ns;
+        group_top_insert(o->old.wait_top, &o->old.nwait_top, MAX_BOTTLENECKS, g);
+    }
 }
 
 /* A retired key: its stacks named (from the maps read while the process lived), its
@@ -655,8 +723,8 @@ static void retire_acc_key(struct dn_offcpu *o, void *e)
 {
     struct acc_key *a = e;
     symbolize_key(o, a);
-    regen_group(&o->gwait, a->gw, a->gen);
-    regen_group(&o->gstack, a->gs, a->gen);
+    regen_group(o, a->gw, a->gen, false);
+    regen_group(o, a->gs, a->gen, true);
 }
 
 /* Takes the figures of slot idx, the thread's and its last two keys', unless nothing
@@ -809,10 +877,10 @@ static int fold(struct dn_offcpu *o)
         return 0;
     o->kprev_ok = false; /* keys change generation */
 
-    retire(o, &o->keys, offsetof(struct acc_key, k.tgid), offsetof(struct acc_key, gen), gone,
-           ngone, retire_acc_key);
-    retire(o, &o->threads, offsetof(struct acc_thread, tgid), offsetof(struct acc_thread, gen),
-           gone, ngone, NULL);
+    retire(o, &o->keys, &o->old_keys, offsetof(struct acc_key, k.tgid),
+           offsetof(struct acc_key, gen), gone, ngone, retire_acc_key);
+    retire(o, &o->threads, &o->old_threads, offsetof(struct acc_thread, tgid),
+           offsetof(struct acc_thread, gen), gone, ngone, retired_thread);
     const struct dn_oc_key *kk = o->kbuf.keys;
     for (size_t i = 0; i < o->kbuf.n; i++)
         for (size_t j = 0; j < ngone; j += 2)
@@ -951,6 +1019,10 @@ int dn_offcpu_open(struct dn_offcpu **out, int tracked_map_fd, int live_map_fd, 
     dn_htab_init(&o->keys, offsetof(struct acc_key, pad));
     dn_htab_init(&o->gwait, offsetof(struct group, pad));
     dn_htab_init(&o->gstack, offsetof(struct group, pad));
+    dn_htab_init(&o->old_threads, offsetof(struct acc_thread, pad));
+    dn_htab_init(&o->old_keys, offsetof(struct acc_key, pad));
+    dn_htab_init(&o->old_gwait, offsetof(struct group, pad));
+    dn_htab_init(&o->old_gstack, offsetof(struct group, pad));
     dn_htab_init(&o->ucache, offsetof(struct ucache_ent, s));
     dn_htab_init(&o->kcache, sizeof(int32_t));
     o->stacks = stacks;
@@ -1035,6 +1107,9 @@ void dn_offcpu_detach(struct dn_offcpu *o, bool finish)
         for (size_t i = 0; i < o->keys.cap; i++)
             if (o->keys.slots[i])
                 symbolize_key(o, o->keys.slots[i]);
+        for (size_t i = 0; i < o->old_keys.cap; i++)
+            if (o->old_keys.slots[i])
+                symbolize_key(o, o->old_keys.slots[i]);
     }
     ring_buffer__free(o->rb);
     o->rb = NULL;
@@ -1062,6 +1137,10 @@ void dn_offcpu_free(struct dn_offcpu *o)
     free_table(&o->keys);
     free_table(&o->gwait);
     free_table(&o->gstack);
+    free_table(&o->old_threads);
+    free_table(&o->old_keys);
+    free_table(&o->old_gwait);
+    free_table(&o->old_gstack);
     free_table(&o->ucache);
     free_table(&o->kcache);
     dn_usym_free(o->usym);
@@ -1114,7 +1193,8 @@ static const struct acc_thread *thread_of(const struct dn_offcpu *o, uint32_t tg
                                           uint32_t gen)
 {
     struct acc_thread key = {.tgid = tgid, .tid = tid, .gen = gen};
-    return dn_htab_get(&o->threads, &key);
+    const struct acc_thread *a = dn_htab_get(gen ? &o->old_threads : &o->threads, &key);
+    return a || !gen ? a : dn_htab_get(&o->threads, &key); /* left there (move_record) */
 }
 
 static int cmp_thread(const void *a, const void *b)
@@ -1127,6 +1207,15 @@ static int cmp_thread(const void *a, const void *b)
     return x->tid < y->tid ? -1 : x->tid > y->tid;
 }
 
+static int cmp_acc_thread(const struct acc_thread *x, const struct acc_thread *y)
+{
+    if (x->total_ns != y->total_ns)
+        return x->total_ns > y->total_ns ? -1 : 1;
+    if (x->tgid != y->tgid)
+        return x->tgid < y->tgid ? -1 : 1;
+    return x->tid < y->tid ? -1 : x->tid > y->tid;
+}
+
 static int cmp_group(const void *a, const void *b)
 {
     const struct group *x = *(struct group *const *)a, *y = *(struct group *const *)b;
@@ -1135,27 +1224,39 @@ static int cmp_group(const void *a, const void *b)
     return memcmp(x, y, offsetof(struct group, pad));
 }
 
-/* The k heaviest wanted groups of h into top[] (heaviest first; returns how many) and
- * the time of all wanted groups into *all. */
-static size_t top_groups(const struct dn_offcpu *o, const struct dn_htab *h, struct group **top,
-                         size_t k, uint64_t *all)
+/* Adds the wanted groups of h with time (live ones only: `live`) to top[0..*n) and
+ * their time to *all. */
+static void scan_groups(const struct dn_offcpu *o, const struct dn_htab *h, bool live,
+                        struct group **top, size_t *n, size_t k, uint64_t *all)
+{
+    for (size_t i = 0; i < h->cap; i++) {
+        struct group *g = h->slots[i];
+        if (!g || !g->total_ns || (live && g->gen) || !wanted(o, g->tgid))
+            continue;
+        *all += g->total_ns;
+        group_top_insert(top, n, k, g);
+    }
+}
+
+/* The k heaviest wanted groups (by wait, or by stack) into top[] (heaviest first;
+ * returns how many) and the time of all wanted groups into *all: the live groups
+ * walked, the exited processes' from the top list kept as they retired (walked too
+ * when only one process is wanted). */
+static size_t top_groups(const struct dn_offcpu *o, bool by_stack, struct group **top, size_t k,
+                         uint64_t *all)
 {
     size_t n = 0;
     *all = 0;
-    for (size_t i = 0; i < h->cap; i++) {
-        struct group *g = h->slots[i];
-        if (!g || !g->total_ns || !wanted(o, g->tgid))
-            continue;
-        *all += g->total_ns;
-        if (n == k && cmp_group(&g, &top[k - 1]) >= 0)
-            continue;
-        size_t j = n < k ? n++ : k - 1; /* insertion into the sorted top */
-        while (j > 0 && cmp_group(&g, &top[j - 1]) < 0) {
-            top[j] = top[j - 1];
-            j--;
-        }
-        top[j] = g;
+    scan_groups(o, by_stack ? &o->gstack : &o->gwait, true, top, &n, k, all);
+    if (o->only_tgid) {
+        scan_groups(o, by_stack ? &o->old_gstack : &o->old_gwait, false, top, &n, k, all);
+        return n;
     }
+    struct group *const *old = by_stack ? o->old.stack_top : o->old.wait_top;
+    size_t nold = by_stack ? o->old.nstack_top : o->old.nwait_top;
+    for (size_t i = 0; i < nold; i++)
+        group_top_insert(top, &n, k, old[i]);
+    *all += by_stack ? 0 : o->old.wait_ns; /* (stack groups: not needed) */
     return n;
 }
 
@@ -1190,7 +1291,7 @@ static int add_bottlenecks(struct dn_offcpu *o, struct dn_offcpu_sample *s)
 {
     struct group *v[MAX_BOTTLENECKS];
     uint64_t all;
-    size_t n = top_groups(o, &o->gwait, v, MAX_BOTTLENECKS, &all);
+    size_t n = top_groups(o, false, v, MAX_BOTTLENECKS, &all);
     s->bottlenecks = calloc(MAX_BOTTLENECKS, sizeof *s->bottlenecks);
     for (size_t i = 0; s->bottlenecks && i < n && s->nbottlenecks < MAX_BOTTLENECKS; i++) {
         const struct group *x = v[i];
@@ -1237,7 +1338,7 @@ static int add_stacks(struct dn_offcpu *o, struct dn_offcpu_sample *s)
 {
     struct group *v[TOP_STACKS];
     uint64_t all;
-    size_t top = top_groups(o, &o->gstack, v, TOP_STACKS, &all);
+    size_t top = top_groups(o, true, v, TOP_STACKS, &all);
     s->stacks = calloc(top ? top : 1, sizeof *s->stacks);
     if (!s->stacks)
         return -ENOMEM;
@@ -1274,6 +1375,30 @@ static int add_stacks(struct dn_offcpu *o, struct dn_offcpu_sample *s)
     return 0;
 }
 
+/* Thread a into s's list (and, with `totals`, into its totals). */
+static void list_thread(const struct dn_offcpu *o, struct dn_offcpu_sample *s, size_t *n,
+                        const struct acc_thread *a, bool totals)
+{
+    s->threads[(*n)++] = (struct dn_offcpu_thread){
+        .pid = a->tgid,
+        .tid = a->tid,
+        .total_ns = a->total_ns,
+        .count = a->count,
+        .min_ns = a->min_ns,
+        .max_ns = a->max_ns,
+        .thread_name = a->comm ? a->comm : o->empty,
+        .process_name = a->pcomm ? a->pcomm : o->empty,
+    };
+    if (!totals)
+        return;
+    s->total_ns += a->total_ns;
+    s->events += a->count;
+    if (a->max_ns > s->max_ns)
+        s->max_ns = a->max_ns;
+    if (!s->min_ns || a->min_ns < s->min_ns)
+        s->min_ns = a->min_ns;
+}
+
 int dn_offcpu_snapshot(struct dn_offcpu *o, struct dn_offcpu_sample **out)
 {
     *out = NULL;
@@ -1292,32 +1417,34 @@ int dn_offcpu_snapshot(struct dn_offcpu *o, struct dn_offcpu_sample **out)
     s->stacks_enabled = o->stacks;
     s->dropped = o->dropped;
 
-    size_t n = 0;
-    s->threads = calloc(o->threads.n ? o->threads.n : 1, sizeof *s->threads);
+    /* The live threads, and the exited processes' from what was kept as they retired
+     * (all of them walked when only one process is wanted). */
+    bool walk_old = o->only_tgid != 0;
+    size_t n = 0, room = o->threads.n + (walk_old ? o->old_threads.n : o->old.ntop);
+    s->threads = calloc(room ? room : 1, sizeof *s->threads);
     if (!s->threads) {
         dn_offcpu_sample_unref(s);
         return -ENOMEM;
     }
     for (size_t i = 0; i < o->threads.cap; i++) {
         const struct acc_thread *a = o->threads.slots[i];
-        if (!a || !a->count || !wanted(o, a->tgid))
-            continue;
-        s->threads[n++] = (struct dn_offcpu_thread){
-            .pid = a->tgid,
-            .tid = a->tid,
-            .total_ns = a->total_ns,
-            .count = a->count,
-            .min_ns = a->min_ns,
-            .max_ns = a->max_ns,
-            .thread_name = a->comm ? a->comm : o->empty,
-            .process_name = a->pcomm ? a->pcomm : o->empty,
-        };
-        s->total_ns += a->total_ns;
-        s->events += a->count;
-        if (a->max_ns > s->max_ns)
-            s->max_ns = a->max_ns;
-        if (!s->min_ns || a->min_ns < s->min_ns)
-            s->min_ns = a->min_ns;
+        if (a && !a->gen && a->count && wanted(o, a->tgid))
+            list_thread(o, s, &n, a, true);
+    }
+    for (size_t i = 0; walk_old && i < o->old_threads.cap; i++) {
+        const struct acc_thread *a = o->old_threads.slots[i];
+        if (a && a->count && wanted(o, a->tgid))
+            list_thread(o, s, &n, a, true);
+    }
+    for (size_t i = 0; !walk_old && i < o->old.ntop; i++)
+        list_thread(o, s, &n, o->old.top[i], false);
+    if (!walk_old && o->old.count) {
+        s->total_ns += o->old.total_ns;
+        s->events += o->old.count;
+        if (o->old.max_ns > s->max_ns)
+            s->max_ns = o->old.max_ns;
+        if (!s->min_ns || o->old.min_ns < s->min_ns)
+            s->min_ns = o->old.min_ns;
     }
     qsort(s->threads, n, sizeof *s->threads, cmp_thread);
     /* Every thread counts in the totals; a sample lists the heaviest ones (a run with
@@ -1327,11 +1454,13 @@ int dn_offcpu_snapshot(struct dn_offcpu *o, struct dn_offcpu_sample **out)
     if (!o->only_tgid) {
         memcpy(s->class_ns, o->class_ns, sizeof s->class_ns);
     } else {
-        for (size_t i = 0; i < o->keys.cap; i++) {
-            const struct acc_key *a = o->keys.slots[i];
-            if (a && wanted(o, a->k.tgid))
-                s->class_ns[a->cls] += a->total_ns;
-        }
+        const struct dn_htab *tables[] = {&o->keys, &o->old_keys};
+        for (size_t t = 0; t < 2; t++)
+            for (size_t i = 0; i < tables[t]->cap; i++) {
+                const struct acc_key *a = tables[t]->slots[i];
+                if (a && wanted(o, a->k.tgid))
+                    s->class_ns[a->cls] += a->total_ns;
+            }
     }
     if ((rc = add_bottlenecks(o, s)) || (o->stacks && (rc = add_stacks(o, s)))) {
         dn_offcpu_sample_unref(s);
@@ -1408,12 +1537,13 @@ int dn_offcpu_folded(struct dn_offcpu *o, char **text, size_t *len)
     int rc = refresh(o);
     if (rc)
         return rc;
-    struct fline *v = calloc(o->keys.n ? o->keys.n : 1, sizeof *v);
+    size_t room = o->keys.n + o->old_keys.n;
+    struct fline *v = calloc(room ? room : 1, sizeof *v);
     if (!v)
         return -ENOMEM;
     size_t n = 0;
-    for (size_t i = 0; i < o->keys.cap; i++) {
-        struct acc_key *a = o->keys.slots[i];
+    for (size_t i = 0; i < o->keys.cap + o->old_keys.cap; i++) {
+        struct acc_key *a = i < o->keys.cap ? o->keys.slots[i] : o->old_keys.slots[i - o->keys.cap];
         if (!a || !a->total_ns || !wanted(o, a->k.tgid))
             continue;
         struct dn_buf b = {0};
