@@ -69,6 +69,36 @@ static int buf_reserve(struct dn_map_buf *b, size_t ksz, size_t vsz, size_t want
     return 0;
 }
 
+int dn_bpf_delete_keys(int fd, const void *keys, size_t n, size_t ksz)
+{
+    const char *k = keys;
+    static int batch_ok = 1; /* cleared for good when the kernel has no batch delete */
+    while (n > 0 && __atomic_load_n(&batch_ok, __ATOMIC_RELAXED)) {
+        __u32 count = n > UINT32_MAX ? UINT32_MAX : (__u32)n;
+        int r = bpf_map_delete_batch(fd, k, &count, NULL);
+        int e = r ? errno : 0;
+        if (count > n)
+            count = (__u32)n;
+        k += (size_t)count * ksz;
+        n -= count;
+        if (!r)
+            continue;
+        if (e == EINVAL || e == ENOTSUP || e == EOPNOTSUPP) {
+            if (count == 0)
+                __atomic_store_n(&batch_ok, 0, __ATOMIC_RELAXED);
+            break; /* key by key below */
+        }
+        if (e != ENOENT)
+            return -e;
+        k += ksz; /* the key it stopped at was gone already */
+        n--;
+    }
+    for (; n > 0; n--, k += ksz)
+        if (bpf_map_delete_elem(fd, k) && errno != ENOENT)
+            return -errno;
+    return 0;
+}
+
 /* Slow path for kernels without batch operations: two syscalls per entry. */
 static int read_map_iter(int fd, size_t ksz, size_t vsz, struct dn_map_buf *b)
 {

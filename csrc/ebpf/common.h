@@ -25,6 +25,11 @@ struct dn_map_buf {
  * without batch lookups are read key by key. Returns 0 or -errno. */
 int dn_bpf_read_map(int fd, size_t ksz, size_t vsz, size_t max_entries, struct dn_map_buf *b);
 
+/* Deletes the entries of the n keys (ksz bytes each, one after another) from a hash
+ * map: one batch call (Linux 5.6+) for them all, else key by key; a key already gone is
+ * not an error. Returns 0 or -errno. */
+int dn_bpf_delete_keys(int fd, const void *keys, size_t n, size_t ksz);
+
 /* Maps the first `bytes` of a BPF_F_MMAPABLE array map into memory, whole pages:
  * *out and *len (for munmap). Returns 0, or -errno with "mapping <what> failed: ..." in
  * err. */

@@ -291,10 +291,9 @@ static struct symstack *sym_user(struct dn_offcpu *o, uint32_t tgid, int32_t id)
             unnamed_no_maps += r.status == DN_USYM_NO_MAPS;
         }
         if (s->n && unnamed_no_maps == (int)s->n) {
-            char buf[160];
-            snprintf(buf, sizeof buf, "process %u exited before its memory maps could be read, "
-                                      "so its user frames are unnamed", tgid);
-            s->error = intern(o, buf);
+            /* (no pid in the text: one string for all, not one kept per process) */
+            s->error = intern(o, "the process exited before its memory maps could be read, "
+                                 "so its user frames are unnamed");
         } else if (n == 0) {
             s->error = intern(o, "the user stack was empty");
         }
@@ -609,13 +608,33 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Whether tgid is among gone[0..ngone): pairs of (tgid, generation). */
+/* tgid's pair in gone[0..ngone) (pairs of tgid and generation, sorted by tgid), or
+ * NULL when it is not among them. */
+static const uint32_t *gone_find(const uint32_t *gone, size_t ngone, uint32_t tgid)
+{
+    return bsearch(&tgid, gone, ngone / 2, 2 * sizeof *gone, cmp_u32);
+}
+
 static bool is_gone(const uint32_t *gone, size_t ngone, uint32_t tgid)
 {
-    for (size_t j = 0; j < ngone; j += 2)
-        if (gone[j] == tgid)
-            return true;
-    return false;
+    return gone_find(gone, ngone, tgid) != NULL;
+}
+
+/* Deletes from map fd the n keys of `keys` (ksz bytes each) that `pick` accepts, in
+ * one batch. */
+static void delete_picked(int fd, const void *keys, size_t n, size_t ksz,
+                          bool (*pick)(const void *key, const void *arg), const void *arg)
+{
+    char *sel = malloc(n ? n * ksz : 1);
+    size_t m = 0;
+    for (size_t i = 0; sel && i < n; i++) {
+        const char *k = (const char *)keys + i * ksz;
+        if (pick(k, arg))
+            memcpy(sel + m++ * ksz, k, ksz);
+    }
+    if (sel)
+        (void)dn_bpf_delete_keys(fd, sel, m, ksz); /* what is left is deleted next time */
+    free(sel);
 }
 
 static int cmp_group(const void *a, const void *b);
@@ -689,10 +708,9 @@ static void retire(struct dn_offcpu *o, struct dn_htab *h, struct dn_htab *old, 
         char *e = dn_htab_del(h, moving[i]);
         if (!e)
             continue;
-        uint32_t tgid = *(uint32_t *)(e + tgid_at);
-        for (size_t j = 0; j < ngone; j += 2)
-            if (gone[j] == tgid)
-                *(uint32_t *)(e + gen_at) = gone[j + 1];
+        const uint32_t *g = gone_find(gone, ngone, *(uint32_t *)(e + tgid_at));
+        if (g)
+            *(uint32_t *)(e + gen_at) = g[1];
         if (touch)
             touch(o, e);
         move_record(h, old, e);
@@ -778,6 +796,36 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+struct dead_list {
+    const uint64_t *v; /* tgid << 32 | tid, sorted */
+    size_t n;
+};
+
+static bool key_of_dead(const void *key, const void *arg)
+{
+    const struct dn_oc_key *k = key;
+    const struct dead_list *d = arg;
+    uint64_t who = (uint64_t)k->tgid << 32 | k->tid;
+    return bsearch(&who, d->v, d->n, sizeof *d->v, cmp_u64) != NULL;
+}
+
+struct gone_list {
+    const uint32_t *v; /* pairs of tgid and generation, sorted by tgid */
+    size_t n;
+};
+
+static bool key_of_gone(const void *key, const void *arg)
+{
+    const struct gone_list *g = arg;
+    return is_gone(g->v, g->n, ((const struct dn_oc_key *)key)->tgid);
+}
+
+static bool seen_of_gone(const void *key, const void *arg)
+{
+    const struct gone_list *g = arg;
+    return is_gone(g->v, g->n, ((const struct dn_oc_seen *)key)->tgid);
+}
+
 /* Threads that exited while their process lives give their slots back, so a process
  * that keeps starting threads does not run out of them. A slot is freed the second time
  * it is seen `dead` (the program sets it at the thread's last switch): by then the key
@@ -832,12 +880,8 @@ static int free_dead_slots(struct dn_offcpu *o)
             k->base_total_ns = k->total_ns;
         }
     }
-    const struct dn_oc_key *kk = o->kbuf.keys;
-    for (size_t i = 0; i < o->kbuf.n; i++) {
-        uint64_t who = (uint64_t)kk[i].tgid << 32 | kk[i].tid;
-        if (bsearch(&who, dead, ndead, sizeof *dead, cmp_u64))
-            bpf_map_delete_elem(o->keys_fd, &kk[i]);
-    }
+    struct dead_list dl = {dead, ndead};
+    delete_picked(o->keys_fd, o->kbuf.keys, o->kbuf.n, sizeof(struct dn_oc_key), key_of_dead, &dl);
 out:
     free(dead);
     return rc;
@@ -876,16 +920,15 @@ static int fold(struct dn_offcpu *o)
     if (!ngone)
         return 0;
     o->kprev_ok = false; /* keys change generation */
+    qsort(gone, ngone / 2, 2 * sizeof *gone, cmp_u32); /* by tgid */
+    struct gone_list gl = {gone, ngone};
 
     retire(o, &o->keys, &o->old_keys, offsetof(struct acc_key, k.tgid),
            offsetof(struct acc_key, gen), gone, ngone, retire_acc_key);
     retire(o, &o->threads, &o->old_threads, offsetof(struct acc_thread, tgid),
            offsetof(struct acc_thread, gen), gone, ngone, retired_thread);
-    const struct dn_oc_key *kk = o->kbuf.keys;
-    for (size_t i = 0; i < o->kbuf.n; i++)
-        for (size_t j = 0; j < ngone; j += 2)
-            if (kk[i].tgid == gone[j])
-                bpf_map_delete_elem(o->keys_fd, &kk[i]);
+    delete_picked(o->keys_fd, o->kbuf.keys, o->kbuf.n, sizeof(struct dn_oc_key), key_of_gone,
+                  &gl);
     /* Their slots are free again. */
     for (size_t i = 0; i < o->nknown;) {
         uint32_t tgid = (uint32_t)(__atomic_load_n(&o->slots[o->known[i]].owner,
@@ -897,25 +940,20 @@ static int fold(struct dn_offcpu *o)
     }
     /* Their maps, cached names and "already announced" marks go: a process that later
      * takes the same pid is a different program. */
-    for (size_t j = 0; j < ngone; j += 2) {
+    for (size_t j = 0; j < ngone; j += 2)
         dn_usym_forget(o->usym, (pid_t)gone[j]);
-        for (size_t i = 0; i < o->ucache.cap;) {
-            struct ucache_ent *e = o->ucache.slots[i];
-            if (e && e->tgid == gone[j]) {
-                free(dn_htab_del(&o->ucache, e)); /* the table shifts: look at i again */
-                continue;
-            }
-            i++;
+    for (size_t i = 0; i < o->ucache.cap;) {
+        struct ucache_ent *e = o->ucache.slots[i];
+        if (e && is_gone(gone, ngone, e->tgid)) {
+            free(dn_htab_del(&o->ucache, e)); /* the table shifts: look at i again */
+            continue;
         }
+        i++;
     }
     if (dn_bpf_read_map(o->seen_fd, sizeof(struct dn_oc_seen), sizeof(__u8), DN_OC_SEEN_MAX,
-                        &o->sbuf) == 0) {
-        const struct dn_oc_seen *sk = o->sbuf.keys;
-        for (size_t i = 0; i < o->sbuf.n; i++)
-            for (size_t j = 0; j < ngone; j += 2)
-                if (sk[i].tgid == gone[j])
-                    bpf_map_delete_elem(o->seen_fd, &sk[i]);
-    }
+                        &o->sbuf) == 0)
+        delete_picked(o->seen_fd, o->sbuf.keys, o->sbuf.n, sizeof(struct dn_oc_seen),
+                      seen_of_gone, &gl);
     free(gone);
     o->version++;
     return 0;

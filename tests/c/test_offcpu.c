@@ -13,10 +13,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+
 #include "bpf/offcpu.h"
 #include "core/arena.h"
 #include "core/procfs.h"
 #include "core/session.h"
+#include "ebpf/common.h"
 #include "ebpf/ebpf_sample.h"
 #include "core/htab.h"
 #include "ebpf/offcpu_analysis.h"
@@ -267,6 +270,43 @@ static void test_kallsyms(void)
     CHECK(n && strcmp(n, "schedule") == 0, "schedule+1: %s", n ? n : why);
 }
 
+/* dn_bpf_delete_keys on a real hash map: 100 keys in, 60 asked to go (5 of them never
+ * there, which stops a batch call midway), exactly the other 40 left. */
+static void test_delete_keys(void)
+{
+    int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "dn_test_del", sizeof(uint64_t), sizeof(uint64_t),
+                            256, NULL);
+    if (fd < 0) {
+        CHECK(!getenv("DENET_REQUIRE_EBPF"), "creating a BPF hash map: %s", strerror(errno));
+        printf("offcpu: delete test skipped: no BPF map (%s)\n", strerror(errno));
+        return;
+    }
+    for (uint64_t k = 0; k < 100; k++)
+        CHECK(bpf_map_update_elem(fd, &k, &k, BPF_ANY) == 0, "insert %llu", (unsigned long long)k);
+    uint64_t del[60];
+    for (int i = 0; i < 55; i++)
+        del[i] = (uint64_t)i * 100 / 55; /* 0..98, spread */
+    for (int i = 55; i < 60; i++)
+        del[i] = 1000 + (uint64_t)i;     /* absent */
+    uint64_t tmp = del[10]; /* an absent key in the middle of the batch */
+    del[10] = del[57];
+    del[57] = tmp;
+    CHECK(dn_bpf_delete_keys(fd, del, 60, sizeof del[0]) == 0, "delete");
+    int left = 0, wrong = 0;
+    for (uint64_t k = 0; k < 100; k++) {
+        uint64_t v;
+        bool asked = false;
+        for (int i = 0; i < 60; i++)
+            asked |= del[i] == k;
+        bool there = bpf_map_lookup_elem(fd, &k, &v) == 0;
+        left += there;
+        wrong += there == asked;
+    }
+    CHECK(left == 45 && wrong == 0, "after deleting: %d left, %d wrong", left, wrong);
+    CHECK(dn_bpf_delete_keys(fd, del, 0, sizeof del[0]) == 0, "nothing to delete");
+    close(fd);
+}
+
 /* A whole session with the profiler, from C alone (so AddressSanitizer's leak checker
  * sees every path: snapshots shared by samples, detach, folded text, teardown).
  * Needs eBPF: skipped with a note without it. The syscall counter is left out (opts
@@ -325,6 +365,7 @@ int main(void)
     test_htab();
     test_arena();
     test_usym();
+    test_delete_keys();
     test_kallsyms();
     test_session_offcpu();
     printf("offcpu: %d passed, %d failed\n", checks - failures, failures);
