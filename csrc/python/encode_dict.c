@@ -1,6 +1,7 @@
 #include "python/encode_dict.h"
 
 #include "core/env.h"
+#include "core/grow.h"
 
 #define DN_PY_MAX_DEPTH 16
 
@@ -62,6 +63,9 @@ void dn_key_cache_clear(struct dn_key_cache *kc)
     }
     dn_htab_free(&kc->memo);
     memset(&kc->memo, 0, sizeof kc->memo);
+    free(kc->memo_seq);
+    kc->memo_seq = NULL;
+    kc->memo_seq_len = kc->memo_seq_cap = kc->memo_pos = 0;
 }
 
 int dn_key_cache_traverse(struct dn_key_cache *kc, visitproc visit, void *arg)
@@ -248,6 +252,7 @@ static void p_boolean(void *ctx, const char *key, bool v)
 
 static void memo_drop(struct dn_key_cache *kc, struct metrics_memo *mm)
 {
+    kc->memo_seq_len = 0; /* it may be there */
     dn_htab_del(&kc->memo, &mm->id);
     Py_XDECREF(mm->dict);
     free(mm);
@@ -258,7 +263,10 @@ static struct metrics_memo *memo_get(struct dn_key_cache *kc, int64_t id)
 {
     if (!kc->memo.ksz)
         dn_htab_init(&kc->memo, sizeof(int64_t));
-    struct metrics_memo *mm = dn_htab_get(&kc->memo, &id);
+    size_t pos = kc->memo_pos++;
+    struct metrics_memo *mm = pos < kc->memo_seq_len ? kc->memo_seq[pos] : NULL;
+    if (!mm || mm->id != id)
+        mm = dn_htab_get(&kc->memo, &id);
     if (!mm) {
         if (!(mm = calloc(1, sizeof *mm)))
             return NULL;
@@ -271,6 +279,12 @@ static struct metrics_memo *memo_get(struct dn_key_cache *kc, int64_t id)
     if (mm->used != kc->conversions) {
         mm->used = kc->conversions;
         kc->memo_used++;
+    }
+    if (pos <= kc->memo_seq_len && pos < kc->memo.n + 64 &&
+        !dn_grow(&kc->memo_seq, &kc->memo_seq_cap, pos + 1, sizeof *kc->memo_seq, 64)) {
+        kc->memo_seq[pos] = mm;
+        if (pos == kc->memo_seq_len)
+            kc->memo_seq_len++;
     }
     return mm;
 }
@@ -388,6 +402,7 @@ PyObject *dn_sample_to_dict(struct dn_key_cache *kc, const struct dn_sample *s)
     struct dn_emitter e = {&py_ops, &b};
     kc->conversions++;
     kc->memo_used = 0;
+    kc->memo_pos = 0;
     dn_emit_sample(&e, s, false);
     memo_sweep(kc);
     return finish(&b);

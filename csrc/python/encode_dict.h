@@ -13,6 +13,8 @@
 #define DN_KEY_CACHE_SLOTS 512
 #define DN_VALUE_CACHE_SLOTS 1024
 
+struct metrics_memo;
+
 struct dn_key_cache {
     const char *names[DN_KEY_CACHE_SLOTS];
     PyObject *keys[DN_KEY_CACHE_SLOTS];
@@ -34,6 +36,11 @@ struct dn_key_cache {
     struct dn_htab memo; /* struct metrics_memo, by id */
     uint64_t conversions; /* sample conversions so far */
     size_t memo_used;     /* records the current conversion used */
+    /* The records in the order the last conversions asked for them (a tree's processes
+     * come in the same order sample after sample): the one at the same place is tried
+     * before the table. Emptied whenever a record is dropped. */
+    struct metrics_memo **memo_seq;
+    size_t memo_seq_len, memo_seq_cap, memo_pos;
 };
 
 void dn_key_cache_clear(struct dn_key_cache *kc);
