@@ -83,20 +83,19 @@ int dn_bpf_delete_keys(int fd, const void *keys, size_t n, size_t ksz)
         n -= count;
         if (!r)
             continue;
-        if (e == EINVAL || e == ENOTSUP || e == EOPNOTSUPP) {
-            if (count == 0)
+        if (e != ENOENT) {
+            if ((e == EINVAL || e == ENOTSUP || e == EOPNOTSUPP) && count == 0)
                 __atomic_store_n(&batch_ok, 0, __ATOMIC_RELAXED);
-            break; /* key by key below */
+            break; /* the rest key by key below */
         }
-        if (e != ENOENT)
-            return -e;
         k += ksz; /* the key it stopped at was gone already */
         n--;
     }
-    for (; n > 0; n--, k += ksz)
-        if (bpf_map_delete_elem(fd, k) && errno != ENOENT)
-            return -errno;
-    return 0;
+    int rc = 0;
+    for (; n > 0; n--, k += ksz) /* each tried, whatever the others gave */
+        if (bpf_map_delete_elem(fd, k) && errno != ENOENT && !rc)
+            rc = -errno;
+    return rc;
 }
 
 /* Slow path for kernels without batch operations: two syscalls per entry. */

@@ -27,7 +27,8 @@ int dn_bpf_read_map(int fd, size_t ksz, size_t vsz, size_t max_entries, struct d
 
 /* Deletes the entries of the n keys (ksz bytes each, one after another) from a hash
  * map: one batch call (Linux 5.6+) for them all, else key by key; a key already gone is
- * not an error. Returns 0 or -errno. */
+ * not an error, and one that cannot be deleted does not keep the others. Returns 0 or
+ * the first -errno. */
 int dn_bpf_delete_keys(int fd, const void *keys, size_t n, size_t ksz);
 
 /* Maps the first `bytes` of a BPF_F_MMAPABLE array map into memory, whole pages:

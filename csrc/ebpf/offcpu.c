@@ -621,19 +621,23 @@ static bool is_gone(const uint32_t *gone, size_t ngone, uint32_t tgid)
 }
 
 /* Deletes from map fd the n keys of `keys` (ksz bytes each) that `pick` accepts, in
- * one batch. */
+ * one batch (key by key without memory for the batch). */
 static void delete_picked(int fd, const void *keys, size_t n, size_t ksz,
                           bool (*pick)(const void *key, const void *arg), const void *arg)
 {
     char *sel = malloc(n ? n * ksz : 1);
     size_t m = 0;
-    for (size_t i = 0; sel && i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         const char *k = (const char *)keys + i * ksz;
-        if (pick(k, arg))
+        if (!pick(k, arg))
+            continue;
+        if (sel)
             memcpy(sel + m++ * ksz, k, ksz);
+        else
+            (void)dn_bpf_delete_keys(fd, k, 1, ksz);
     }
     if (sel)
-        (void)dn_bpf_delete_keys(fd, sel, m, ksz); /* what is left is deleted next time */
+        (void)dn_bpf_delete_keys(fd, sel, m, ksz);
     free(sel);
 }
 
