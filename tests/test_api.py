@@ -441,6 +441,31 @@ def test_child_command_is_read_again_after_it_execs(ebpf, request, steps):
     assert after[0]["pid"] == before[0]["pid"] == child
 
 
+def settle(pid, quiet_s=0.2, limit_s=10.0):
+    """Waits until no process of pid's tree has run for quiet_s (their run times in
+    /proc/PID/schedstat unchanged), at most limit_s."""
+    def run_times():
+        pids = [pid]
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                pids += [int(x) for x in f.read().split()]
+            out = {}
+            for q in pids:
+                with open(f"/proc/{q}/schedstat") as f:
+                    out[q] = f.read().split()[0]
+            return out
+        except OSError:
+            return None
+    end = time.monotonic() + limit_s
+    last = run_times()
+    while time.monotonic() < end:
+        time.sleep(quiet_s)
+        now = run_times()
+        if now == last:
+            return
+        last = now
+
+
 def test_idle_processes_read_cheaply_give_the_same_numbers(monkeypatch):
     # A process whose CPU clock has not moved is read from its clock and statm only;
     # the figures must equal a full read of all its files.
@@ -454,6 +479,11 @@ def test_idle_processes_read_cheaply_give_the_same_numbers(monkeypatch):
                          start_new_session=True)
     try:
         assert p.stdout.readline() == "ready\n"
+        # Both monitors start on a settled tree: the user/system split comes from the
+        # 10 ms ticks of /proc/PID/stat, kept monotonic per monitor, so two monitors that
+        # first read a process while it still ran (a loaded machine: the sleeps still
+        # starting) may keep different splits of the same total.
+        settle(p.pid)
         cheap = denet.ProcessMonitor.from_pid(p.pid, since_process_start=True)
         monkeypatch.setenv("DENET_ALWAYS_FULL_READ", "1")
         full = denet.ProcessMonitor.from_pid(p.pid, since_process_start=True)
