@@ -989,7 +989,12 @@ static int iter_pass(struct dn_collector *c)
     int rc = dn_tracker_read_tasks(c->o.tracker, &c->recs, &c->recs_len, &c->recs_cap);
     if (rc)
         return rc;
-    qsort(c->recs, c->recs_len, sizeof *c->recs, cmp_rec);
+    /* The walk goes by thread id, so a tree of single-threaded processes comes sorted. */
+    bool sorted = true;
+    for (size_t i = 1; i < c->recs_len && sorted; i++)
+        sorted = cmp_rec(&c->recs[i - 1], &c->recs[i]) <= 0;
+    if (!sorted)
+        qsort(c->recs, c->recs_len, sizeof *c->recs, cmp_rec);
     c->iprocs_len = 0;
     uint64_t tck = (uint64_t)dn_clk_tck();
     uint64_t page_kb = (uint64_t)dn_page_kb();
