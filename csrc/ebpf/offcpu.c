@@ -657,18 +657,26 @@ static void group_top_insert(struct group **top, size_t *n, size_t k, struct gro
     top[j] = g;
 }
 
+/* Figures of some intervals (count > 0) into running totals of intervals. */
+static void add_figures(uint64_t *total_ns, uint64_t *count, uint64_t *min_ns, uint64_t *max_ns,
+                        uint64_t t, uint64_t c, uint64_t mn, uint64_t mx)
+{
+    *total_ns += t;
+    *count += c;
+    if (mx > *max_ns)
+        *max_ns = mx;
+    if (!*min_ns || mn < *min_ns)
+        *min_ns = mn;
+}
+
 /* An exited process's thread, its figures final: into the totals and top list of old. */
 static void retired_thread(struct dn_offcpu *o, void *e)
 {
     struct acc_thread *a = e;
     if (!a->count)
         return;
-    o->old.total_ns += a->total_ns;
-    o->old.count += a->count;
-    if (a->max_ns > o->old.max_ns)
-        o->old.max_ns = a->max_ns;
-    if (!o->old.min_ns || a->min_ns < o->old.min_ns)
-        o->old.min_ns = a->min_ns;
+    add_figures(&o->old.total_ns, &o->old.count, &o->old.min_ns, &o->old.max_ns, a->total_ns,
+                a->count, a->min_ns, a->max_ns);
     size_t k = MAX_THREAD_STATS, *n = &o->old.ntop;
     struct acc_thread **top = o->old.top;
     if (*n == k && cmp_acc_thread(a, top[k - 1]) >= 0)
@@ -1431,14 +1439,9 @@ static void list_thread(const struct dn_offcpu *o, struct dn_offcpu_sample *s, s
         .thread_name = a->comm ? a->comm : o->empty,
         .process_name = a->pcomm ? a->pcomm : o->empty,
     };
-    if (!totals)
-        return;
-    s->total_ns += a->total_ns;
-    s->events += a->count;
-    if (a->max_ns > s->max_ns)
-        s->max_ns = a->max_ns;
-    if (!s->min_ns || a->min_ns < s->min_ns)
-        s->min_ns = a->min_ns;
+    if (totals)
+        add_figures(&s->total_ns, &s->events, &s->min_ns, &s->max_ns, a->total_ns, a->count,
+                    a->min_ns, a->max_ns);
 }
 
 int dn_offcpu_snapshot(struct dn_offcpu *o, struct dn_offcpu_sample **out)
@@ -1480,14 +1483,9 @@ int dn_offcpu_snapshot(struct dn_offcpu *o, struct dn_offcpu_sample **out)
     }
     for (size_t i = 0; !walk_old && i < o->old.ntop; i++)
         list_thread(o, s, &n, o->old.top[i], false);
-    if (!walk_old && o->old.count) {
-        s->total_ns += o->old.total_ns;
-        s->events += o->old.count;
-        if (o->old.max_ns > s->max_ns)
-            s->max_ns = o->old.max_ns;
-        if (!s->min_ns || o->old.min_ns < s->min_ns)
-            s->min_ns = o->old.min_ns;
-    }
+    if (!walk_old && o->old.count)
+        add_figures(&s->total_ns, &s->events, &s->min_ns, &s->max_ns, o->old.total_ns,
+                    o->old.count, o->old.min_ns, o->old.max_ns);
     qsort(s->threads, n, sizeof *s->threads, cmp_thread);
     /* Every thread counts in the totals; a sample lists the heaviest ones (a run with
      * thousands of short-lived processes would otherwise grow every sample). */
