@@ -23,6 +23,9 @@ Tools:
   floor                 the workload with an empty program on sched_switch attached
                         (bench/floor_switch.bpf.c): what any BPF off-CPU profiler pays
                         for running at every context switch, before doing anything
+  floor, both hooks     the same with an empty program on sys_enter too
+                        (bench/floor.bpf.c): the floor of a tool that also counts
+                        system calls, as denet's default eBPF run does
   denet off-CPU alone   enable_ebpf=True, syscalls=False, offcpu_stacks=False: the
                         off-CPU profiler without the syscall counter
   denet syscalls only   enable_ebpf=True, offcpu=False: the syscall counter every
@@ -177,6 +180,7 @@ class Bench:
         self.events = {}
         self.stats = None  # (ns, count) of the last run's sched_switch program, when asked
         self.floor_prog = sysbench.Floor(tmp, "floor_switch.bpf.c")
+        self.floor_sys = sysbench.Floor(tmp, "floor.bpf.c")
 
     def wrapped(self, cmd, hold=False):
         return [self.timeit, self.result] + (["--hold"] if hold else []) + ["--"] + cmd
@@ -210,6 +214,10 @@ class Bench:
 
     def floor(self, cmd):
         with self.floor_prog.attached():
+            return self.unmonitored(cmd)
+
+    def floor_both(self, cmd):
+        with self.floor_prog.attached(), self.floor_sys.attached():
             return self.unmonitored(cmd)
 
     def offcpu_alone(self, cmd):
@@ -283,6 +291,7 @@ def main():
         if not args.no_pin and taskset:
             cmd = [taskset, "-c", str(args.cpu)] + cmd  # it execs the workload: same pid
         tools = [("unmonitored", b.unmonitored), ("floor", b.floor),
+                 ("floor, both hooks", b.floor_both),
                  ("denet off-CPU alone", b.offcpu_alone),
                  ("denet syscalls only", b.syscalls_only),
                  ("denet off-CPU", b.offcpu), ("denet off-CPU+stacks", b.offcpu_stacks),
@@ -317,6 +326,8 @@ def main():
                         per_switch[name] = b.stats
         base = statistics.median(times["unmonitored"])
         floor = statistics.median(times["floor"]) if times["floor"] else None
+        both = (statistics.median(times["floor, both hooks"]) if times["floor, both hooks"]
+                else None)
         rows = []
         for name, _ in tools:
             if not times[name]:
@@ -324,10 +335,12 @@ def main():
                 continue
             med = statistics.median(times[name])
             per_trip = (med - base) / args.trips * 1e6
-            # vs floor: only for the tools whose one program is on sched_switch (the
-            # others also run the syscall counter on sys_enter)
-            vs_floor = (f"{med / floor:.2f}x" if floor and name in
-                        ("floor", "denet off-CPU alone", "offcputime -p") else "")
+            # vs floor: each tool against the empty programs at the hooks it uses
+            # (sched_switch alone, or sched_switch and sys_enter)
+            ref = (floor if name in ("floor", "denet off-CPU alone", "offcputime -p") else
+                   both if name in ("floor, both hooks", "denet off-CPU",
+                                    "denet off-CPU+stacks") else None)
+            vs_floor = f"{med / ref:.2f}x" if ref else ""
             rows.append((name, f"{med:.3f}", f"{med / base:.2f}x",
                          "-" if name == "unmonitored" else f"{per_trip:+.2f}", vs_floor))
         sysbench.print_table(("tool", "median s", "vs unmonitored", "µs added per round trip",
