@@ -280,6 +280,89 @@ def test_sleeping_thread_shows_its_sleep_time_verdict_and_stack(require_ebpf, cc
     assert s["total_offcpu_time_secs"] >= t["total_time_ns"] / 1e9 - 1e-9
 
 
+# A thread that leaves one CPU and comes back on another: it sleeps 20 x 50 ms on CPU
+# 0, and halfway through each sleep the main thread moves it to CPU 1, so every wait
+# starts on one run queue's clock and ends on the other's (always the same way, so a
+# difference between the two clocks adds up rather than cancels).
+MIGRATE_C = r"""
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile int asleep = -1; /* the sleep under way, set just before it starts */
+static volatile long tid;
+static long long slept_ns;
+static int moved;
+
+static long long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static void pin(long who, int cpu)
+{
+    cpu_set_t s;
+    CPU_ZERO(&s);
+    CPU_SET(cpu, &s);
+    sched_setaffinity((pid_t)who, sizeof s, &s);
+}
+
+static void *sleeper(void *arg)
+{
+    (void)arg;
+    tid = syscall(SYS_gettid);
+    for (int i = 0; i < 20; i++) {
+        pin(0, 0);
+        int before = sched_getcpu();
+        struct timespec ts = {0, 50 * 1000000L};
+        long long t0 = now_ns();
+        asleep = i;
+        clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+        slept_ns += now_ns() - t0;
+        moved += sched_getcpu() != before;
+    }
+    return NULL;
+}
+
+int main(void)
+{
+    pthread_t t;
+    printf("pid %ld\n", (long)getpid());
+    pthread_create(&t, NULL, sleeper, NULL);
+    for (int i = 0; i < 20; i++) {
+        while (asleep < i)
+            usleep(200);
+        usleep(20000); /* well inside its 50 ms sleep */
+        pin(tid, 1);
+    }
+    pthread_join(t, NULL);
+    printf("sleeper_tid %ld\nslept_ns %lld\nmoved %d\n", tid, slept_ns, moved);
+    return 0;
+}
+"""
+
+
+def test_a_wait_that_ends_on_another_cpu_is_measured_right(require_ebpf, cc, tmp_path):
+    # Times come from the scheduler's per-CPU clock (rq->clock): a wait that starts on
+    # one CPU and ends on another subtracts two CPUs' readings.
+    if len(os.sched_getaffinity(0)) < 2 or not {0, 1} <= os.sched_getaffinity(0):
+        pytest.skip("needs CPUs 0 and 1")
+    exe = cc("migrate", MIGRATE_C)
+    mon, oc, p = run([exe], tmp_path)
+    assert p["moved"] >= 15, p  # the workload did move its waits across CPUs
+    t = thread(oc, p["pid"], p["sleeper_tid"])
+    assert t["count"] >= 20, t
+    assert abs(t["total_time_ns"] - p["slept_ns"]) <= 0.1 * p["slept_ns"], (t, p)
+    assert 900e6 <= t["total_time_ns"] <= max(1100e6, p["slept_ns"] * 1.1), (t, p)
+    assert t["max_time_ns"] >= 49e6, t
+
+
 def test_sample_shape(require_ebpf, cc, tmp_path):
     exe = cc("sleeper", SLEEPER_C)
     _, oc, p = run([exe, "4", "20"], tmp_path)
