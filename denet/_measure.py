@@ -43,7 +43,7 @@ MEASURES = {
     "offcpu_secs": ("s", "off-CPU time (eBPF)"),
 }
 EBPF_MEASURES = ("syscalls", "offcpu_secs")
-OFFCPU_UNAVAILABLE = "off-CPU data not available in this denet build/run"
+OFFCPU_UNAVAILABLE = "off-CPU time not recorded: the summary has no total_offcpu_time_secs"
 
 
 # --------------------------------------------------------------------------
@@ -323,7 +323,9 @@ class Measurement:
                 return "the monitor ran without eBPF"
             return f"eBPF unavailable: {self.ebpf_error or 'the summary has no total_syscalls'}"
         if key == "offcpu_secs":
-            if self.ebpf and self.ebpf_error:
+            if not self.ebpf:
+                return "the monitor ran without eBPF"
+            if self.ebpf_error:
                 return f"eBPF unavailable: {self.ebpf_error}"
             return OFFCPU_UNAVAILABLE
         if key == "peak_rss_mb":

@@ -74,6 +74,10 @@ def test_three_over():
 def test_offcpu():
     time.sleep(0.1)
 
+@pytest.mark.denet_budget(offcpu_secs=0.2)
+def test_offcpu_over():
+    time.sleep(0.5)
+
 @pytest.mark.denet_budget(cpu_secs=30)
 def test_fails_on_its_own():
     assert 1 == 2
@@ -152,6 +156,7 @@ def test_budgets_inside_pass_and_over_fail_with_measured_versus_allowed(budget_r
         "test_wall_over": "failed", "test_wall_inside": "passed",
         "test_syscalls_over": "failed" if ebpf else "skipped",
         "test_syscalls_inside": "passed" if ebpf else "skipped",
+        "test_offcpu_over": "failed" if ebpf else "skipped",
         "test_three_over": "failed", "test_fails_on_its_own": "failed", "test_fixture": "passed",
     }
     if UNDER_ASAN:  # freed memory stays resident in ASan's quarantine: RSS budgets mean nothing
@@ -188,6 +193,9 @@ def test_budgets_inside_pass_and_over_fail_with_measured_versus_allowed(budget_r
         measured, allowed = over("test_syscalls_over", "syscalls")
         assert 200_000 <= measured <= 400_000 and allowed == 50_000
         assert 1000 <= records["test_syscalls_inside"]["syscalls"] < 200_000
+        # a 0.5 s sleep of the test's own thread, timed by the off-CPU profiler
+        measured, allowed = over("test_offcpu_over", "offcpu_secs")
+        assert 0.45 <= measured <= 5 and allowed == 0.2
     # every exceeded budget is listed
     text = outcomes["test_three_over"][1]
     assert "denet budget exceeded (3 of 3)" in text, text
@@ -204,11 +212,13 @@ def test_budgets_inside_pass_and_over_fail_with_measured_versus_allowed(budget_r
 def test_offcpu_budget_is_checked_or_skipped_with_the_reason(budget_run):
     proc, outcomes, records = budget_run
     outcome, text = outcomes["test_offcpu"]
-    if records["test_offcpu"]["offcpu_secs"] is None:
-        assert outcome == "skipped", (outcome, text)
-        assert OFFCPU_UNAVAILABLE in text and "offcpu_secs=100 s" in text
-    else:
+    if _ebpf_expected():  # measured: the test's 0.1 s sleep
         assert outcome == "passed", (outcome, text)
+        assert 0.09 <= records["test_offcpu"]["offcpu_secs"] <= 5, records["test_offcpu"]
+    else:
+        assert records["test_offcpu"]["offcpu_secs"] is None
+        assert outcome == "skipped", (outcome, text)
+        assert "eBPF" in text and "offcpu_secs=100 s" in text, text
 
 
 def test_report_lines_and_terminal_summary(budget_run):
@@ -386,6 +396,20 @@ def test_measurement_without_a_resettable_peak_gives_no_peak_and_says_why(monkey
     assert verdict == {"exceeded": {}, "unchecked": {"peak_rss_mb": "cannot reset the RSS high-water mark (test)"}}
 
 
+def test_why_the_offcpu_time_is_missing():
+    # without eBPF there is none, and the reason says so (the plugin adds how to fix it)
+    with Measurement() as m:
+        pass
+    assert m.measurements["offcpu_secs"] is None
+    assert m.why_unavailable("offcpu_secs") == "the monitor ran without eBPF"
+    assert "run as root" in pytest_plugin._hint("offcpu_secs", m.why_unavailable("offcpu_secs"))
+    # eBPF asked for: its error, or, with eBPF running but no off-CPU total, the summary
+    m.ebpf, m.ebpf_error = True, "loading the eBPF off-CPU profiler failed: (test)"
+    assert m.why_unavailable("offcpu_secs") == f"eBPF unavailable: {m.ebpf_error}"
+    m.ebpf_error = None
+    assert m.why_unavailable("offcpu_secs") == OFFCPU_UNAVAILABLE
+
+
 def test_measurement_counts_disk_writes_of_children():
     target = os.path.join(ROOT, "build", "measure-disk-test.bin")
     os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -444,12 +468,11 @@ def test_offcpu_budget_under_require_ebpf_fails_when_the_data_is_missing(tmp_pat
     proc, outcomes = _pytest(str(tmp_path), ["test_off.py", "--denet-require-ebpf", "--denet-report", "r.jsonl"])
     record = _records(tmp_path / "r.jsonl")["test_waits"]
     outcome, text = outcomes["test_waits"]
-    if record["offcpu_secs"] is not None:  # a build that records off-CPU time
+    if _ebpf_expected():  # measured, so checked: the 0.1 s sleep is inside 5 s
         assert outcome == "passed", text
+        assert 0.09 <= record["offcpu_secs"] <= 5, record
         return
+    assert record["offcpu_secs"] is None
     assert outcome == "failed", proc.stdout + proc.stderr
     assert "denet budget not checked, and --denet-require-ebpf is set:" in text
-    if _ebpf_expected():
-        assert f"offcpu_secs: {OFFCPU_UNAVAILABLE}" in text, text
-    else:
-        assert "offcpu_secs: eBPF unavailable:" in text, text
+    assert "offcpu_secs: eBPF unavailable:" in text, text
