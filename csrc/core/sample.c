@@ -59,12 +59,12 @@ static union children_hdr *children_hdr(struct dn_child *c)
     return (union children_hdr *)(void *)((char *)c - sizeof(union children_hdr));
 }
 
-/* A new chunk of at least `size` bytes, its pages faulted in, or NULL. A store that has
+/* A new chunk of at least `need` bytes, its pages faulted in, or NULL. A store that has
  * kept DN_HUGE_CHUNK_SIZE already gets chunks of whole 2 MB transparent huge pages
  * (aligned, MADV_HUGEPAGE): one fault maps 2 MB. On the development VM a 4 KB page costs
  * 7 to 19 us the first time it is written, even faulted in ahead (MAP_POPULATE), and a
  * huge page about 0.3 us per 4 KB: keeping a 200-process sample (45 KB) wrote 11 such
- * pages, a seventh of the sample. Small stores keep small chunks, so that a monitor of a
+ * pages, an eighth of the sample. Small stores keep small chunks, so that a monitor of a
  * few processes does not hold 2 MB. Where huge pages are off, the same chunk is made of
  * small pages, faulted in ahead as before. */
 static struct dn_chunk *map_chunk(struct dn_sample_store *st, size_t need)
