@@ -29,8 +29,6 @@ struct dn_chunk {
 };
 
 #define DN_CHUNK_SIZE (512u << 10)
-/* Once a store has kept this much, its chunks are huge pages (see map_chunk). */
-#define DN_HUGE_CHUNK_SIZE (2u << 20)
 
 /* The last malloc'd array freed, kept for the next sample's (its pages are faulted in
  * already: a fresh 45 KB array costs 10 page faults, about 14 us each on the development
@@ -59,51 +57,6 @@ static union children_hdr *children_hdr(struct dn_child *c)
     return (union children_hdr *)(void *)((char *)c - sizeof(union children_hdr));
 }
 
-/* A new chunk of at least `need` bytes, its pages faulted in, or NULL. A store that has
- * kept DN_HUGE_CHUNK_SIZE already gets chunks of whole 2 MB transparent huge pages
- * (aligned, MADV_HUGEPAGE): one fault maps 2 MB. On the development VM a 4 KB page costs
- * 7 to 19 us the first time it is written, even faulted in ahead (MAP_POPULATE), and a
- * huge page about 0.3 us per 4 KB: keeping a 200-process sample (45 KB) wrote 11 such
- * pages, an eighth of the sample. Small stores keep small chunks, so that a monitor of a
- * few processes does not hold 2 MB. Where huge pages are off, the same chunk is made of
- * small pages, faulted in ahead as before. */
-static struct dn_chunk *map_chunk(struct dn_sample_store *st, size_t need)
-{
-    size_t huge = DN_HUGE_CHUNK_SIZE, size;
-    char *a;
-    if (st->mapped < huge) {
-        size = need < DN_CHUNK_SIZE ? DN_CHUNK_SIZE : need;
-        a = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-                 -1, 0);
-        if (a == MAP_FAILED)
-            return NULL;
-    } else {
-        size = (need + huge - 1) / huge * huge;
-        char *m = mmap(NULL, size + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                       -1, 0);
-        if (m == MAP_FAILED)
-            return NULL;
-        /* keep the aligned part only */
-        a = (char *)(((uintptr_t)m + huge - 1) & ~(uintptr_t)(huge - 1));
-        if (a > m)
-            munmap(m, (size_t)(a - m));
-        if (m + size + huge > a + size)
-            munmap(a + size, (size_t)(m + size + huge - (a + size)));
-        madvise(a, size, MADV_HUGEPAGE); /* a hint: refused (huge pages off) is fine */
-#ifdef MADV_POPULATE_WRITE
-        if (madvise(a, size, MADV_POPULATE_WRITE) != 0) /* before Linux 5.14: touch it */
-#endif
-            for (size_t off = 0; off < size; off += 4096)
-                a[off] = 0;
-    }
-    st->mapped += size;
-    struct dn_chunk *ch = (struct dn_chunk *)(void *)a;
-    ch->refs = 1;
-    ch->size = size;
-    ch->used = round_hdr(sizeof *ch);
-    return ch;
-}
-
 /* Room for an array of cap children in the store's current chunk (a new chunk when it
  * is full), or NULL when no chunk can be mapped. */
 static union children_hdr *chunk_alloc(struct dn_sample_store *st, size_t cap)
@@ -111,11 +64,18 @@ static union children_hdr *chunk_alloc(struct dn_sample_store *st, size_t cap)
     size_t need = round_hdr(array_bytes(cap));
     struct dn_chunk *ch = st->cur;
     if (!ch || ch->used + need > ch->size) {
-        if (!(ch = map_chunk(st, round_hdr(sizeof *ch) + need)))
+        size_t size = round_hdr(sizeof *ch) + need;
+        size = size < DN_CHUNK_SIZE ? DN_CHUNK_SIZE : size;
+        void *m = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (m == MAP_FAILED)
             return NULL;
         if (st->cur)
             chunk_unref(st->cur);
-        st->cur = ch;
+        ch = st->cur = m;
+        ch->refs = 1;
+        ch->size = size;
+        ch->used = round_hdr(sizeof *ch);
     }
     union children_hdr *h = (union children_hdr *)(void *)((char *)ch + ch->used);
     ch->used += need;
@@ -237,7 +197,6 @@ void dn_sample_store_close(struct dn_sample_store *st)
         chunk_unref(st->cur);
     st->cur = NULL;
     st->last = NULL;
-    st->mapped = 0;
     dn_children_drop_spare();
 }
 

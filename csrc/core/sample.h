@@ -69,8 +69,7 @@ void dn_children_drop_spare(void); /* frees the array kept for reuse (sample.c) 
 struct dn_chunk;
 struct dn_sample_store {
     struct dn_chunk *cur;
-    void *last;    /* the array last placed in cur, whose unused end can be given back */
-    size_t mapped; /* bytes of chunks mapped so far (they become huge pages past 2 MB) */
+    void *last; /* the array last placed in cur, whose unused end can be given back */
 };
 void dn_sample_store_keep(struct dn_sample_store *st, struct dn_sample *s);
 void dn_sample_store_close(struct dn_sample_store *st);
