@@ -642,19 +642,22 @@ static void delete_picked(int fd, const void *keys, size_t n, size_t ksz,
 }
 
 static int cmp_group(const void *a, const void *b);
-static int cmp_acc_thread(const struct acc_thread *x, const struct acc_thread *y);
+static int cmp_acc_thread(const void *a, const void *b);
 
-/* g into top[0..*n) (heaviest first, at most k), when it is among the k heaviest. */
-static void group_top_insert(struct group **top, size_t *n, size_t k, struct group *g)
+/* The element *e (w bytes: a pointer) into top[0..*n), kept in cmp's order (qsort's
+ * comparator on two elements) and at most k long, when it is among the first k. */
+static void top_insert(void *top, size_t *n, size_t k, const void *e, size_t w,
+                       int (*cmp)(const void *, const void *))
 {
-    if (*n == k && cmp_group(&g, &top[k - 1]) >= 0)
+    char *t = top;
+    if (*n == k && cmp(e, t + (k - 1) * w) >= 0)
         return;
     size_t j = *n < k ? (*n)++ : k - 1;
-    while (j > 0 && cmp_group(&g, &top[j - 1]) < 0) {
-        top[j] = top[j - 1];
+    while (j > 0 && cmp(e, t + (j - 1) * w) < 0) {
+        memcpy(t + j * w, t + (j - 1) * w, w);
         j--;
     }
-    top[j] = g;
+    memcpy(t + j * w, e, w);
 }
 
 /* Figures of some intervals (count > 0) into running totals of intervals. */
@@ -677,16 +680,7 @@ static void retired_thread(struct dn_offcpu *o, void *e)
         return;
     add_figures(&o->old.total_ns, &o->old.count, &o->old.min_ns, &o->old.max_ns, a->total_ns,
                 a->count, a->min_ns, a->max_ns);
-    size_t k = MAX_THREAD_STATS, *n = &o->old.ntop;
-    struct acc_thread **top = o->old.top;
-    if (*n == k && cmp_acc_thread(a, top[k - 1]) >= 0)
-        return;
-    size_t j = *n < k ? (*n)++ : k - 1;
-    while (j > 0 && cmp_acc_thread(a, top[j - 1]) < 0) {
-        top[j] = top[j - 1];
-        j--;
-    }
-    top[j] = a;
+    top_insert(o->old.top, &o->old.ntop, MAX_THREAD_STATS, &a, sizeof a, cmp_acc_thread);
 }
 
 /* Moves record e from table `from` to table `to`. Were `to` out of memory, e stays in
@@ -740,10 +734,10 @@ static void regen_group(struct dn_offcpu *o, struct group *g, uint32_t gen, bool
     g->gen = gen;
     move_record(h, by_stack ? &o->old_gstack : &o->old_gwait, g);
     if (by_stack) {
-        group_top_insert(o->old.stack_top, &o->old.nstack_top, TOP_STACKS, g);
+        top_insert(o->old.stack_top, &o->old.nstack_top, TOP_STACKS, &g, sizeof g, cmp_group);
     } else {
         o->old.wait_ns += g->total_ns;
-        group_top_insert(o->old.wait_top, &o->old.nwait_top, MAX_BOTTLENECKS, g);
+        top_insert(o->old.wait_top, &o->old.nwait_top, MAX_BOTTLENECKS, &g, sizeof g, cmp_group);
     }
 }
 
@@ -1257,8 +1251,10 @@ static int cmp_thread(const void *a, const void *b)
     return x->tid < y->tid ? -1 : x->tid > y->tid;
 }
 
-static int cmp_acc_thread(const struct acc_thread *x, const struct acc_thread *y)
+static int cmp_acc_thread(const void *a, const void *b)
 {
+    const struct acc_thread *x = *(struct acc_thread *const *)a,
+                            *y = *(struct acc_thread *const *)b;
     if (x->total_ns != y->total_ns)
         return x->total_ns > y->total_ns ? -1 : 1;
     if (x->tgid != y->tgid)
@@ -1284,7 +1280,7 @@ static void scan_groups(const struct dn_offcpu *o, const struct dn_htab *h, bool
         if (!g || !g->total_ns || (live && g->gen) || !wanted(o, g->tgid))
             continue;
         *all += g->total_ns;
-        group_top_insert(top, n, k, g);
+        top_insert(top, n, k, &g, sizeof g, cmp_group);
     }
 }
 
@@ -1305,7 +1301,7 @@ static size_t top_groups(const struct dn_offcpu *o, bool by_stack, struct group 
     struct group *const *old = by_stack ? o->old.stack_top : o->old.wait_top;
     size_t nold = by_stack ? o->old.nstack_top : o->old.nwait_top;
     for (size_t i = 0; i < nold; i++)
-        group_top_insert(top, &n, k, old[i]);
+        top_insert(top, &n, k, &old[i], sizeof old[i], cmp_group);
     *all += by_stack ? 0 : o->old.wait_ns; /* (stack groups: not needed) */
     return n;
 }
