@@ -42,11 +42,16 @@ difference of the sampling thread's CPU time with and without it, round by round
 noisy than wall time on a shared machine); the files go to tmpfs (/dev/shm) when there
 is one, so that a disk's writeback is not counted.
 
+--host-threads N first starts a process (outside every tree) with N threads that only
+wait, so that the host has thousands of tasks as a desktop or a busy server does: the
+eBPF floor, a walk over every task, grows with them, while denet reads a tree that has
+at most one process for every 32 tasks of the system process by process instead.
+
 Every tree is ended before the bench exits, on an error or Ctrl-C too: the bench closes
 the tree's control pipe (the tree exits and reaps its children), then kills what is left;
 each process of a tree also dies with its parent (PR_SET_PDEATHSIG).
 
-    python3 bench/sampling.py [--rounds N] [--sizes 1,10,50,200]
+    python3 bench/sampling.py [--rounds N] [--sizes 1,10,50,200] [--host-threads N]
 """
 import argparse
 import os
@@ -195,6 +200,30 @@ static int serve(int (*once)(void))
 """
 
 # statfloor PID...: one pread() of /proc/PID/stat per process, files opened once.
+# --host-threads: N threads that wait, 64 KB stacks; "ready" once they all run.
+BALLAST_C = r"""
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+static void *wait_forever(void *arg) { (void)arg; for (;;) pause(); return NULL; }
+int main(int argc, char **argv) {
+    int n = argc > 1 ? atoi(argv[1]) : 0;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, 64 << 10);
+    for (int i = 0; i < n; i++) {
+        pthread_t t;
+        if (pthread_create(&t, &a, wait_forever, NULL) != 0) { perror("pthread_create"); return 1; }
+    }
+    printf("ready\n");
+    fflush(stdout);
+    char c;
+    while (read(0, &c, 1) > 0) {}
+    return 0;
+}
+"""
+
 STAT_FLOOR_C = HELPER_LOOP + r"""
 #include <fcntl.h>
 #include <unistd.h>
@@ -468,6 +497,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=15, help="alternating rounds (default 15)")
     ap.add_argument("--sizes", default="1,10,50,200", help="tree sizes (default 1,10,50,200)")
+    ap.add_argument("--host-threads", type=int, default=0, metavar="N",
+                    help="first start N waiting threads outside the trees (a busy host)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if psutil is None:
@@ -486,7 +517,11 @@ def main():
     results, cpu = {}, {}  # (state, n) -> what measure() returns
     tasks = {}  # n -> tasks on the system with the tree of n
     notes = []
+    ballast = None
     try:
+        if args.host_threads > 0:
+            ballast = Helper([sysbench.build(tmp, "ballast", BALLAST_C, libs=("-pthread",)),
+                              str(args.host_threads)])
         tree_exe = sysbench.build(tmp, "tree", TREE_C)
         stat_exe = sysbench.build(tmp, "statfloor", STAT_FLOOR_C)
         try:
@@ -534,12 +569,15 @@ def main():
                 if tree:
                     tree.end()
     finally:
+        if ballast:
+            ballast.close()
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(out_tmp, ignore_errors=True)
 
     print(f"denet {denet.__version__}, psutil {psutil.__version__}: one tree sample, median of "
           f"{args.rounds} alternating rounds, µs per sample (µs per process); "
-          f"{os.cpu_count()} CPUs, kernel {os.uname().release}")
+          f"{os.cpu_count()} CPUs, kernel {os.uname().release}"
+          + (f"; {args.host_threads} waiting threads outside the trees" if ballast else ""))
     for state, title in (("idle", "idle tree (every process asleep)"),
                          ("active", "active tree (every process ran since the last sample)")):
         for suffix, what in (("", "no output file"), (" + file", "output file (JSON lines)")):

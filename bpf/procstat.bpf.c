@@ -14,6 +14,12 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Tasks this program has seen, in the tree or not: user space tells from it about how
+ * many tasks a walk of the whole system visits, which decides how large a tree is
+ * cheaper to read process by process (csrc/ebpf/procstat.c). Each monitor loads its own
+ * program and reads it under its lock, one read at a time: a plain increment. */
+__u64 tasks_seen = 0;
+
 SEC("iter/task")
 int dn_procstat(struct bpf_iter__task *ctx)
 {
@@ -21,6 +27,7 @@ int dn_procstat(struct bpf_iter__task *ctx)
     struct task_struct *t = ctx->task;
     if (!t)
         return 0;
+    tasks_seen++;
     __u32 tgid = t->tgid;
     if (!dn_is_live(tgid)) /* a bit test: the walk visits every task of the system */
         return 0;

@@ -163,12 +163,8 @@ def kernel_at_least(major, minor):
     return (int(release[0]), int(release[1].split("-")[0])) >= (major, minor)
 
 
-def test_a_small_tree_is_read_by_an_iterator_per_process(require_ebpf, monkeypatch):
-    """A tree of a few processes is read through an iterator per process (Linux 6.1+)
-    instead of a walk over every task of the system, while no process joined it since
-    the read before; its figures are those of /proc either way, and a process that
-    joins or leaves is seen at the next sample."""
-    per_process = kernel_at_least(6, 1)
+def start_spawner():
+    """The SPAWNER process and a function that sends it a line and returns its answer."""
     p = subprocess.Popen(py_cmd(SPAWNER), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          text=True)
 
@@ -177,6 +173,30 @@ def test_a_small_tree_is_read_by_an_iterator_per_process(require_ebpf, monkeypat
         p.stdin.flush()
         return p.stdout.readline().strip()
 
+    return p, ask
+
+
+def check_kids(s, kids, nprocs):
+    """Sample s holds the spawner and exactly its children kids, with /proc's figures
+    (the children wait: their figures do not move)."""
+    assert s["aggregated"]["process_count"] == nprocs
+    got = {c["pid"]: c["metrics"] for c in s["children"]}
+    assert sorted(got) == sorted(kids)
+    for pid in kids:
+        want = read_proc(pid)
+        for k in ("thread_count", "mem_vms_kb", "syscall_read_bytes", "syscall_write_bytes",
+                  "page_faults_disk"):
+            assert got[pid][k] == want[k], (k, got[pid][k], want[k])
+        assert got[pid]["thread_count"] == 4
+
+
+def test_a_small_tree_is_read_by_an_iterator_per_process(require_ebpf, monkeypatch):
+    """A tree of a few processes is read through an iterator per process (Linux 6.1+)
+    instead of a walk over every task of the system, while no process joined it since
+    the read before; its figures are those of /proc either way, and a process that
+    joins or leaves is seen at the next sample."""
+    per_process = kernel_at_least(6, 1)
+    p, ask = start_spawner()
     try:
         kids = [int(ask("spawn")) for _ in range(2)]
         mon = ebpf_monitor(p.pid, since_process_start=True)
@@ -190,15 +210,7 @@ def test_a_small_tree_is_read_by_an_iterator_per_process(require_ebpf, monkeypat
         s2, n2 = sample()
         assert n2 == (1 if per_process else 0)
         for s in (s1, s2):
-            assert s["aggregated"]["process_count"] == 3
-            got = {c["pid"]: c["metrics"] for c in s["children"]}
-            assert sorted(got) == sorted(kids)
-            for pid in kids:
-                want = read_proc(pid)
-                for k in ("thread_count", "mem_vms_kb", "syscall_read_bytes",
-                          "syscall_write_bytes", "page_faults_disk"):
-                    assert got[pid][k] == want[k], (k, got[pid][k], want[k], s is s2)
-                assert got[pid]["thread_count"] == 4
+            check_kids(s, kids, 3)
         # a process joins: the next read walks every task, and finds it
         kids.append(int(ask("spawn")))
         s3, n3 = sample()
@@ -224,3 +236,71 @@ def test_a_small_tree_is_read_by_an_iterator_per_process(require_ebpf, monkeypat
     finally:
         p.stdin.close()
         p.wait(timeout=30)
+
+
+# Threads that only wait, in a process outside the monitored tree: a host with many tasks.
+BALLAST = """
+    import sys, threading
+    threading.stack_size(64 << 10)
+    ev = threading.Event()
+    for _ in range(int(sys.argv[1])):
+        threading.Thread(target=ev.wait, daemon=True).start()
+    print("up", flush=True)
+    sys.stdin.read()
+"""
+
+
+def pids_limit(walk_tasks):
+    """How many processes a tree may have to be read one by one (csrc/ebpf/procstat.h):
+    one for every 32 tasks the walk visited, at least 4, at most 128."""
+    return min(128, max(4, walk_tasks // 32))
+
+
+def test_a_tree_on_a_busy_host_is_read_process_by_process(require_ebpf):
+    """The walk visits every task of the system, in the tree or not; on a host with
+    thousands of tasks a tree of a dozen processes costs far less read one by one. The
+    walk counts the tasks it visits, and a tree with at most one process for every 32 of
+    them is read process by process; its figures are those of /proc all the same."""
+    per_process = kernel_at_least(6, 1)
+    ballast = subprocess.Popen(py_cmd(BALLAST) + ["1500"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    p, ask = start_spawner()
+    try:
+        assert ballast.stdout.readline() == "up\n"
+        kids = [int(ask("spawn")) for _ in range(12)]
+        mon = ebpf_monitor(p.pid, since_process_start=True)
+        s1 = mon.sample_once()  # the first read walks every task
+        d1 = mon._debug()
+        assert d1["task_iter_per_process"] == 0
+        # the 1,500 threads and this test's own tasks at least, and no more than the
+        # system has (the kernel's count of its threads, 4th field of loadavg)
+        with open("/proc/loadavg") as f:
+            threads = int(f.read().split()[3].split("/")[1])
+        assert 1500 < d1["task_iter_walk_tasks"] <= threads + 50, (d1, threads)
+        assert pids_limit(d1["task_iter_walk_tasks"]) >= 13
+        s2 = mon.sample_once()
+        d2 = mon._debug()
+        assert d2["task_iter_per_process"] == (1 if per_process else 0), d2
+        assert d2["task_iter_walk_tasks"] == d1["task_iter_walk_tasks"]  # no walk
+        for s in (s1, s2):
+            check_kids(s, kids, 13)
+        # the host's tasks go: the next walk (a process joined) counts fewer, and the
+        # tree is read process by process only if the rule still allows 14 processes
+        ballast.stdin.close()
+        ballast.wait(timeout=30)
+        kids.append(int(ask("spawn")))
+        s3, d3 = mon.sample_once(), mon._debug()
+        assert d3["task_iter_per_process"] == d2["task_iter_per_process"]
+        assert d3["task_iter_walk_tasks"] < d1["task_iter_walk_tasks"] - 1400, (d1, d3)
+        s4, d4 = mon.sample_once(), mon._debug()
+        few = per_process and pids_limit(d3["task_iter_walk_tasks"]) >= 14
+        assert d4["task_iter_per_process"] == d3["task_iter_per_process"] + few, (d3, d4)
+        for s in (s3, s4):
+            assert s["aggregated"]["process_count"] == 14
+            assert sorted(c["pid"] for c in s["children"]) == sorted(kids)
+        mon.stop()
+    finally:
+        if ballast.poll() is None:
+            ballast.kill()
+        p.stdin.close()
+        p.wait(timeout=60)

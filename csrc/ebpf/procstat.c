@@ -21,8 +21,9 @@ struct pid_link {
 struct dn_procstat {
     struct procstat_bpf *skel;
     struct bpf_link *link; /* every task of the system */
-    struct pid_link pids[DN_PROCSTAT_PIDS_MAX];
-    size_t npids;
+    uint64_t walk_tasks;   /* tasks the last walk visited */
+    struct pid_link *pids; /* in the order last asked for */
+    size_t npids, pids_cap;
     int pid_errno; /* why this kernel gave no per-process iterator (0: not refused) */
 };
 
@@ -52,6 +53,7 @@ void dn_procstat_close(struct dn_procstat *p)
         return;
     for (size_t i = 0; i < p->npids; i++)
         bpf_link__destroy(p->pids[i].link);
+    free(p->pids);
     bpf_link__destroy(p->link);
     procstat_bpf__destroy(p->skel);
     free(p);
@@ -96,18 +98,47 @@ static int read_link(struct bpf_link *link, struct dn_task_rec **buf, size_t *n,
 int dn_procstat_read(struct dn_procstat *p, struct dn_task_rec **buf, size_t *n, size_t *cap)
 {
     *n = 0;
-    return read_link(p->link, buf, n, cap);
+    uint64_t seen = p->skel->bss->tasks_seen;
+    int rc = read_link(p->link, buf, n, cap);
+    if (rc == 0)
+        p->walk_tasks = p->skel->bss->tasks_seen - seen;
+    return rc;
 }
 
-/* The link that iterates process pid's threads, made the first time. */
-static struct bpf_link *pid_link(struct dn_procstat *p, uint32_t pid, int *err)
+uint64_t dn_procstat_walk_tasks(const struct dn_procstat *p)
 {
-    for (size_t i = 0; i < p->npids; i++)
-        if (p->pids[i].pid == pid)
+    return p->walk_tasks;
+}
+
+size_t dn_procstat_pids_limit(const struct dn_procstat *p)
+{
+    uint64_t k = p->walk_tasks / DN_PROCSTAT_TASKS_PER_READ;
+    return k < DN_PROCSTAT_PIDS_MIN ? DN_PROCSTAT_PIDS_MIN
+           : k > DN_PROCSTAT_PIDS_MAX ? DN_PROCSTAT_PIDS_MAX
+                                      : (size_t)k;
+}
+
+/* The link that iterates process pid's threads, made the first time (at index i of
+ * p->pids, where the links of the pids asked for before i are). */
+static struct bpf_link *pid_link(struct dn_procstat *p, size_t i, uint32_t pid, int *err)
+{
+    /* A tree's processes come in the same order from one read to the next. */
+    for (size_t j = i; j < p->npids; j++)
+        if (p->pids[j].pid == pid) {
+            struct pid_link x = p->pids[i];
+            p->pids[i] = p->pids[j];
+            p->pids[j] = x;
             return p->pids[i].link;
-    if (p->npids == DN_PROCSTAT_PIDS_MAX) {
-        *err = -ENOSPC;
-        return NULL;
+        }
+    if (p->npids == p->pids_cap) {
+        size_t ncap = p->pids_cap ? p->pids_cap * 2 : 8;
+        struct pid_link *np = realloc(p->pids, ncap * sizeof *np);
+        if (!np) {
+            *err = -ENOMEM;
+            return NULL;
+        }
+        p->pids = np;
+        p->pids_cap = ncap;
     }
     union bpf_iter_link_info linfo;
     memset(&linfo, 0, sizeof linfo);
@@ -118,9 +149,8 @@ static struct bpf_link *pid_link(struct dn_procstat *p, uint32_t pid, int *err)
         *err = -errno;
         return NULL;
     }
-    p->pids[p->npids].pid = pid;
-    p->pids[p->npids].link = l;
-    p->npids++;
+    p->pids[p->npids++] = p->pids[i];
+    p->pids[i] = (struct pid_link){.pid = pid, .link = l};
     return l;
 }
 
@@ -132,21 +162,10 @@ int dn_procstat_read_pids(struct dn_procstat *p, const uint32_t *pids, size_t np
         return -EOPNOTSUPP;
     if (npids > DN_PROCSTAT_PIDS_MAX)
         return -ENOSPC;
-    /* The links of processes no longer asked for go first, to make room. */
-    for (size_t i = 0; i < p->npids;) {
-        bool wanted = false;
-        for (size_t j = 0; j < npids && !wanted; j++)
-            wanted = pids[j] == p->pids[i].pid;
-        if (wanted) {
-            i++;
-            continue;
-        }
-        bpf_link__destroy(p->pids[i].link);
-        p->pids[i] = p->pids[--p->npids];
-    }
-    for (size_t j = 0; j < npids; j++) {
+    size_t j = 0;
+    for (; j < npids; j++) {
         int err = 0;
-        struct bpf_link *l = pid_link(p, pids[j], &err);
+        struct bpf_link *l = pid_link(p, j, pids[j], &err);
         if (!l) {
             /* Kernels before 6.1 take no parameters for the task iterator. */
             if (err == -EINVAL || err == -EOPNOTSUPP || err == -ENOTSUP || err == -E2BIG) {
@@ -159,5 +178,8 @@ int dn_procstat_read_pids(struct dn_procstat *p, const uint32_t *pids, size_t np
         if (rc)
             return rc;
     }
+    /* The links of processes no longer asked for (now at the end) go. */
+    while (p->npids > npids)
+        bpf_link__destroy(p->pids[--p->npids].link);
     return 0;
 }

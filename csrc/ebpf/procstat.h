@@ -20,15 +20,27 @@ void dn_procstat_close(struct dn_procstat *p);
 int dn_procstat_read(struct dn_procstat *p, struct dn_task_rec **buf, size_t *n, size_t *cap);
 
 /* Processes read one by one instead of walking every task of the system: four system
- * calls each (about 9 us on the development VM), against a walk of 40 us there with
- * warm caches and 0.3 to 0.6 us a task with cold ones (a sample every 100 ms). So for
- * a tree of up to four processes; at eight the walk is cheaper with warm caches. */
-#define DN_PROCSTAT_PIDS_MAX 4
+ * calls each, about 12 us on the development VM, against 0.3 to 0.6 us for each task a
+ * walk visits (in the tree or not; cold caches at a sample every 100 ms, 0.15 warm).
+ * With 300 tasks on the system the two are even at about eight processes; with 3,300
+ * a walk costs 1.8 ms, and a tree of 32 processes read one by one 0.5 ms. So a tree
+ * is read process by process when it has at most one process for every
+ * DN_PROCSTAT_TASKS_PER_READ tasks the last walk visited, and always up to
+ * DN_PROCSTAT_PIDS_MIN processes; never more than DN_PROCSTAT_PIDS_MAX (each keeps a
+ * descriptor open). */
+#define DN_PROCSTAT_PIDS_MIN 4
+#define DN_PROCSTAT_PIDS_MAX 128
+#define DN_PROCSTAT_TASKS_PER_READ 32
 
-/* The records of the threads of processes pids[0..npids) (npids <= DN_PROCSTAT_PIDS_MAX),
- * each through an iterator of its own (made the first time, kept while it is asked
- * for). -EOPNOTSUPP when this kernel has no per-process task iterator (before 6.1):
- * use dn_procstat_read. */
+/* How many processes may be read one by one (the rule above), from the tasks the last
+ * walk visited. */
+size_t dn_procstat_pids_limit(const struct dn_procstat *p);
+uint64_t dn_procstat_walk_tasks(const struct dn_procstat *p); /* tasks the last walk visited */
+
+/* The records of the threads of processes pids[0..npids) (npids <=
+ * dn_procstat_pids_limit), each through an iterator of its own (made the first time,
+ * kept while it is asked for). -EOPNOTSUPP when this kernel has no per-process task
+ * iterator (before 6.1): use dn_procstat_read. */
 int dn_procstat_read_pids(struct dn_procstat *p, const uint32_t *pids, size_t npids,
                           struct dn_task_rec **buf, size_t *n, size_t *cap);
 

@@ -11,6 +11,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "core/grow.h"
 #include "ebpf/common.h"
 #include "ebpf/procstat.h"
 #include "tracked.skel.h"
@@ -29,8 +30,8 @@ struct dn_tracker {
     uint64_t added;                 /* processes registered from user space */
     /* A tree of a few processes is read process by process (dn_tracker_read_tasks):
      * the processes the last read found, while no process joined since. */
-    uint32_t few[DN_PROCSTAT_PIDS_MAX];
-    size_t nfew;
+    uint32_t *few;
+    size_t nfew, few_cap;
     bool few_valid;
     uint64_t few_members;           /* dn_tracker_processes() before that read */
     bool walk_all;                  /* never process by process (refused, or switched off) */
@@ -64,10 +65,13 @@ static void remember_few(struct dn_tracker *t, const struct dn_task_rec *buf, si
 {
     t->nfew = 0;
     t->few_valid = false;
+    size_t limit = dn_procstat_pids_limit(t->iter);
     for (size_t i = 0; i < n; i++) {
         if (!buf[i].is_leader)
             continue;
-        if (t->nfew == DN_PROCSTAT_PIDS_MAX)
+        if (t->nfew == limit)
+            return;
+        if (dn_grow(&t->few, &t->few_cap, t->nfew + 1, sizeof *t->few, DN_PROCSTAT_PIDS_MIN))
             return;
         t->few[t->nfew++] = buf[i].tgid;
     }
@@ -82,11 +86,12 @@ int dn_tracker_read_tasks(struct dn_tracker *t, struct dn_task_rec **buf, size_t
         *n = 0;
         return -ENOTSUP;
     }
-    /* Walking every task of the system costs 0.1 to 0.6 us a task (hundreds of them);
-     * an iterator over one process costs a few system calls. While no process joined
-     * the tree since the last read (the count of tracked processes, read before the
-     * read, has not moved) and it had a few processes, those are all there are: read
-     * them one by one. A process that exited drops out of the set. */
+    /* Walking every task of the system costs 0.15 to 0.6 us a task (hundreds or
+     * thousands of them); an iterator over one process costs a few system calls. While
+     * no process joined the tree since the last read (the count of tracked processes,
+     * read before the read, has not moved) and it had few processes for the tasks of
+     * the system (dn_procstat_pids_limit), those are all there are: read them one by
+     * one. A process that exited drops out of the set. */
     uint64_t members = dn_tracker_processes(t);
     if (!t->walk_all && t->few_valid && members == t->few_members) {
         int rc = dn_procstat_read_pids(t->iter, t->few, t->nfew, buf, n, cap);
@@ -110,6 +115,11 @@ int dn_tracker_read_tasks(struct dn_tracker *t, struct dn_task_rec **buf, size_t
 uint64_t dn_tracker_per_process_reads(const struct dn_tracker *t)
 {
     return t->per_process_reads;
+}
+
+uint64_t dn_tracker_walk_tasks(const struct dn_tracker *t)
+{
+    return t->iter ? dn_procstat_walk_tasks(t->iter) : 0;
 }
 
 /* Words of the `live` bitmap for this kernel's pid_max (DENET_TEST_LIVE_WORDS sets it, so
@@ -211,6 +221,7 @@ void dn_tracker_close(struct dn_tracker *t)
     tracked_bpf__destroy(t->skel);
     free(t->scratch.keys);
     free(t->scratch.vals);
+    free(t->few);
     free(t);
 }
 

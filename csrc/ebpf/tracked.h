@@ -56,5 +56,7 @@ int dn_tracker_read_tasks(struct dn_tracker *t, struct dn_task_rec **buf, size_t
 /* How many of those reads went process by process (a tree of a few processes, none
  * joined since the read before; Linux 6.1+), not over every task of the system. */
 uint64_t dn_tracker_per_process_reads(const struct dn_tracker *t);
+/* Tasks of the system the last walk of the task iterator visited (0: none yet). */
+uint64_t dn_tracker_walk_tasks(const struct dn_tracker *t);
 
 #endif
