@@ -304,3 +304,40 @@ def test_a_tree_on_a_busy_host_is_read_process_by_process(require_ebpf):
             ballast.kill()
         p.stdin.close()
         p.wait(timeout=60)
+
+
+def test_without_per_process_iterators_a_small_tree_is_read_through_proc(require_ebpf,
+                                                                         monkeypatch):
+    """Before Linux 6.1 (DENET_TEST_NO_PID_ITER: as there) a tree is read by the walk
+    or through /proc: through /proc while it has at most one process for every 64 tasks
+    the last walk visited, so that a busy host's walk is not paid for a small tree."""
+    monkeypatch.setenv("DENET_TEST_NO_PID_ITER", "1")
+    ballast = subprocess.Popen(py_cmd(BALLAST) + ["1500"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    p, ask = start_spawner()
+    try:
+        assert ballast.stdout.readline() == "up\n"
+        kids = [int(ask("spawn")) for _ in range(12)]
+        mon = ebpf_monitor(p.pid, since_process_start=True)
+        s1, d1 = mon.sample_once(), mon._debug()
+        assert d1["task_iter_collections"] == 1 and d1["task_iter_proc_instead"] == 0, d1
+        assert d1["task_iter_walk_tasks"] // 64 >= 13, d1
+        s2, d2 = mon.sample_once(), mon._debug()
+        # read through /proc: not through the iterator, and never process by process
+        assert d2["task_iter_collections"] == 1 and d2["task_iter_proc_instead"] == 1, d2
+        assert d2["task_iter_per_process"] == 0
+        for s in (s1, s2):
+            check_kids(s, kids, 13)
+        # a process joins: walked again, and seen
+        kids.append(int(ask("spawn")))
+        s3, d3 = mon.sample_once(), mon._debug()
+        assert d3["task_iter_collections"] == 2 and d3["task_iter_proc_instead"] == 1, d3
+        check_kids(s3, kids, 14)
+        s4, d4 = mon.sample_once(), mon._debug()
+        assert d4["task_iter_proc_instead"] == 2, d4
+        check_kids(s4, kids, 14)
+        mon.stop()
+    finally:
+        ballast.kill()
+        p.stdin.close()
+        p.wait(timeout=60)

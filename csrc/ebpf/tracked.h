@@ -49,13 +49,17 @@ bool dn_tracker_has_task_iter(const struct dn_tracker *t);
 bool dn_tracker_task_iter_status(const struct dn_tracker *t, char *why, size_t len);
 
 /* One record per thread of every tracked process, into a buffer grown as needed.
- * Returns 0, -ENOTSUP without the iterator, or -errno. */
+ * Returns 0, -ENOTSUP without the iterator, -EAGAIN when the tree is cheaper read
+ * through /proc this time (a kernel without per-process iterators, a tree small for
+ * the tasks of the system), or -errno. */
 int dn_tracker_read_tasks(struct dn_tracker *t, struct dn_task_rec **buf, size_t *n,
                           size_t *cap);
 
 /* How many of those reads went process by process (a tree of a few processes, none
  * joined since the read before; Linux 6.1+), not over every task of the system. */
 uint64_t dn_tracker_per_process_reads(const struct dn_tracker *t);
+/* Reads that told the collector to read the tree through /proc instead (-EAGAIN). */
+uint64_t dn_tracker_proc_reads(const struct dn_tracker *t);
 /* Tasks of the system the last walk of the task iterator visited (0: none yet). */
 uint64_t dn_tracker_walk_tasks(const struct dn_tracker *t);
 

@@ -1076,8 +1076,9 @@ PyDoc_STRVAR(debug_doc,
              "the samples\nalone, before the reaped command's rusage floor), samples_collected, "
              "task_iter_collections\n(samples read through the BPF task iterator), "
              "task_iter_per_process (of those\nreads, how many read the tree process by "
-             "process instead of walking every task), task_iter_walk_tasks (the tasks of "
-             "the\nsystem the last walk visited), task_iter "
+             "process instead of walking every task), task_iter_proc_instead (samples read "
+             "through\n/proc instead: no per-process iterator before Linux 6.1), "
+             "task_iter_walk_tasks (the tasks\nof the system the last walk visited), task_iter "
              "(whether the loaded eBPF tracker\nhas the task iterator; None without a tracker) "
              "and task_iter_error (why not, or None).");
 
@@ -1089,7 +1090,7 @@ static PyObject *monitor_debug(PyObject *self, PyObject *unused)
         return NULL;
     struct dn_collector_debug d = {0};
     int iter = -1; /* no tracker */
-    unsigned long long per_process = 0, walk_tasks = 0;
+    unsigned long long per_process = 0, proc_instead = 0, walk_tasks = 0;
     char why[256] = "";
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&m->s.lock);
@@ -1098,17 +1099,19 @@ static PyObject *monitor_debug(PyObject *self, PyObject *unused)
     if (m->s.tracker) {
         iter = dn_tracker_task_iter_status(m->s.tracker, why, sizeof why);
         per_process = dn_tracker_per_process_reads(m->s.tracker);
+        proc_instead = dn_tracker_proc_reads(m->s.tracker);
         walk_tasks = dn_tracker_walk_tasks(m->s.tracker);
     }
     pthread_mutex_unlock(&m->s.lock);
     Py_END_ALLOW_THREADS
     PyObject *has_iter = iter < 0 ? Py_None : iter ? Py_True : Py_False;
-    return Py_BuildValue("{s:d,s:K,s:K,s:K,s:K,s:O,s:z}", "sampled_cpu_time_secs",
+    return Py_BuildValue("{s:d,s:K,s:K,s:K,s:K,s:K,s:O,s:z}", "sampled_cpu_time_secs",
                          (double)d.sampled_cpu_ns / 1e9, "samples_collected",
                          (unsigned long long)d.collections, "task_iter_collections",
                          (unsigned long long)d.iter_collections, "task_iter_per_process",
-                         per_process, "task_iter_walk_tasks", walk_tasks, "task_iter",
-                         has_iter, "task_iter_error", iter == 0 ? why : NULL);
+                         per_process, "task_iter_proc_instead", proc_instead,
+                         "task_iter_walk_tasks", walk_tasks, "task_iter", has_iter,
+                         "task_iter_error", iter == 0 ? why : NULL);
 }
 
 static PyMethodDef monitor_methods[] = {
