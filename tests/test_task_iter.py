@@ -250,6 +250,16 @@ BALLAST = """
 """
 
 
+def start_busy_host(nkids):
+    """A process with 1,500 waiting threads outside the tree (a busy host), then the
+    SPAWNER with nkids children: (ballast, spawner, ask, the children's pids)."""
+    ballast = subprocess.Popen(py_cmd(BALLAST) + ["1500"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    assert ballast.stdout.readline() == "up\n"
+    p, ask = start_spawner()
+    return ballast, p, ask, [int(ask("spawn")) for _ in range(nkids)]
+
+
 def pids_limit(walk_tasks):
     """How many processes a tree may have to be read one by one (csrc/ebpf/procstat.h):
     one for every 32 tasks the walk visited, at least 4, at most 128."""
@@ -262,12 +272,8 @@ def test_a_tree_on_a_busy_host_is_read_process_by_process(require_ebpf):
     walk counts the tasks it visits, and a tree with at most one process for every 32 of
     them is read process by process; its figures are those of /proc all the same."""
     per_process = kernel_at_least(6, 1)
-    ballast = subprocess.Popen(py_cmd(BALLAST) + ["1500"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True)
-    p, ask = start_spawner()
+    ballast, p, ask, kids = start_busy_host(12)
     try:
-        assert ballast.stdout.readline() == "up\n"
-        kids = [int(ask("spawn")) for _ in range(12)]
         mon = ebpf_monitor(p.pid, since_process_start=True)
         s1 = mon.sample_once()  # the first read walks every task
         d1 = mon._debug()
@@ -312,12 +318,8 @@ def test_without_per_process_iterators_a_small_tree_is_read_through_proc(require
     or through /proc: through /proc while it has at most one process for every 64 tasks
     the last walk visited, so that a busy host's walk is not paid for a small tree."""
     monkeypatch.setenv("DENET_TEST_NO_PID_ITER", "1")
-    ballast = subprocess.Popen(py_cmd(BALLAST) + ["1500"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True)
-    p, ask = start_spawner()
+    ballast, p, ask, kids = start_busy_host(12)
     try:
-        assert ballast.stdout.readline() == "up\n"
-        kids = [int(ask("spawn")) for _ in range(12)]
         mon = ebpf_monitor(p.pid, since_process_start=True)
         s1, d1 = mon.sample_once(), mon._debug()
         assert d1["task_iter_collections"] == 1 and d1["task_iter_proc_instead"] == 0, d1
