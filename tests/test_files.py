@@ -377,6 +377,10 @@ def test_dicts_match_the_file_sample_after_sample_while_the_tree_changes(tmp_pat
             c["metrics"]["mem_rss_kb"] = -1  # what a caller may do with its dicts
             del c["metrics"]["ts_ms"]
         s["parent"].clear()
+        # nor may a change to a thread's off-CPU entry
+        for entry in s["aggregated"].get("ebpf", {}).get("offcpu", {}).get("thread_stats", {}).values():
+            entry["count"] = -1
+            del entry["thread_name"]
         time.sleep(0.01)
     mon.stop()
     written = [r for r in load_metrics(path) if "children" in r]
@@ -390,4 +394,7 @@ def test_dicts_match_the_file_sample_after_sample_while_the_tree_changes(tmp_pat
             pids.add(c["pid"])
             rss.setdefault(c["pid"], set()).add(c["metrics"]["mem_rss_kb"])
     assert len(pids) >= 100, len(pids)
+    if ebpf:  # the threads' entries were there to compare, sample after sample
+        entries = [len(g["aggregated"]["ebpf"]["offcpu"]["thread_stats"]) for g in matched]
+        assert min(entries[5:]) >= 2 and sum(entries) >= 200, entries
     assert max(len(v) for v in rss.values()) >= 5, "no child's memory changed across samples"

@@ -1110,6 +1110,7 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out,
         return rc;
     bool use_tracker = c->o.tracker && c->o.include_children;
     bool use_iter = use_tracker && dn_tracker_has_task_iter(c->o.tracker) && iter_pass(c) == 0;
+    int64_t iter_t = use_iter ? dn_monotonic_ns() : 0;
     /* With the task iterator the live tree is known without the map; the map (whose batch
      * read walks every bucket) is then read for exits only when a process left the tree,
      * the root is exiting, or a second has passed. */
@@ -1166,11 +1167,13 @@ walk:
             continue; /* already read in this pass */
         }
         struct dn_proc_raw raw;
-        int64_t t = dn_monotonic_ns();
         int idle = 0;
         const struct dn_iter_proc *ir = use_iter ? iter_find(c, pid) : NULL;
         if (use_iter && !ir && qi > 0)
             continue; /* gone: swept below */
+        /* The time of the figures: the iterator's read for what it gave whole (one
+         * clock read a sample instead of one a process), else now. */
+        int64_t t = ir && ir->cpu_settled ? iter_t : dn_monotonic_ns();
         if (ir) {
             raw = ir->raw;
             /* The iterator reads the kernel's approximate RSS counters (per-CPU deltas
