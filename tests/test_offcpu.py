@@ -280,6 +280,67 @@ def test_sleeping_thread_shows_its_sleep_time_verdict_and_stack(require_ebpf, cc
     assert s["total_offcpu_time_secs"] >= t["total_time_ns"] / 1e9 - 1e-9
 
 
+# Code mapped after the process's first stack was named: main sleeps (its stack named,
+# its maps read), then loads a library and sleeps inside it. Maps are not read again for
+# every new stack, only for one with an address outside the mappings read before (or
+# read over a second ago): the library's frames must still be named.
+DLOPEN_LIB_C = r"""
+#include <time.h>
+/* libc's clock_nanosleep keeps no frame of its own: the walk from it lands in its
+ * caller's caller, wait_in_library. */
+__attribute__((noinline)) static void nap(long ms)
+{
+    struct timespec ts = {0, ms * 1000000L};
+    clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+}
+
+__attribute__((noinline)) void wait_in_library(long ms)
+{
+    for (long i = 0; i < 10; i++)
+        nap(ms / 10);
+}
+"""
+
+DLOPEN_C = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+#include <time.h>
+int main(int argc, char **argv)
+{
+    (void)argc;
+    struct timespec ts = {0, 300000000L};
+    clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+    void *h = dlopen(argv[1], RTLD_NOW);
+    void (*wait_in_library)(long) = h ? (void (*)(long))dlsym(h, "wait_in_library") : NULL;
+    if (!wait_in_library)
+        return 1;
+    wait_in_library(300);
+    printf("loaded 1\n");
+    return 0;
+}
+"""
+
+
+def test_code_loaded_after_the_first_stack_is_named(require_ebpf, cc, tmp_path):
+    exe = cc("dlopener", DLOPEN_C)
+    lib = tmp_path / "libwait.so"
+    src = tmp_path / "libwait.c"
+    src.write_text(DLOPEN_LIB_C)
+    subprocess.run([shutil.which("gcc") or "cc", "-O1", "-g", "-fno-omit-frame-pointer",
+                    "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    os.chmod(tmp_path, 0o755)
+    mon, oc, p = run([exe, str(lib)], tmp_path, base_interval_ms=20, max_interval_ms=20)
+    assert p["loaded"] == 1
+    stacks = [symbols(st["user_stack"]) for st in oc["stack_traces"]]
+    # main's own sleep, named before the library was loaded
+    assert any("clock_nanosleep" in s and "wait_in_library" not in s for s in stacks), stacks
+    lib_stacks = [s for s in stacks if "wait_in_library" in s]
+    assert lib_stacks, stacks
+    # named through to main: the library's return address was found in the maps
+    assert all(s.index("wait_in_library") < s.index("main") for s in lib_stacks
+               if "main" in s) and any("main" in s for s in lib_stacks), lib_stacks
+
+
 # A thread that leaves one CPU and comes back on another: it sleeps 20 x 50 ms on CPU
 # 0, and halfway through each sleep the main thread moves it to CPU 1, so every wait
 # starts on one run queue's clock and ends on the other's (always the same way, so a

@@ -236,8 +236,74 @@ static bool maps_read_now(struct dn_offcpu *o, uint32_t tgid)
     return false;
 }
 
-/* Names a user stack of process tgid. Its memory maps are (re)read once per round while
- * it lives; after it exited, the maps read last are used. */
+/* Reads process tgid's memory maps again, once per round at most (gone: the maps read
+ * before stay). */
+static void reread_maps(struct dn_offcpu *o, uint32_t tgid)
+{
+    if (maps_read_now(o, tgid))
+        return;
+    dn_usym_read_maps(o->usym, (pid_t)tgid);
+    if (!dn_grow(&o->maps_read, &o->maps_read_cap, o->nmaps_read + 1, sizeof(uint32_t), 16))
+        o->maps_read[o->nmaps_read++] = tgid;
+}
+
+/* Names the n frames of o->ips (process tgid) into s. True when an address lay outside
+ * every mapping read (or none was read): code mapped since, unless the frame-pointer
+ * walk went astray. */
+static bool name_frames(struct dn_offcpu *o, uint32_t tgid, int n, struct symstack *s)
+{
+    struct dn_frame *f = (struct dn_frame *)s->frames;
+    bool missed = false;
+    int unnamed_no_maps = 0;
+    s->n = (uint32_t)n;
+    s->error = NULL;
+    for (int i = 0; i < n; i++) {
+        uint64_t ip = o->ips[i];
+        struct dn_usym_frame r;
+        /* Frames after the first are return addresses: look up the call itself. */
+        dn_usym_resolve(o->usym, (pid_t)tgid, ip, i ? ip - 1 : ip, &r);
+        missed |= r.status == DN_USYM_UNMAPPED || r.status == DN_USYM_NO_MAPS;
+        if (i && r.status == DN_USYM_UNMAPPED) {
+            /* A return address outside all code: the frame-pointer walk went astray
+             * (code built without frame pointers); what follows is noise. */
+            s->n = (uint32_t)i;
+            break;
+        }
+        char buf[512];
+        const char *name = r.symbol;
+        if (!name) {
+            if (r.module && (r.status == DN_USYM_NO_SYMBOL || r.status == DN_USYM_UNREADABLE)) {
+                snprintf(buf, sizeof buf, "[%s]", r.module);
+                name = buf;
+            } else {
+                name = "[unknown]";
+            }
+        }
+        f[i].address = ip;
+        f[i].symbol = intern(o, name);
+        f[i].source_location = NULL;
+        if (r.src) {
+            snprintf(buf, sizeof buf, "%s:%d", r.src, r.line);
+            f[i].source_location = intern(o, buf);
+        }
+        unnamed_no_maps += r.status == DN_USYM_NO_MAPS;
+    }
+    if (s->n && unnamed_no_maps == (int)s->n) {
+        /* (no pid in the text: one string for all, not one kept per process) */
+        s->error = intern(o, "the process exited before its memory maps could be read, "
+                             "so its user frames are unnamed");
+    } else if (n == 0) {
+        s->error = intern(o, "the user stack was empty");
+    }
+    return missed;
+}
+
+/* Names a user stack of process tgid. Its memory maps are read again for a new stack
+ * when the stack has an address outside every mapping read before (code mapped since:
+ * dlopen) or they were read over a second ago (code unmapped and other code mapped at
+ * the same place), once per round at most; not for every new stack, as a thread
+ * preempted in a loop has a new one nearly every time. After the process exited, the
+ * maps read last are used. */
 static struct symstack *sym_user(struct dn_offcpu *o, uint32_t tgid, int32_t id)
 {
     struct ucache_ent key = {.tgid = tgid, .id = id};
@@ -251,51 +317,15 @@ static struct symstack *sym_user(struct dn_offcpu *o, uint32_t tgid, int32_t id)
     } else if (n < 0) {
         s = missing_stack(o);
     } else {
-        if (!maps_read_now(o, tgid)) {
-            dn_usym_read_maps(o->usym, (pid_t)tgid); /* gone: the maps read before stay */
-            if (!dn_grow(&o->maps_read, &o->maps_read_cap, o->nmaps_read + 1, sizeof(uint32_t), 16))
-                o->maps_read[o->nmaps_read++] = tgid;
-        }
+        int64_t read_at = dn_usym_maps_read_ns(o->usym, (pid_t)tgid);
+        if (!read_at || mono_ns() - read_at > 1000000000LL)
+            reread_maps(o, tgid);
         s = new_stack(o, (uint32_t)n);
         if (!s)
             return NULL;
-        struct dn_frame *f = (struct dn_frame *)s->frames;
-        int unnamed_no_maps = 0;
-        for (int i = 0; i < n; i++) {
-            uint64_t ip = o->ips[i];
-            struct dn_usym_frame r;
-            /* Frames after the first are return addresses: look up the call itself. */
-            dn_usym_resolve(o->usym, (pid_t)tgid, ip, i ? ip - 1 : ip, &r);
-            if (i && r.status == DN_USYM_UNMAPPED) {
-                /* A return address outside all code: the frame-pointer walk went astray
-                 * (code built without frame pointers); what follows is noise. */
-                s->n = (uint32_t)i;
-                break;
-            }
-            char buf[512];
-            const char *name = r.symbol;
-            if (!name) {
-                if (r.module && (r.status == DN_USYM_NO_SYMBOL || r.status == DN_USYM_UNREADABLE)) {
-                    snprintf(buf, sizeof buf, "[%s]", r.module);
-                    name = buf;
-                } else {
-                    name = "[unknown]";
-                }
-            }
-            f[i].address = ip;
-            f[i].symbol = intern(o, name);
-            if (r.src) {
-                snprintf(buf, sizeof buf, "%s:%d", r.src, r.line);
-                f[i].source_location = intern(o, buf);
-            }
-            unnamed_no_maps += r.status == DN_USYM_NO_MAPS;
-        }
-        if (s->n && unnamed_no_maps == (int)s->n) {
-            /* (no pid in the text: one string for all, not one kept per process) */
-            s->error = intern(o, "the process exited before its memory maps could be read, "
-                                 "so its user frames are unnamed");
-        } else if (n == 0) {
-            s->error = intern(o, "the user stack was empty");
+        if (name_frames(o, tgid, n, s) && !maps_read_now(o, tgid)) {
+            reread_maps(o, tgid);
+            name_frames(o, tgid, n, s);
         }
     }
     if (!s)

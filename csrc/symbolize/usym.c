@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/grow.h"
@@ -51,6 +52,7 @@ struct pmaps {
     uint32_t tgid; /* the key */
     struct xmap *v;
     size_t n;
+    int64_t read_ns; /* CLOCK_MONOTONIC when read */
 };
 
 struct dn_usym {
@@ -221,6 +223,9 @@ int dn_usym_read_maps(struct dn_usym *u, pid_t tgid)
     if (!p)
         return -ENOMEM;
     p->tgid = (uint32_t)tgid;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    p->read_ns = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
     int rc = parse_maps(u->text, (size_t)len, p);
     if (rc == 0 && p->n == 0)
         rc = -ENOENT; /* a zombie: nothing mapped any more */
@@ -244,6 +249,13 @@ bool dn_usym_has_maps(const struct dn_usym *u, pid_t tgid)
 {
     uint32_t key = (uint32_t)tgid;
     return dn_htab_get(&u->procs, &key) != NULL;
+}
+
+int64_t dn_usym_maps_read_ns(const struct dn_usym *u, pid_t tgid)
+{
+    uint32_t key = (uint32_t)tgid;
+    const struct pmaps *p = dn_htab_get(&u->procs, &key);
+    return p ? p->read_ns : 0;
 }
 
 void dn_usym_forget(struct dn_usym *u, pid_t tgid)

@@ -17,6 +17,8 @@ void dn_usym_free(struct dn_usym *u);
  * mappings read before are kept). */
 int dn_usym_read_maps(struct dn_usym *u, pid_t tgid);
 bool dn_usym_has_maps(const struct dn_usym *u, pid_t tgid);
+/* When tgid's maps were read (CLOCK_MONOTONIC ns), 0 when never. */
+int64_t dn_usym_maps_read_ns(const struct dn_usym *u, pid_t tgid);
 void dn_usym_forget(struct dn_usym *u, pid_t tgid);
 
 enum dn_usym_status {
