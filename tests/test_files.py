@@ -365,8 +365,7 @@ def test_dicts_match_the_file_sample_after_sample_while_the_tree_changes(tmp_pat
     script = (f"{sys.executable} -c '{grow}' & "
               "for j in 1 2 3 4 5; do for i in $(seq 50); do sleep 0.02 & done; wait; done; wait")
     mon = denet.ProcessMonitor(["sh", "-c", script], base_interval_ms=1000, max_interval_ms=1000,
-                               output_file=str(path), enable_ebpf=ebpf, store_in_memory=False,
-                               quiet=True)
+                               output_file=str(path), enable_ebpf=ebpf, quiet=True)
     got = []
     while mon.is_running():
         s = mon.sample_once()
@@ -397,4 +396,12 @@ def test_dicts_match_the_file_sample_after_sample_while_the_tree_changes(tmp_pat
     if ebpf:  # the threads' entries were there to compare, sample after sample
         entries = [len(g["aggregated"]["ebpf"]["offcpu"]["thread_stats"]) for g in matched]
         assert min(entries[5:]) >= 2 and sum(entries) >= 200, entries
+    # The samples kept in memory keep their children packed (a child as it was in the
+    # sample before: only its place there): made again, they are the file's, and so is
+    # what save_samples() writes from them.
+    kept = mon.get_samples()
+    assert kept == written, (len(kept), len(written))
+    saved = tmp_path / "saved.jsonl"
+    mon.save_samples(str(saved))
+    assert [r for r in load_metrics(saved) if "children" in r] == written
     assert max(len(v) for v in rss.values()) >= 5, "no child's memory changed across samples"

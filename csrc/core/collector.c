@@ -1082,8 +1082,7 @@ static const struct dn_iter_proc *iter_find(const struct dn_collector *c, pid_t 
     return NULL;
 }
 
-int dn_collector_collect(struct dn_collector *c, struct dn_sample *out,
-                         struct dn_sample_store *st)
+int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
 {
     int rc = 0;
     memset(out, 0, sizeof *out);
@@ -1214,7 +1213,7 @@ walk:
         } else {
             /* sized at once for the processes known (no copies as it grows) */
             if ((rc = dn_children_grow(&children, &children_cap, nchildren + 1,
-                                       c->nprocs > 8 ? c->nprocs : 8, st)))
+                                       c->nprocs > 8 ? c->nprocs : 8)))
                 goto fail;
             children[nchildren].pid = pid;
             children[nchildren].ppid = raw.ppid;

@@ -85,10 +85,9 @@ struct dn_collector;
 struct dn_collector *dn_collector_new(const struct dn_collector_opts *o, int *err);
 void dn_collector_free(struct dn_collector *c);
 
-/* One sample of the tree into *out (cleared first); its children array is built in st
- * when it is not NULL (the sample will be kept there: sample.h), else on the heap. Returns 0, -ESRCH when the root is
+/* One sample of the tree into *out (cleared first). Returns 0, -ESRCH when the root is
  * gone (out is then empty), or -ENOMEM. */
-int dn_collector_collect(struct dn_collector *c, struct dn_sample *out, struct dn_sample_store *st);
+int dn_collector_collect(struct dn_collector *c, struct dn_sample *out);
 
 /* The root was reaped by us: its rusage covers itself and every descendant it waited for. */
 void dn_collector_root_reaped(struct dn_collector *c, const struct rusage *ru);

@@ -264,7 +264,8 @@ static void emit_ebpf(const struct dn_emitter *e, const struct dn_ebpf_sample *x
 static void emit_children(const struct dn_emitter *e, const char *key, const struct dn_sample *s)
 {
     OPS->begin_list(CTX, key);
-    for (size_t i = 0; i < s->nchildren; i++) {
+    /* (a kept sample's children are made again before it is written: sample.h) */
+    for (size_t i = 0; s->children && i < s->nchildren; i++) {
         const struct dn_child *c = &s->children[i];
         OPS->begin_object(CTX, NULL);
         OPS->i64(CTX, "pid", c->pid);

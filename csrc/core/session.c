@@ -155,9 +155,15 @@ static void record_locked(struct dn_session *s, struct dn_sample *x)
     if (dn_writer_is_open(&s->writer))
         dn_writer_sample(&s->writer, x);
     dn_sample_clear(&s->latest);
+    /* Kept: packed against the sample kept before, which keeps its packed form only
+     * (when it has one: else its whole array stays). */
+    struct dn_sample *prev = s->latest_in_vec ? &s->samples.items[s->samples.len - 1] : NULL;
     s->have_latest = s->latest_in_vec = false;
-    if (s->o.store_in_memory)
-        dn_sample_store_keep(&s->store, x);
+    if (s->o.store_in_memory && dn_sample_pack(&s->store, x, prev) == 0 && prev &&
+        prev->packed && x->packed) {
+        dn_children_unref(prev->children);
+        prev->children = NULL;
+    }
     if (s->o.store_in_memory && dn_sample_vec_push(&s->samples, x) == 0) {
         s->latest_in_vec = true;
     } else {
@@ -172,7 +178,7 @@ static int collect_locked(struct dn_session *s, struct dn_sample *out)
 {
     if (s->gone || !s->collector)
         return -ESRCH;
-    int rc = dn_collector_collect(s->collector, out, s->o.store_in_memory ? &s->store : NULL);
+    int rc = dn_collector_collect(s->collector, out);
     if (rc == -ESRCH)
         s->gone = true;
     if (rc == 0)
@@ -655,6 +661,19 @@ void dn_sample_array_free(struct dn_sample *v, size_t n)
     free(v);
 }
 
+/* The children of the kept samples v[0..len) made again from their packed forms, in
+ * order (each against the one before). */
+static int unpack_all(struct dn_sample *v, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        const struct dn_sample *b = i ? &v[i - 1] : NULL;
+        int rc = dn_sample_unpack(&v[i], b ? b->children : NULL, b ? b->nchildren : 0);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 int dn_session_copy_samples(struct dn_session *s, struct dn_sample **out, size_t *n)
 {
     *out = NULL;
@@ -663,19 +682,21 @@ int dn_session_copy_samples(struct dn_session *s, struct dn_sample **out, size_t
     size_t len = s->samples.len;
     struct dn_sample *v = len ? calloc(len, sizeof *v) : NULL;
     int rc = len && !v ? -ENOMEM : 0;
-    for (size_t i = 0; rc == 0 && i < len; i++) {
-        if (dn_sample_copy(&v[i], &s->samples.items[i]) != 0) {
-            dn_sample_array_free(v, i);
-            v = NULL;
+    size_t copied = 0;
+    for (; rc == 0 && copied < len; copied++)
+        if (dn_sample_copy(&v[copied], &s->samples.items[copied]) != 0)
             rc = -ENOMEM;
-        }
-    }
     pthread_mutex_unlock(&s->lock);
-    if (rc == 0) {
-        *out = v;
-        *n = len;
+    /* (unpacked outside the lock: the copies share the packed forms) */
+    if (rc == 0)
+        rc = unpack_all(v, len);
+    if (rc) {
+        dn_sample_array_free(v, copied);
+        return rc;
     }
-    return rc;
+    *out = v;
+    *n = len;
+    return 0;
 }
 
 int dn_session_copy_latest(struct dn_session *s, struct dn_sample *out)
@@ -713,9 +734,19 @@ int dn_session_save(struct dn_session *s, const char *path, enum dn_format fmt)
     if (s->o.write_env && s->ex.have_env)
         dn_writer_env(&w, &s->ex.env);
     dn_writer_metadata(&w, &s->md);
-    for (size_t i = 0; i < s->samples.len; i++)
-        dn_writer_sample(&w, &s->samples.items[i]);
-    if (s->collector) {
+    /* Each kept sample with its children made again against the one before (two
+     * arrays at a time). */
+    struct dn_sample prev = {0};
+    for (size_t i = 0; rc == 0 && i < s->samples.len; i++) {
+        struct dn_sample x;
+        if ((rc = dn_sample_copy(&x, &s->samples.items[i])) == 0 &&
+            (rc = dn_sample_unpack(&x, prev.children, prev.nchildren)) == 0)
+            dn_writer_sample(&w, &x);
+        dn_sample_clear(&prev);
+        prev = x;
+    }
+    dn_sample_clear(&prev);
+    if (rc == 0 && s->collector) {
         struct dn_summary sum;
         summary_locked(s, &sum);
         struct dn_ebpf_sample *e = summary_ebpf_locked(s);
@@ -724,7 +755,8 @@ int dn_session_save(struct dn_session *s, const char *path, enum dn_format fmt)
         dn_summary_clear(&sum);
     }
     pthread_mutex_unlock(&s->lock);
-    return dn_writer_close(&w);
+    int wrc = dn_writer_close(&w);
+    return rc ? rc : wrc;
 }
 
 void dn_session_summary(struct dn_session *s, struct dn_summary *sum,

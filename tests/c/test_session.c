@@ -131,86 +131,174 @@ static bool filled(const struct dn_child *c, size_t n)
     return true;
 }
 
-/* Children arrays: built in the store (a kept sample), moved out when the tree outgrew
- * the room reserved, trimmed to what they hold when kept; heap arrays reused. Run under
- * ASan by `make asan` (a wrong size or a double unmap shows there). */
+/* b[0..n) equal to a[0..n), byte for byte. */
+static bool same_children(const struct dn_child *a, const struct dn_child *b, size_t n)
+{
+    return a && b && memcmp(a, b, n * sizeof *a) == 0;
+}
+
+/* A whole copy of s's children, as the sampler built them (kept to compare). */
+static struct dn_child *dup_children(const struct dn_sample *s)
+{
+    struct dn_child *d = malloc(s->nchildren * sizeof *d);
+    if (d)
+        memcpy(d, s->children, s->nchildren * sizeof *d);
+    return d;
+}
+
+/* The next sample of a tree: every child's timestamp, uptime and the system's network
+ * counters move (as between two samples); what `change` says moves too. */
+static void next_sample(struct dn_child *c, size_t n, int64_t ts)
+{
+    for (size_t i = 0; i < n; i++) {
+        c[i].metrics.ts_ms = ts;
+        c[i].metrics.uptime_secs = (uint64_t)ts / 1000;
+        c[i].metrics.sys_net_rx_bytes = (uint64_t)ts * 3;
+        c[i].metrics.sys_net_tx_bytes = (uint64_t)ts * 5;
+    }
+}
+
+/* Children arrays (heap, reused) and the packed children of kept samples: a child as it
+ * was in the sample before is kept as its place there, the others whole; each sample
+ * made again against the one before is the sample as built. Run under ASan by `make
+ * asan` (a wrong size or a double unmap shows there). */
 static void test_children_arrays(void)
 {
-    struct dn_sample_store st = {0};
-    struct dn_child *a = NULL, *b = NULL, *c = NULL;
-    size_t acap = 0, bcap = 0, ccap = 0;
-    CHECK(dn_children_grow(&a, &acap, 1, 4, &st) == 0 && acap == 4, "array in the store");
-    fill(a, 0, 4);
-    CHECK(dn_children_grow(&a, &acap, 5, 4, &st) == 0 && acap >= 5 && filled(a, 4),
-          "outgrown array keeps its children");
-    fill(a, 4, 5);
-    struct dn_sample x = {.nchildren = 5, .children = a};
-    dn_sample_store_keep(&st, &x); /* a heap array: copied into the store */
-    CHECK(x.children != a && filled(x.children, 5), "kept array copied");
-
-    CHECK(dn_children_grow(&b, &bcap, 1, 64, &st) == 0 && bcap == 64, "second array");
-    fill(b, 0, 3);
-    struct dn_sample y = {.nchildren = 3, .children = b};
-    dn_sample_store_keep(&st, &y); /* built there: trimmed to 3 */
-    CHECK(y.children == b && filled(b, 3), "array built in the store stays");
-    CHECK(dn_children_grow(&c, &ccap, 1, 8, &st) == 0, "third array");
-    CHECK((char *)c > (char *)b && (size_t)((char *)c - (char *)b) < 4 * sizeof *b + 128,
-          "the room the kept array did not use is given back (%td bytes apart)",
-          (char *)c - (char *)b);
-    fill(c, 0, 8);
-    CHECK(filled(b, 3) && filled(x.children, 5), "neighbours untouched");
-    dn_children_unref(c);
-
-    struct dn_sample z;
-    CHECK(dn_sample_copy(&z, &y) == 0 && z.children == y.children, "copies share children");
-    dn_sample_clear(&y);
-    CHECK(filled(z.children, 3), "shared array outlives one owner");
-    dn_sample_clear(&z);
-    dn_sample_clear(&x);
-    dn_sample_store_close(&st); /* the chunk goes with its last array */
-
     /* heap arrays: the last one freed is the next one's */
     struct dn_child *h = NULL, *k = NULL;
     size_t hcap = 0, kcap = 0;
-    CHECK(dn_children_grow(&h, &hcap, 1, 32, NULL) == 0, "heap array");
+    CHECK(dn_children_grow(&h, &hcap, 1, 32) == 0, "heap array");
     fill(h, 0, 32);
     struct dn_child *was = h;
     dn_children_unref(h);
-    CHECK(dn_children_grow(&k, &kcap, 1, 16, NULL) == 0 && k == was && kcap == 32,
+    CHECK(dn_children_grow(&k, &kcap, 1, 16) == 0 && k == was && kcap == 32,
           "freed array reused (cap %zu)", kcap);
-    CHECK(dn_children_grow(&k, &kcap, 40, 16, NULL) == 0 && kcap >= 40 && filled(k, 32),
+    CHECK(dn_children_grow(&k, &kcap, 40, 16) == 0 && kcap >= 40 && filled(k, 32),
           "reused array grows");
     dn_children_unref(k);
     dn_children_drop_spare();
 
-    /* A store that keeps many samples (5 MB of children, ten chunks): every kept array
-     * keeps its children, whichever chunk holds it. */
+    struct dn_sample_store st = {0};
+    /* a: five children, packed against none: all whole */
+    struct dn_sample a = {.nchildren = 5};
+    size_t cap = 0;
+    CHECK(dn_children_grow(&a.children, &cap, 5, 5) == 0, "array a");
+    fill(a.children, 0, 5);
+    next_sample(a.children, 5, 1000);
+    struct dn_child *want_a = dup_children(&a);
+    CHECK(dn_sample_pack(&st, &a, NULL) == 0 && a.packed, "a packed");
+    size_t whole = dn_sample_packed_bytes(&a);
+    CHECK(whole >= 5 * sizeof(struct dn_child), "a kept whole: %zu bytes", whole);
+    /* b: one child changed, one gone, one new, the rest only a sample later */
+    struct dn_sample b = {.nchildren = 5};
+    cap = 0;
+    CHECK(dn_children_grow(&b.children, &cap, 5, 5) == 0, "array b");
+    memcpy(b.children, a.children, 5 * sizeof *b.children);
+    memmove(&b.children[1], &b.children[2], 3 * sizeof *b.children); /* 1001 gone */
+    b.children[4].pid = 2000; /* new */
+    b.children[2].metrics.mem_rss_kb += 4; /* 1003 changed */
+    next_sample(b.children, 5, 2500);
+    struct dn_child *want_b = dup_children(&b);
+    CHECK(dn_sample_pack(&st, &b, &a) == 0 && b.packed, "b packed");
+    size_t packed_b = dn_sample_packed_bytes(&b);
+    CHECK(packed_b < whole && packed_b >= 2 * sizeof(struct dn_child),
+          "b keeps two children whole and three as places: %zu bytes (a: %zu)", packed_b, whole);
+    /* c: the same processes in the opposite order, nothing changed */
+    struct dn_sample c = {.nchildren = 5};
+    cap = 0;
+    CHECK(dn_children_grow(&c.children, &cap, 5, 5) == 0, "array c");
+    for (size_t i = 0; i < 5; i++)
+        c.children[i] = b.children[4 - i];
+    next_sample(c.children, 5, 4000);
+    struct dn_child *want_c = dup_children(&c);
+    CHECK(dn_sample_pack(&st, &c, &b) == 0 && c.packed, "c packed");
+    CHECK(dn_sample_packed_bytes(&c) < sizeof(struct dn_child),
+          "c keeps only places: %zu bytes", dn_sample_packed_bytes(&c));
+    /* kept: only the packed forms of a and b; made again in order */
+    dn_children_unref(a.children);
+    dn_children_unref(b.children);
+    a.children = b.children = NULL;
+    struct dn_sample b2;
+    CHECK(dn_sample_copy(&b2, &b) == 0 && b2.packed == b.packed, "copies share the packed form");
+    dn_sample_clear(&b); /* the copy keeps it */
+    CHECK(dn_sample_unpack(&a, NULL, 0) == 0 && same_children(a.children, want_a, 5),
+          "a made again");
+    CHECK(dn_sample_unpack(&b2, a.children, a.nchildren) == 0 &&
+          same_children(b2.children, want_b, 5), "b made again against a");
+    dn_children_unref(c.children);
+    c.children = NULL;
+    CHECK(dn_sample_unpack(&c, b2.children, b2.nchildren) == 0 &&
+          same_children(c.children, want_c, 5), "c made again against b");
+    struct dn_sample c2;
+    CHECK(dn_sample_copy(&c2, &c) == 0, "copy c");
+    dn_children_unref(c2.children);
+    c2.children = NULL;
+    CHECK(dn_sample_unpack(&c2, NULL, 0) == -EINVAL && !c2.children,
+          "a packed form cannot be made again without its base");
+    dn_sample_clear(&c2);
+    free(want_a);
+    free(want_b);
+    free(want_c);
+    dn_sample_clear(&a);
+    dn_sample_clear(&b2);
+    dn_sample_clear(&c);
+    dn_sample_store_close(&st);
+
+    /* Many samples of an idle tree kept: a few bytes a child, each made again intact,
+     * across chunks (a whole sample in each tenth one, 45 KB). */
     struct dn_sample_store big = {0};
-    enum { KEPT = 120, N = 200 };
+    enum { KEPT = 600, N = 200 };
     struct dn_sample *kept = calloc(KEPT, sizeof *kept);
+    struct dn_child *first = NULL;
+    size_t bytes = 0;
     CHECK(kept != NULL, "calloc");
     for (int i = 0; kept && i < KEPT; i++) {
-        struct dn_child *arr = NULL;
-        size_t cap = 0;
-        if (dn_children_grow(&arr, &cap, N, N, &big) != 0) {
+        size_t acap = 0;
+        if (dn_children_grow(&kept[i].children, &acap, N, N) != 0) {
             CHECK(false, "array %d", i);
             break;
         }
-        fill(arr, 0, N);
-        arr[0].metrics.ts_ms = i; /* tells the samples apart */
-        kept[i] = (struct dn_sample){.nchildren = N, .children = arr};
-        dn_sample_store_keep(&big, &kept[i]);
+        kept[i].nchildren = N;
+        fill(kept[i].children, 0, N);
+        next_sample(kept[i].children, N, 1000 * (i + 1));
+        if (i % 10 == 0)
+            kept[i].children[i % N].metrics.mem_rss_kb = 100000 + i;
+        if (i == KEPT - 1)
+            first = dup_children(&kept[i]);
+        CHECK(dn_sample_pack(&big, &kept[i], i ? &kept[i - 1] : NULL) == 0, "pack %d", i);
+        bytes += dn_sample_packed_bytes(&kept[i]);
+        if (i) {
+            dn_children_unref(kept[i - 1].children);
+            kept[i - 1].children = NULL;
+        }
     }
+    CHECK(bytes < (size_t)KEPT * N * 16, "%d samples of %d idle children kept in %zu bytes",
+          KEPT, N, bytes);
+    dn_children_unref(kept[KEPT - 1].children); /* the latest too: all made again */
+    kept[KEPT - 1].children = NULL;
     bool intact = true;
     for (int i = 0; kept && i < KEPT; i++) {
-        int64_t ts = kept[i].children[0].metrics.ts_ms;
-        kept[i].children[0].metrics.ts_ms = 0;
-        intact = intact && ts == i && filled(kept[i].children, N);
-        dn_sample_clear(&kept[i]);
+        const struct dn_sample *b0 = i ? &kept[i - 1] : NULL;
+        if (dn_sample_unpack(&kept[i], b0 ? b0->children : NULL, b0 ? b0->nchildren : 0)) {
+            intact = false;
+            break;
+        }
+        const struct dn_child *x = kept[i].children;
+        for (int j = 0; j < N; j++) {
+            uint64_t rss = i % 10 == 0 && j == i % N ? (uint64_t)(100000 + i) : 7 * (uint64_t)j;
+            intact = intact && x[j].pid == 1000 + j && x[j].metrics.mem_rss_kb == rss &&
+                     x[j].metrics.ts_ms == 1000 * (i + 1) &&
+                     x[j].metrics.uptime_secs == (uint64_t)(i + 1) &&
+                     x[j].metrics.sys_net_tx_bytes == 5000 * (uint64_t)(i + 1);
+        }
     }
-    CHECK(intact, "every kept array intact");
+    CHECK(intact, "every kept sample made again intact");
+    CHECK(first && same_children(kept[KEPT - 1].children, first, N), "the last byte for byte");
+    free(first);
+    for (int i = 0; kept && i < KEPT; i++)
+        dn_sample_clear(&kept[i]);
     free(kept);
-    dn_sample_store_close(&big); /* the chunks go with their last arrays */
+    dn_sample_store_close(&big); /* the chunks go with their last packed forms */
 }
 
 int main(void)
