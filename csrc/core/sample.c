@@ -203,29 +203,27 @@ int dn_sample_pack(struct dn_sample_store *st, struct dn_sample *s, const struct
         .net_rx_bytes = c[0].metrics.sys_net_rx_bytes,
         .net_tx_bytes = c[0].metrics.sys_net_tx_bytes,
     };
-    /* Where each child was in the sample before: first where the one before it was,
-     * plus one (a tree comes in the same order, a process gone shifts the rest), then
-     * at its own place, then anywhere. */
+    /* Where each child's process was in the sample before: looked for from where the
+     * one before it was, plus one (a tree comes in the same order; a process gone or
+     * new shifts the rest), round to the start. */
     if (dn_grow(&st->from, &st->from_cap, n, sizeof *st->from, 64))
         return -ENOMEM;
     uint32_t nnew = 0;
     size_t next = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t j = FROM_NONE;
-        if (next < nb && same_child(&c[i], &b[next], &shared)) {
-            j = next;
-        } else if (i < nb && same_child(&c[i], &b[i], &shared)) {
-            j = i;
-        } else {
-            size_t k = 0;
-            while (k < nb && b[k].pid != c[i].pid)
-                k++;
-            if (k < nb && same_child(&c[i], &b[k], &shared))
-                j = k;
+        size_t k = nb;
+        for (size_t t = 0; t < nb; t++) {
+            size_t at = (next + t) % nb;
+            if (b[at].pid == c[i].pid) {
+                k = at;
+                break;
+            }
         }
+        size_t j = k < nb && same_child(&c[i], &b[k], &shared) ? k : FROM_NONE;
         st->from[i] = (uint32_t)j;
         nnew += j == FROM_NONE;
-        next = j == FROM_NONE ? next + 1 : j + 1;
+        if (k < nb)
+            next = k + 1 < nb ? k + 1 : 0;
     }
     size_t bytes = packed_size((uint32_t)n, nnew);
     struct dn_packed *p = packed_alloc(st, bytes);
