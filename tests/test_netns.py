@@ -55,9 +55,12 @@ def ip(*args):
     return subprocess.run(["ip", *args], check=True, capture_output=True, text=True).stdout
 
 
-@pytest.fixture
-def veth_pair():
-    """(ns_a, addr_a, ns_b, addr_b): two new namespaces joined by a veth pair."""
+@pytest.fixture(params=[0, 70], ids=["two-interfaces", "142-interfaces"])
+def veth_pair(request):
+    """(ns_a, addr_a, ns_b, addr_b, idle pairs): two new namespaces joined by a veth pair; with the
+    parameter, that many idle veth pairs made in the first namespace before it, so that
+    its /proc/PID/net/dev (130 bytes an interface) is longer than 8 KB and the pair
+    that carries the traffic comes last, as on a host of containers."""
     if os.geteuid() != 0:
         if must_run():
             pytest.fail("network namespaces need root, and DENET_REQUIRE_EBPF is set")
@@ -76,6 +79,8 @@ def veth_pair():
             ip("netns", "exec", ns, "sh", "-c",
                "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; "
                "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6")
+        for i in range(request.param):
+            ip("-n", a, "link", "add", f"xa{i}", "type", "veth", "peer", "name", f"xb{i}")
         ip("link", "add", "va", "netns", a, "type", "veth", "peer", "name", "vb", "netns", b)
         for ns, dev, addr in ((a, "va", addr_a), (b, "vb", addr_b)):
             ip("netns", "exec", ns, "sh", "-c", f"echo 1 > /proc/sys/net/ipv6/conf/{dev}/disable_ipv6")
@@ -86,14 +91,14 @@ def veth_pair():
         ip("-n", b, "neigh", "add", addr_a, "lladdr", mac["va"], "dev", "vb", "nud", "permanent")
         for ns, dev in ((a, "va"), (b, "vb")):
             ip("-n", ns, "link", "set", dev, "up")
-        yield a, addr_a, b, addr_b
+        yield a, addr_a, b, addr_b, request.param
     finally:
         for ns in made:  # deleting a namespace deletes its end of the pair, and the pair
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def test_namespace_traffic_of_a_known_transfer(veth_pair, steps):
-    a, addr_a, b, addr_b = veth_pair
+    a, addr_a, b, addr_b, idle_pairs = veth_pair
     consts = f"A, B, N, P, M, Q = {addr_a!r}, {addr_b!r}, {N}, {P}, {M}, {Q}\n"
     receiver = subprocess.Popen(["ip", "netns", "exec", b, *py_cmd(consts + textwrap.dedent(RECEIVER))],
                                 stdout=subprocess.PIPE, text=True)
@@ -106,6 +111,10 @@ def test_namespace_traffic_of_a_known_transfer(veth_pair, steps):
     try:
         assert receiver.stdout.readline() == "ready\n"
         assert steps.expect() == "ready"
+        with open(f"/proc/{sender.pid}/net/dev", "rb") as f:
+            dev = f.read()
+        assert (len(dev) > 8192) == (idle_pairs > 0), len(dev)
+        assert dev.splitlines()[-1].lstrip().startswith(b"va:")  # the pair comes last
         mon = monitor(sender.pid, base_interval_ms=50)
         mon.start()
         first = wait_until(mon.latest_sample)

@@ -106,6 +106,8 @@ struct dn_collector {
     size_t queue_len, queue_cap;
 
     int net_fd;
+    char *net_buf; /* /proc/PID/net/dev as last read */
+    size_t net_cap;
     uint64_t net_rx_base, net_tx_base;
     bool net_have_base;
 
@@ -536,6 +538,7 @@ void dn_collector_free(struct dn_collector *c)
     free(c->queue);
     if (c->net_fd >= 0)
         close(c->net_fd);
+    free(c->net_buf);
     if (c->loadavg_fd >= 0)
         close(c->loadavg_fd);
     for (size_t i = 0; i < c->pool_cap; i++)
@@ -1093,7 +1096,7 @@ int dn_collector_collect(struct dn_collector *c, struct dn_sample *out)
     int64_t mono = dn_monotonic_ns();
 
     uint64_t rx = 0, tx = 0;
-    if (c->net_fd >= 0 && dn_netdev_read(c->net_fd, &rx, &tx) == 0) {
+    if (c->net_fd >= 0 && dn_netdev_read(c->net_fd, &c->net_buf, &c->net_cap, &rx, &tx) == 0) {
         if (!c->net_have_base) {
             c->net_rx_base = c->o.since_process_start ? 0 : rx;
             c->net_tx_base = c->o.since_process_start ? 0 : tx;

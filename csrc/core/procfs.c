@@ -658,13 +658,34 @@ int dn_netdev_open(pid_t pid)
     return fd < 0 ? -errno : fd;
 }
 
-int dn_netdev_read(int fd, uint64_t *rx, uint64_t *tx)
+int dn_netdev_read(int fd, char **bufp, size_t *cap, uint64_t *rx, uint64_t *tx)
 {
-    char buf[8192];
-    ssize_t n = read_all(fd, buf, sizeof buf);
+    /* The whole file, however many interfaces (a host of containers has a pair of veth
+     * for each, 130 bytes a line): read to its end into a buffer that grows. */
     *rx = *tx = 0;
-    if (n < 0)
-        return (int)n;
+    size_t n = 0;
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        return -errno;
+    for (;;) {
+        if (n + 1 >= *cap) {
+            size_t ncap = *cap ? *cap * 2 : 4096;
+            char *nb = realloc(*bufp, ncap);
+            if (!nb)
+                return -ENOMEM;
+            *bufp = nb;
+            *cap = ncap;
+        }
+        ssize_t got = read(fd, *bufp + n, *cap - 1 - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            return -errno;
+        if (got == 0)
+            break;
+        n += (size_t)got;
+    }
+    char *buf = *bufp;
+    buf[n] = '\0';
     /* Two header lines, then "  iface: rx_bytes packets ... (8 rx cols) tx_bytes ...". */
     const char *line = buf;
     for (int i = 0; i < 2 && line; i++) {

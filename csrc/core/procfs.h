@@ -134,9 +134,10 @@ int64_t dn_monotonic_ns(void);
 double dn_boottime_secs(void);    /* CLOCK_BOOTTIME */
 
 /* Sum of rx/tx bytes over every interface but lo in /proc/PID/net/dev (the network
- * namespace of PID). fd is kept open by the caller; returns 0 or -errno. */
+ * namespace of PID). fd is kept open by the caller, and the buffer *bufp (*cap bytes,
+ * grown as needed, freed by the caller); returns 0 or -errno. */
 int dn_netdev_open(pid_t pid);
-int dn_netdev_read(int fd, uint64_t *rx, uint64_t *tx);
+int dn_netdev_read(int fd, char **bufp, size_t *cap, uint64_t *rx, uint64_t *tx);
 
 /* File descriptors this process may still open under RLIMIT_NOFILE (SIZE_MAX when it is
  * unlimited); *limit gets the limit (SIZE_MAX likewise). */
