@@ -4,6 +4,7 @@ the iterator really produced them: a silent fall-back to /proc would otherwise c
 /proc with /proc."""
 import subprocess
 import sys
+import time
 
 from conftest import ebpf_monitor, py_cmd
 
@@ -232,6 +233,39 @@ def test_a_small_tree_is_read_by_an_iterator_per_process(require_ebpf, monkeypat
             s = mon.sample_once()
             assert s["aggregated"]["process_count"] == 3
         assert mon._debug()["task_iter_per_process"] == 0
+        mon.stop()
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)
+
+
+def test_the_walk_is_made_again_to_count_the_systems_tasks(require_ebpf, monkeypatch):
+    """A tree that stays as it is is read process by process (or through /proc) from
+    the task count of the last walk; the walk is made again at least every 10 s
+    (DENET_TEST_WALK_EVERY_MS here), so that the count follows the system."""
+    monkeypatch.setenv("DENET_TEST_WALK_EVERY_MS", "300")
+    per_process = kernel_at_least(6, 1)
+    p, ask = start_spawner()
+    try:
+        kids = [int(ask("spawn")) for _ in range(2)]
+        mon = ebpf_monitor(p.pid)
+
+        def few_reads():
+            d = mon._debug()
+            return d["task_iter_per_process"] + d["task_iter_proc_instead"]
+
+        mon.sample_once()  # a walk
+        assert few_reads() == 0
+        # before 6.1, through /proc when the walk saw 64 tasks for each process
+        few = per_process or mon._debug()["task_iter_walk_tasks"] // 64 >= 3
+        mon.sample_once()
+        assert few_reads() == few
+        time.sleep(0.4)
+        s = mon.sample_once()  # due: the walk
+        assert few_reads() == few and s["aggregated"]["process_count"] == 3
+        s = mon.sample_once()
+        assert few_reads() == 2 * few
+        assert sorted(c["pid"] for c in s["children"]) == sorted(kids)
         mon.stop()
     finally:
         p.stdin.close()

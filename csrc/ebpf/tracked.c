@@ -34,6 +34,8 @@ struct dn_tracker {
     size_t nfew, few_cap;
     bool few_valid;
     uint64_t few_members;           /* dn_tracker_processes() before that read */
+    int64_t walked_ns;              /* CLOCK_MONOTONIC of the last walk */
+    int64_t walk_every_ns;          /* WALK_AT_LEAST_NS */
     bool walk_all;                  /* never process by process (DENET_ITER_WALK_ALL) */
     bool no_pid_iter;               /* no per-process iterator: /proc instead (before 6.1) */
     uint64_t per_process_reads, proc_reads;
@@ -46,6 +48,18 @@ struct dn_tracker {
  * tree has at most one process for every TASKS_PER_PROC_READ tasks the last walk
  * visited: a walk of 300 tasks, trees of up to four processes; of 3,000, up to 46. */
 #define TASKS_PER_PROC_READ 64
+
+/* The system's tasks can come and go while the tree stays as it is: the walk is made
+ * again at least this often, to count them (DENET_TEST_WALK_EVERY_MS sets it, for
+ * tests). */
+#define WALK_AT_LEAST_NS (10 * 1000000000LL)
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 bool dn_tracker_has_task_iter(const struct dn_tracker *t)
 {
@@ -104,7 +118,9 @@ int dn_tracker_read_tasks(struct dn_tracker *t, struct dn_task_rec **buf, size_t
      * one. A process that exited drops out of the set. Where the kernel has no
      * per-process iterator, -EAGAIN says to read the tree through /proc instead. */
     uint64_t members = dn_tracker_processes(t);
-    if (!t->walk_all && t->few_valid && members == t->few_members) {
+    int64_t now = mono_ns();
+    if (!t->walk_all && t->few_valid && members == t->few_members &&
+        now - t->walked_ns < t->walk_every_ns) {
         if (t->no_pid_iter) {
             t->proc_reads++;
             *n = 0;
@@ -121,6 +137,7 @@ int dn_tracker_read_tasks(struct dn_tracker *t, struct dn_task_rec **buf, size_t
         /* else (out of memory, a process gone between two calls): the whole walk */
     }
     int rc = dn_procstat_read(t->iter, buf, n, cap);
+    t->walked_ns = now;
     if (rc == 0 && !t->walk_all)
         remember_few(t, *buf, *n, members);
     else
@@ -225,6 +242,8 @@ int dn_tracker_open(struct dn_tracker **out, char *err, size_t errlen)
         t->walk_all = getenv("DENET_ITER_WALK_ALL") != NULL; /* for tests and benches */
         /* as before Linux 6.1, for tests and benches */
         t->no_pid_iter = getenv("DENET_TEST_NO_PID_ITER") != NULL;
+        const char *every = getenv("DENET_TEST_WALK_EVERY_MS");
+        t->walk_every_ns = every && atol(every) > 0 ? atol(every) * 1000000LL : WALK_AT_LEAST_NS;
     }
     *out = t;
     return 0;
