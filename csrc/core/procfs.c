@@ -667,14 +667,8 @@ int dn_netdev_read(int fd, char **bufp, size_t *cap, uint64_t *rx, uint64_t *tx)
     if (lseek(fd, 0, SEEK_SET) < 0)
         return -errno;
     for (;;) {
-        if (n + 1 >= *cap) {
-            size_t ncap = *cap ? *cap * 2 : 4096;
-            char *nb = realloc(*bufp, ncap);
-            if (!nb)
-                return -ENOMEM;
-            *bufp = nb;
-            *cap = ncap;
-        }
+        if (dn_grow(bufp, cap, n + 2, 1, 4096))
+            return -ENOMEM;
         ssize_t got = read(fd, *bufp + n, *cap - 1 - n);
         if (got < 0 && errno == EINTR)
             continue;

@@ -115,18 +115,21 @@ struct dn_packed {
     struct dn_packed_ent ent[];
 };
 
+/* Where recs start in a packed form of n children. */
+static size_t recs_at(uint32_t n)
+{
+    size_t at = offsetof(struct dn_packed, ent) + n * sizeof(struct dn_packed_ent);
+    return (at + _Alignof(struct dn_child) - 1) / _Alignof(struct dn_child) * _Alignof(struct dn_child);
+}
+
 static struct dn_child *packed_recs(const struct dn_packed *p)
 {
-    size_t at = offsetof(struct dn_packed, ent) + p->n * sizeof(struct dn_packed_ent);
-    at = (at + _Alignof(struct dn_child) - 1) / _Alignof(struct dn_child) * _Alignof(struct dn_child);
-    return (struct dn_child *)(void *)((char *)p + at);
+    return (struct dn_child *)(void *)((char *)p + recs_at(p->n));
 }
 
 static size_t packed_size(uint32_t n, uint32_t nnew)
 {
-    size_t at = offsetof(struct dn_packed, ent) + n * sizeof(struct dn_packed_ent);
-    at = (at + _Alignof(struct dn_child) - 1) / _Alignof(struct dn_child) * _Alignof(struct dn_child);
-    return (at + nnew * sizeof(struct dn_child) + 15) & ~(size_t)15;
+    return (recs_at(n) + nnew * sizeof(struct dn_child) + 15) & ~(size_t)15;
 }
 
 static void chunk_unref(struct dn_chunk *ch)

@@ -9,6 +9,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "core/grow.h"
 #include "procstat.skel.h"
 
 /* An iterator over one process's threads (Linux 6.1+), kept while the process is read
@@ -130,15 +131,9 @@ static struct bpf_link *pid_link(struct dn_procstat *p, size_t i, uint32_t pid, 
             p->pids[j] = x;
             return p->pids[i].link;
         }
-    if (p->npids == p->pids_cap) {
-        size_t ncap = p->pids_cap ? p->pids_cap * 2 : 8;
-        struct pid_link *np = realloc(p->pids, ncap * sizeof *np);
-        if (!np) {
-            *err = -ENOMEM;
-            return NULL;
-        }
-        p->pids = np;
-        p->pids_cap = ncap;
+    if (dn_grow(&p->pids, &p->pids_cap, p->npids + 1, sizeof *p->pids, 8)) {
+        *err = -ENOMEM;
+        return NULL;
     }
     union bpf_iter_link_info linfo;
     memset(&linfo, 0, sizeof linfo);
